@@ -1,0 +1,103 @@
+//! The `crmsync` command line: argument parsing and dispatch to one module per subcommand.
+//!
+//! Exit codes (DESIGN.md §4): 0 ok, 1 bad input, 2 usage, 3 runtime failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod check;
+
+/// Options every subcommand understands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Directory holding the `*.rules` files.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// The contact store (a redb file).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = "crmsync.redb"
+    )]
+    pub store: PathBuf,
+    /// YAML config; `./crmsync.yaml` is used when present.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crmsync",
+    version,
+    about = "Two-way contact sync between an AI agent platform and Salesforce/HubSpot",
+    long_about = "crmsync compiles rule files that map CRM fields and post-conversation analysis onto \
+contacts, keeps the contacts in an embedded redb store, and pushes changes and call/chat \
+activities back to Salesforce or HubSpot.\n\nExit codes: 0 ok, 1 bad input, 2 usage, 3 runtime failure."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile rule files and print diagnostics (exit 1 on errors).
+    Check(check::CheckArgs),
+}
+
+/// A failed command: the exit code to use and what to tell the user.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    /// Bad input: exit 1.
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError {
+            code: 1,
+            message: message.into(),
+        }
+    }
+    /// Runtime failure: exit 3.
+    pub fn runtime(message: impl Into<String>) -> Self {
+        CliError {
+            code: 3,
+            message: message.into(),
+        }
+    }
+    /// Errors already printed (diagnostics): exit with `code` and print nothing more.
+    pub fn silent(code: u8) -> Self {
+        CliError {
+            code,
+            message: String::new(),
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&cli.global, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if !err.message.is_empty() {
+                eprintln!("error: {}", err.message);
+            }
+            ExitCode::from(err.code)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The rule language: grammar (pest), AST, checker, diagnostics, compiled `Ruleset`, evaluator.
