@@ -1,0 +1,5 @@
+//! The checker: name resolution, types and modes over the AST, producing a [`CheckedProgram`].
+
+pub mod program;
+
+pub use program::*;
