@@ -15,14 +15,10 @@ pub struct GlobalOpts {
     /// Directory holding the `*.rules` files.
     #[arg(long, global = true, value_name = "DIR")]
     pub rules: Option<PathBuf>,
-    /// The contact store (a redb file).
-    #[arg(
-        long,
-        global = true,
-        value_name = "FILE",
-        default_value = "crmsync.redb"
-    )]
-    pub store: PathBuf,
+    // Resolved with `GlobalOpts::store_path` (src/config.rs): flag, else config, else default.
+    /// The contact store (a redb file) [default: the config's `store`, else ./crmsync.redb]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub store: Option<PathBuf>,
     /// YAML config; `./crmsync.yaml` is used when present.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
