@@ -13,4 +13,6 @@
 pub mod cli;
 pub mod config;
 pub mod lang;
+pub mod merge;
+pub mod store;
 pub mod value;

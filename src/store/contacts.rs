@@ -1,0 +1,154 @@
+//! Contacts: the row shape, per-field provenance, and the (connection, record id) index.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::tables::{decode, encode};
+use super::StoreError;
+use crate::value::{Fields, Value};
+
+/// What last wrote a contact field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// Inbound sync from this connection.
+    Inbound { connection: String },
+    /// Conversation analysis of this conversation.
+    Analysis { conversation_id: String },
+    /// A manual edit (CLI or HTTP API).
+    Manual,
+}
+
+impl Source {
+    /// Short label for listings: `inbound:salesforce`, `analysis:call_1`, `manual`.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Inbound { connection } => format!("inbound:{connection}"),
+            Source::Analysis { conversation_id } => format!("analysis:{conversation_id}"),
+            Source::Manual => "manual".to_string(),
+        }
+    }
+}
+
+/// When and by what a field was last written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub source: Source,
+    pub at: DateTime<Utc>,
+}
+
+/// One contact, keyed by its E.164 phone number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    /// E.164; also the key. Kept out of `fields` (it is `phone_number` to the rules).
+    pub phone: String,
+    /// Built-in and custom fields (never `phone_number`).
+    #[serde(default)]
+    pub fields: Fields,
+    /// Per field: what last wrote it, and when.
+    #[serde(default)]
+    pub provenance: BTreeMap<String, Provenance>,
+    /// Per connection: the CRM record id this contact is linked to.
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+    /// Per connection, per CRM field: the value we last pushed (echo detection).
+    #[serde(default)]
+    pub last_pushed: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// The modification stamp of the CRM record that last won an inbound write, per connection
+    /// (used to pick the most recently modified of several records sharing a phone).
+    #[serde(default)]
+    pub inbound_modstamp: BTreeMap<String, DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ContactRecord {
+    /// A new, empty contact.
+    pub fn new(phone: &str, at: DateTime<Utc>) -> Self {
+        ContactRecord {
+            phone: phone.to_string(),
+            fields: Fields::new(),
+            provenance: BTreeMap::new(),
+            links: BTreeMap::new(),
+            last_pushed: BTreeMap::new(),
+            inbound_modstamp: BTreeMap::new(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// Sets a field and its provenance. Returns whether the stored value changed.
+    pub fn set_field(
+        &mut self,
+        field: &str,
+        value: Value,
+        source: Source,
+        at: DateTime<Utc>,
+    ) -> bool {
+        if self.fields.get(field) == Some(&value) {
+            return false;
+        }
+        self.fields.insert(field.to_string(), value);
+        self.provenance
+            .insert(field.to_string(), Provenance { source, at });
+        self.updated_at = at;
+        true
+    }
+}
+
+pub(crate) type ContactsTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+pub(crate) type IndexTable<'t> = redb::Table<'t, (&'static str, &'static str), &'static str>;
+
+pub(crate) fn get_contact(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    phone: &str,
+) -> Result<Option<ContactRecord>, StoreError> {
+    match table.get(phone)? {
+        Some(guard) => Ok(Some(decode("contacts", phone, guard.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn put_contact(
+    table: &mut ContactsTable<'_>,
+    contact: &ContactRecord,
+) -> Result<(), StoreError> {
+    let bytes = encode(contact)?;
+    table.insert(contact.phone.as_str(), bytes.as_slice())?;
+    Ok(())
+}
+
+pub(crate) fn phone_for_record(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    connection: &str,
+    record_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(table
+        .get((connection, record_id))?
+        .map(|guard| guard.value().to_string()))
+}
+
+pub(crate) fn list_contacts(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ContactRecord>, StoreError> {
+    let mut out = Vec::new();
+    let range = match after {
+        Some(after) => {
+            table.range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?
+        }
+        None => table.range::<&str>(..)?,
+    };
+    for entry in range {
+        if out.len() >= limit {
+            break;
+        }
+        let (key, value) = entry?;
+        out.push(decode("contacts", key.value(), value.value())?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,838 @@
+//! The embedded redb contact store: every durable fact crmsync keeps.
+//!
+//! # Tables (one file per group)
+//! - `contacts.rs`: contacts keyed by E.164 phone ([`ContactRecord`]: fields, per-field
+//!   [`Provenance`], per-connection CRM record ids, what we last pushed per CRM field), and the
+//!   index (connection, CRM record id) → phone.
+//! - `cursors.rs`: one [`SyncCursor`] per connection, only ever moved forward.
+//! - `outbox.rs`: [`PendingWrite`]s keyed by (connection, record id) that coalesce to the latest
+//!   values, [`ActivityIntent`]s keyed by (connection, conversation id) with their
+//!   [`ActivityState`], and [`DeadLetter`]s.
+//! - `conversations.rs`: the applied conversation ids.
+//!
+//! # Transactions
+//! [`Store::write`] runs a closure inside ONE redb write transaction and commits only when it
+//! returns `Ok` (an `Err` aborts: nothing of it is visible). The engine writes each event — one
+//! page of CRM records, one conversation, one manual edit — through one `write` call, contact
+//! changes and outbox intents together (transactional outbox). [`Store::read`] gives a
+//! consistent snapshot.
+//!
+//! # Dispatcher API (used by the connector's dispatcher)
+//! - field writes: [`Store::due_writes`] → send → [`Store::mark_write_sent`] (records
+//!   `last_pushed` on the contact for echo detection; removes only the fields whose pending value
+//!   is still the one sent, so a change coalesced while the request was in flight is kept),
+//!   [`Store::mark_write_failed`] (backoff), [`Store::dead_letter_write`].
+//! - activities: [`Store::due_activities`] (includes `Sending` ones: outcome unknown, look up
+//!   before resending) → [`Store::mark_activity_sending`] BEFORE the HTTP call →
+//!   [`Store::mark_activity_done`] with the CRM id, or [`Store::mark_activity_failed`]
+//!   (definitely not created) / [`Store::mark_activity_unknown`] (timeout: maybe created),
+//!   [`Store::dead_letter_activity`].
+//! - metrics: [`Store::outbox_counts`], [`Store::contact_count`].
+
+mod contacts;
+mod conversations;
+mod cursors;
+mod outbox;
+mod tables;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableTable, ReadableTableMetadata};
+
+pub use contacts::{ContactRecord, Provenance, Source};
+pub use conversations::AppliedConversation;
+pub use cursors::SyncCursor;
+pub use outbox::{
+    ActivityIntent, ActivityPayload, ActivityState, ConversationKind, DeadLetter, DeadLetterKind,
+    OutboxCounts, PendingWrite,
+};
+
+use tables::{decode, encode};
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store {path} is locked by another process (is a crmsync daemon running?)")]
+    Locked { path: PathBuf },
+    #[error("cannot open the store {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("store error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("corrupt row in store table `{table}` at key `{key}`: {source}")]
+    CorruptRow {
+        table: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error("cannot encode a store row: {0}")]
+    Encode(serde_json::Error),
+    #[error("no contact with phone {0}")]
+    NoContact(String),
+}
+
+macro_rules! from_redb {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                StoreError::Db(err.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The contact store (cheap to share behind an `Arc`; redb serializes writers).
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+/// The tables of one write transaction.
+pub struct WriteTx<'t> {
+    contacts: contacts::ContactsTable<'t>,
+    index: contacts::IndexTable<'t>,
+    cursors: redb::Table<'t, &'static str, &'static [u8]>,
+    pending: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    activities: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    dead: redb::Table<'t, u64, &'static [u8]>,
+    conversations: redb::Table<'t, &'static str, &'static [u8]>,
+}
+
+/// The tables of one read snapshot.
+pub struct ReadTx {
+    contacts: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+    index: redb::ReadOnlyTable<(&'static str, &'static str), &'static str>,
+    cursors: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+    pending: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    activities: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    dead: redb::ReadOnlyTable<u64, &'static [u8]>,
+    conversations: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (and its tables) when missing. A file that is not
+    /// a redb store, is corrupt, or is held by another process is an error naming the path.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = Database::create(&path).map_err(|err| match err {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+            other => StoreError::Open {
+                path: path.clone(),
+                message: other.to_string(),
+            },
+        })?;
+        let store = Store { db, path };
+        // Create every table up front so read transactions never meet a missing table.
+        store.write(|_| Ok::<_, StoreError>(()))?;
+        Ok(store)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts on `Err`.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let result = {
+            let mut tx = WriteTx::open(&txn)?;
+            f(&mut tx)
+        };
+        match result {
+            Ok(value) => {
+                txn.commit().map_err(StoreError::from)?;
+                Ok(value)
+            }
+            Err(err) => {
+                // Dropping an uncommitted transaction aborts it; abort explicitly to surface
+                // storage errors only when there is no better error to report.
+                let _ = txn.abort();
+                Err(err)
+            }
+        }
+    }
+
+    /// Runs `f` on a consistent read snapshot.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        let tx = ReadTx::open(&txn)?;
+        f(&tx)
+    }
+
+    // ----- convenience reads (one snapshot each) -----
+
+    /// The contact with this E.164 phone.
+    pub fn contact(&self, phone: &str) -> Result<Option<ContactRecord>, StoreError> {
+        self.read(|tx| tx.contact(phone))
+    }
+
+    /// Up to `limit` contacts in phone order, starting after `after` (for paging).
+    pub fn contacts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        self.read(|tx| tx.contacts(after, limit))
+    }
+
+    /// How many contacts there are.
+    pub fn contact_count(&self) -> Result<u64, StoreError> {
+        self.read(|tx| Ok(tx.contacts.len()?))
+    }
+
+    /// The phone of the contact linked to this CRM record.
+    pub fn phone_for_record(
+        &self,
+        connection: &str,
+        record_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.read(|tx| tx.phone_for_record(connection, record_id))
+    }
+
+    /// The connection's sync cursor.
+    pub fn cursor(&self, connection: &str) -> Result<Option<SyncCursor>, StoreError> {
+        self.read(|tx| tx.cursor(connection))
+    }
+
+    /// Moves the cursor forward (a cursor behind the stored one is ignored). Returns whether it
+    /// moved. Use [`WriteTx::advance_cursor`] to move it in the same transaction as a page.
+    pub fn advance_cursor(
+        &self,
+        connection: &str,
+        cursor: &SyncCursor,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| tx.advance_cursor(connection, cursor))
+    }
+
+    /// Forgets the cursor (full re-sync; the active connection changed).
+    pub fn reset_cursor(&self, connection: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.cursors.remove(connection)?;
+            Ok(())
+        })
+    }
+
+    /// Whether this conversation was applied already.
+    pub fn conversation_applied(&self, conversation_id: &str) -> Result<bool, StoreError> {
+        self.read(|tx| tx.conversation(conversation_id).map(|c| c.is_some()))
+    }
+
+    // ----- outbox: listings -----
+
+    /// Pending field writes (all connections when `connection` is None), in key order.
+    pub fn pending_writes(
+        &self,
+        connection: Option<&str>,
+    ) -> Result<Vec<PendingWrite>, StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.pending.iter()? {
+                let (key, value) = entry?;
+                let (conn, id) = key.value();
+                if connection.is_some_and(|c| c != conn) {
+                    continue;
+                }
+                out.push(decode::<PendingWrite>("pending_writes", id, value.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Activity intents in every state (all connections when `connection` is None).
+    pub fn activities(&self, connection: Option<&str>) -> Result<Vec<ActivityIntent>, StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.activities.iter()? {
+                let (key, value) = entry?;
+                let (conn, id) = key.value();
+                if connection.is_some_and(|c| c != conn) {
+                    continue;
+                }
+                out.push(decode::<ActivityIntent>("activities", id, value.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every dead letter, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.dead.iter()? {
+                let (key, value) = entry?;
+                out.push(decode::<DeadLetter>(
+                    "dead_letters",
+                    &key.value().to_string(),
+                    value.value(),
+                )?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Outbox depth and dead letters, for metrics.
+    pub fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        self.read(|tx| {
+            let mut counts = OutboxCounts {
+                pending_writes: tx.pending.len()?,
+                dead_letters: tx.dead.len()?,
+                ..OutboxCounts::default()
+            };
+            for entry in tx.activities.iter()? {
+                let (key, value) = entry?;
+                let intent: ActivityIntent = decode("activities", key.value().1, value.value())?;
+                match intent.state {
+                    ActivityState::Pending => counts.pending_activities += 1,
+                    ActivityState::Sending { .. } => counts.sending_activities += 1,
+                    ActivityState::Done { .. } => counts.done_activities += 1,
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    // ----- outbox: dispatcher, field writes -----
+
+    /// Up to `limit` pending writes for `connection` that are due at `now`.
+    pub fn due_writes(
+        &self,
+        connection: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingWrite>, StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.pending.range((connection, "")..)? {
+                let (key, value) = entry?;
+                let (conn, id) = key.value();
+                if conn != connection || out.len() >= limit {
+                    break;
+                }
+                let write: PendingWrite = decode("pending_writes", id, value.value())?;
+                if write.next_attempt_at <= now {
+                    out.push(write);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The CRM accepted `sent` for each record: remember it as `last_pushed` on the linked
+    /// contact (echo detection) and drop the fields whose pending value is still the one sent.
+    pub fn mark_write_sent(
+        &self,
+        connection: &str,
+        sent: &[(String, BTreeMap<String, serde_json::Value>)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for (record_id, fields) in sent {
+                tx.record_pushed(connection, record_id, fields, at)?;
+                let Some(mut write) = tx.pending_write(connection, record_id)? else {
+                    continue;
+                };
+                write
+                    .fields
+                    .retain(|name, value| fields.get(name) != Some(value));
+                if write.fields.is_empty() {
+                    tx.pending.remove((connection, record_id.as_str()))?;
+                } else {
+                    // Newer values arrived while the request was in flight: send them promptly.
+                    write.attempts = 0;
+                    write.last_error = None;
+                    write.next_attempt_at = at;
+                    tx.put_pending(&write)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// A transient failure: count the attempt and retry at `retry_at`.
+    pub fn mark_write_failed(
+        &self,
+        connection: &str,
+        record_id: &str,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            if let Some(mut write) = tx.pending_write(connection, record_id)? {
+                write.attempts += 1;
+                write.last_error = Some(error.to_string());
+                write.next_attempt_at = retry_at;
+                tx.put_pending(&write)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The CRM rejected the write for good: move it to the dead letters with its message.
+    pub fn dead_letter_write(
+        &self,
+        connection: &str,
+        record_id: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            if let Some(write) = tx.pending_write(connection, record_id)? {
+                tx.pending.remove((connection, record_id))?;
+                tx.add_dead_letter(DeadLetter {
+                    id: 0,
+                    kind: DeadLetterKind::FieldWrite,
+                    connection: connection.to_string(),
+                    key: record_id.to_string(),
+                    phone: Some(write.phone.clone()),
+                    payload: serde_json::to_value(&write.fields).map_err(StoreError::Encode)?,
+                    message: message.to_string(),
+                    attempts: write.attempts + 1,
+                    at,
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    // ----- outbox: dispatcher, activities -----
+
+    /// Up to `limit` activities for `connection` that are not done and due at `now`. Those in
+    /// state `Sending` may already exist in the CRM: look them up before sending again.
+    pub fn due_activities(
+        &self,
+        connection: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ActivityIntent>, StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.activities.range((connection, "")..)? {
+                let (key, value) = entry?;
+                let (conn, id) = key.value();
+                if conn != connection || out.len() >= limit {
+                    break;
+                }
+                let intent: ActivityIntent = decode("activities", id, value.value())?;
+                let open = !matches!(intent.state, ActivityState::Done { .. });
+                if open && intent.next_attempt_at <= now {
+                    out.push(intent);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records that a create request is about to be sent (call this and let it commit BEFORE
+    /// the HTTP request, so a crash leaves "outcome unknown" rather than "not sent").
+    pub fn mark_activity_sending(
+        &self,
+        connection: &str,
+        conversation_ids: &[String],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for id in conversation_ids {
+                tx.update_activity(connection, id, |intent| {
+                    if matches!(intent.state, ActivityState::Done { .. }) {
+                        return;
+                    }
+                    intent.attempts += 1;
+                    intent.state = ActivityState::Sending {
+                        attempt: intent.attempts,
+                    };
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The CRM created the activity with this id.
+    pub fn mark_activity_done(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+        crm_id: &str,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.update_activity(connection, conversation_id, |intent| {
+                intent.state = ActivityState::Done {
+                    crm_id: crm_id.to_string(),
+                };
+                intent.last_error = None;
+            })
+        })
+    }
+
+    /// The CRM definitely did not create the activity (e.g. a 429 or a 5xx before processing):
+    /// back to `Pending`, retry at `retry_at`.
+    pub fn mark_activity_failed(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.update_activity(connection, conversation_id, |intent| {
+                if matches!(intent.state, ActivityState::Done { .. }) {
+                    return;
+                }
+                intent.state = ActivityState::Pending;
+                intent.last_error = Some(error.to_string());
+                intent.next_attempt_at = retry_at;
+            })
+        })
+    }
+
+    /// The outcome is unknown (timeout, connection reset): stay `Sending`, retry at `retry_at`
+    /// after looking the activity up.
+    pub fn mark_activity_unknown(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.update_activity(connection, conversation_id, |intent| {
+                if matches!(intent.state, ActivityState::Done { .. }) {
+                    return;
+                }
+                intent.last_error = Some(error.to_string());
+                intent.next_attempt_at = retry_at;
+            })
+        })
+    }
+
+    /// The CRM rejected the activity for good: dead-letter it (the intent row is removed).
+    pub fn dead_letter_activity(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            if let Some(intent) = tx.activity(connection, conversation_id)? {
+                tx.activities.remove((connection, conversation_id))?;
+                tx.add_dead_letter(DeadLetter {
+                    id: 0,
+                    kind: DeadLetterKind::Activity,
+                    connection: connection.to_string(),
+                    key: conversation_id.to_string(),
+                    phone: Some(intent.phone.clone()),
+                    payload: serde_json::to_value(&intent.payload).map_err(StoreError::Encode)?,
+                    message: message.to_string(),
+                    attempts: intent.attempts,
+                    at,
+                })?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<'t> WriteTx<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
+        Ok(WriteTx {
+            contacts: txn.open_table(tables::CONTACTS)?,
+            index: txn.open_table(tables::RECORD_INDEX)?,
+            cursors: txn.open_table(tables::CURSORS)?,
+            pending: txn.open_table(tables::PENDING_WRITES)?,
+            activities: txn.open_table(tables::ACTIVITIES)?,
+            dead: txn.open_table(tables::DEAD_LETTERS)?,
+            conversations: txn.open_table(tables::CONVERSATIONS)?,
+        })
+    }
+
+    /// The contact with this phone (sees this transaction's own writes).
+    pub fn contact(&self, phone: &str) -> Result<Option<ContactRecord>, StoreError> {
+        contacts::get_contact(&self.contacts, phone)
+    }
+
+    /// Inserts or replaces a contact.
+    pub fn put_contact(&mut self, contact: &ContactRecord) -> Result<(), StoreError> {
+        contacts::put_contact(&mut self.contacts, contact)
+    }
+
+    /// The phone of the contact linked to this CRM record.
+    pub fn phone_for_record(
+        &self,
+        connection: &str,
+        record_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        contacts::phone_for_record(&self.index, connection, record_id)
+    }
+
+    /// Links `contact` to a CRM record of `connection` (updates the contact in place — the
+    /// caller writes it with `put_contact` — and the index). A previous record of the same
+    /// connection on this contact is unlinked from the index.
+    pub fn link(
+        &mut self,
+        contact: &mut ContactRecord,
+        connection: &str,
+        record_id: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(previous) = contact.links.get(connection) {
+            if previous == record_id {
+                return Ok(());
+            }
+            self.index.remove((connection, previous.as_str()))?;
+        }
+        contact
+            .links
+            .insert(connection.to_string(), record_id.to_string());
+        self.index
+            .insert((connection, record_id), contact.phone.as_str())?;
+        Ok(())
+    }
+
+    /// Unlinks a CRM record (deleted, archived or merged away). The contact and its data stay.
+    /// Returns the phone of the contact it was linked to.
+    pub fn unlink(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(phone) = self
+            .index
+            .remove((connection, record_id))?
+            .map(|guard| guard.value().to_string())
+        else {
+            return Ok(None);
+        };
+        if let Some(mut contact) = self.contact(&phone)? {
+            if contact.links.get(connection).map(String::as_str) == Some(record_id) {
+                contact.links.remove(connection);
+                contact.last_pushed.remove(connection);
+                contact.inbound_modstamp.remove(connection);
+                self.put_contact(&contact)?;
+            }
+        }
+        // Writes queued for a record that no longer exists can never succeed.
+        self.pending.remove((connection, record_id))?;
+        Ok(Some(phone))
+    }
+
+    /// Merges `fields` into the pending write for (connection, record id).
+    pub fn enqueue_write(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        phone: &str,
+        fields: BTreeMap<String, serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let existing = self.pending_write(connection, record_id)?;
+        let write = outbox::coalesce(existing, connection, record_id, phone, fields, now);
+        self.put_pending(&write)
+    }
+
+    /// The pending write for (connection, record id).
+    pub fn pending_write(
+        &self,
+        connection: &str,
+        record_id: &str,
+    ) -> Result<Option<PendingWrite>, StoreError> {
+        match self.pending.get((connection, record_id))? {
+            Some(guard) => Ok(Some(decode("pending_writes", record_id, guard.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_pending(&mut self, write: &PendingWrite) -> Result<(), StoreError> {
+        let bytes = encode(write)?;
+        self.pending.insert(
+            (write.connection.as_str(), write.record_id.as_str()),
+            bytes.as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// Records an activity intent; an intent that already exists for (connection, conversation
+    /// id) is left alone (never duplicated). Returns whether it was new.
+    pub fn enqueue_activity(&mut self, intent: &ActivityIntent) -> Result<bool, StoreError> {
+        let key = (intent.connection.as_str(), intent.conversation_id.as_str());
+        if self.activities.get(key)?.is_some() {
+            return Ok(false);
+        }
+        let bytes = encode(intent)?;
+        self.activities.insert(key, bytes.as_slice())?;
+        Ok(true)
+    }
+
+    /// The activity intent for (connection, conversation id).
+    pub fn activity(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+    ) -> Result<Option<ActivityIntent>, StoreError> {
+        match self.activities.get((connection, conversation_id))? {
+            Some(guard) => Ok(Some(decode("activities", conversation_id, guard.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn update_activity(
+        &mut self,
+        connection: &str,
+        conversation_id: &str,
+        f: impl FnOnce(&mut ActivityIntent),
+    ) -> Result<(), StoreError> {
+        if let Some(mut intent) = self.activity(connection, conversation_id)? {
+            f(&mut intent);
+            let bytes = encode(&intent)?;
+            self.activities
+                .insert((connection, conversation_id), bytes.as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn add_dead_letter(&mut self, mut letter: DeadLetter) -> Result<(), StoreError> {
+        let next = match self.dead.last()? {
+            Some((key, _)) => key.value() + 1,
+            None => 1,
+        };
+        letter.id = next;
+        let bytes = encode(&letter)?;
+        self.dead.insert(next, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Remembers what we pushed to a record's CRM fields, on the linked contact.
+    fn record_pushed(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        fields: &BTreeMap<String, serde_json::Value>,
+        _at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(phone) = self.phone_for_record(connection, record_id)? else {
+            return Ok(());
+        };
+        let Some(mut contact) = self.contact(&phone)? else {
+            return Ok(());
+        };
+        let pushed = contact
+            .last_pushed
+            .entry(connection.to_string())
+            .or_default();
+        for (name, value) in fields {
+            pushed.insert(name.clone(), value.clone());
+        }
+        self.put_contact(&contact)
+    }
+
+    /// The connection's cursor as of this transaction.
+    pub fn cursor(&self, connection: &str) -> Result<Option<SyncCursor>, StoreError> {
+        match self.cursors.get(connection)? {
+            Some(guard) => Ok(Some(decode("sync_cursors", connection, guard.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves the cursor forward; a cursor not after the stored one is ignored. Returns whether
+    /// it moved.
+    pub fn advance_cursor(
+        &mut self,
+        connection: &str,
+        cursor: &SyncCursor,
+    ) -> Result<bool, StoreError> {
+        if let Some(current) = self.cursor(connection)? {
+            if *cursor <= current {
+                return Ok(false);
+            }
+        }
+        let bytes = encode(cursor)?;
+        self.cursors.insert(connection, bytes.as_slice())?;
+        Ok(true)
+    }
+
+    /// The applied-conversation record for this id.
+    pub fn conversation(&self, id: &str) -> Result<Option<AppliedConversation>, StoreError> {
+        match self.conversations.get(id)? {
+            Some(guard) => Ok(Some(decode("applied_conversations", id, guard.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks a conversation applied.
+    pub fn mark_conversation_applied(
+        &mut self,
+        applied: &AppliedConversation,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(applied)?;
+        self.conversations
+            .insert(applied.conversation_id.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+}
+
+impl ReadTx {
+    fn open(txn: &redb::ReadTransaction) -> Result<Self, StoreError> {
+        Ok(ReadTx {
+            contacts: txn.open_table(tables::CONTACTS)?,
+            index: txn.open_table(tables::RECORD_INDEX)?,
+            cursors: txn.open_table(tables::CURSORS)?,
+            pending: txn.open_table(tables::PENDING_WRITES)?,
+            activities: txn.open_table(tables::ACTIVITIES)?,
+            dead: txn.open_table(tables::DEAD_LETTERS)?,
+            conversations: txn.open_table(tables::CONVERSATIONS)?,
+        })
+    }
+
+    /// The contact with this phone.
+    pub fn contact(&self, phone: &str) -> Result<Option<ContactRecord>, StoreError> {
+        contacts::get_contact(&self.contacts, phone)
+    }
+
+    /// Up to `limit` contacts in phone order after `after`.
+    pub fn contacts(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        contacts::list_contacts(&self.contacts, after, limit)
+    }
+
+    /// The phone of the contact linked to this CRM record.
+    pub fn phone_for_record(
+        &self,
+        connection: &str,
+        record_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        contacts::phone_for_record(&self.index, connection, record_id)
+    }
+
+    /// The connection's cursor.
+    pub fn cursor(&self, connection: &str) -> Result<Option<SyncCursor>, StoreError> {
+        match self.cursors.get(connection)? {
+            Some(guard) => Ok(Some(decode("sync_cursors", connection, guard.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The applied-conversation record for this id.
+    pub fn conversation(&self, id: &str) -> Result<Option<AppliedConversation>, StoreError> {
+        match self.conversations.get(id)? {
+            Some(guard) => Ok(Some(decode("applied_conversations", id, guard.value())?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The transactional outbox: pending field writes, activity intents, dead letters.
+//!
+//! Intents are written by the engine in the same transaction as the contact change that caused
+//! them; the dispatcher (connector module) drains them through the methods on `Store` below.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Field writes waiting for one CRM record. Several changes coalesce: `fields` always holds the
+/// latest value per CRM field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingWrite {
+    pub connection: String,
+    pub record_id: String,
+    /// The contact the record is linked to.
+    pub phone: String,
+    /// CRM field → value to write.
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+    /// Not due before this time (backoff after a failure).
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// When the oldest still-pending change was enqueued.
+    pub enqueued_at: DateTime<Utc>,
+}
+
+/// Where an activity intent stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ActivityState {
+    /// Not sent yet, or definitely not created by the CRM.
+    Pending,
+    /// A create request was (or may have been) sent and its outcome is unknown: the dispatcher
+    /// must look the activity up in the CRM before sending it again.
+    Sending { attempt: u32 },
+    /// Created in the CRM with this id.
+    Done { crm_id: String },
+}
+
+/// Call or chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    Call,
+    Chat,
+}
+
+impl ConversationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationKind::Call => "call",
+            ConversationKind::Chat => "chat",
+        }
+    }
+}
+
+/// What a CRM activity record needs to say about the conversation (DESIGN.md §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityPayload {
+    pub conversation_id: String,
+    pub kind: ConversationKind,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub duration_ms: Option<u64>,
+    pub summary: Option<String>,
+    pub disconnection_reason: Option<String>,
+    pub agent_id: Option<String>,
+}
+
+/// One call/chat to log as a CRM activity on a linked record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityIntent {
+    pub connection: String,
+    pub conversation_id: String,
+    /// The CRM record the activity is associated with (Salesforce `WhoId`, HubSpot contact id).
+    pub record_id: String,
+    pub phone: String,
+    pub payload: ActivityPayload,
+    #[serde(flatten)]
+    pub state: ActivityState,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a dead letter was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    FieldWrite,
+    Activity,
+}
+
+/// A write or activity the CRM rejected for good.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Sequence number (the table key).
+    pub id: u64,
+    pub kind: DeadLetterKind,
+    pub connection: String,
+    /// The CRM record id (field writes) or the conversation id (activities).
+    pub key: String,
+    pub phone: Option<String>,
+    /// The fields or the activity that could not be written.
+    pub payload: serde_json::Value,
+    /// The CRM's message.
+    pub message: String,
+    pub attempts: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// Sizes for metrics and `crmsync outbox`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxCounts {
+    pub pending_writes: u64,
+    pub pending_activities: u64,
+    /// Activities whose create outcome is unknown (will be looked up before resending).
+    pub sending_activities: u64,
+    pub done_activities: u64,
+    pub dead_letters: u64,
+}
+
+/// Merges `fields` into a pending write (latest value per CRM field wins).
+pub(crate) fn coalesce(
+    existing: Option<PendingWrite>,
+    connection: &str,
+    record_id: &str,
+    phone: &str,
+    fields: BTreeMap<String, serde_json::Value>,
+    now: DateTime<Utc>,
+) -> PendingWrite {
+    match existing {
+        Some(mut write) => {
+            write.fields.extend(fields);
+            write.phone = phone.to_string();
+            write
+        }
+        None => PendingWrite {
+            connection: connection.to_string(),
+            record_id: record_id.to_string(),
+            phone: phone.to_string(),
+            fields,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            enqueued_at: now,
+        },
+    }
+}

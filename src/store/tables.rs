@@ -1,0 +1,44 @@
+//! The redb table definitions and the row codec.
+//!
+//! Rows are serde_json bytes: readable with any JSON tool when debugging a store, and fast
+//! enough that the import path is bound by rule evaluation, not encoding (see BENCHMARKS.md).
+
+use redb::TableDefinition;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// phone (E.164) → `ContactRecord`.
+pub(crate) const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
+/// (connection, CRM record id) → phone.
+pub(crate) const RECORD_INDEX: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("record_index");
+/// connection → `SyncCursor`.
+pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_cursors");
+/// (connection, CRM record id) → `PendingWrite`.
+pub(crate) const PENDING_WRITES: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("pending_writes");
+/// (connection, conversation id) → `ActivityIntent`.
+pub(crate) const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("activities");
+/// sequence number → `DeadLetter`.
+pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+/// conversation id → `AppliedConversation`.
+pub(crate) const CONVERSATIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("applied_conversations");
+pub(crate) fn encode<T: Serialize>(row: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(row).map_err(StoreError::Encode)
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::CorruptRow {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
