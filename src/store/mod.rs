@@ -59,7 +59,7 @@ pub enum StoreError {
     #[error("cannot open the store {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error("store error: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     #[error("corrupt row in store table `{table}` at key `{key}`: {source}")]
     CorruptRow {
         table: &'static str,
@@ -76,7 +76,7 @@ macro_rules! from_redb {
     ($($ty:ty),*) => {$(
         impl From<$ty> for StoreError {
             fn from(err: $ty) -> Self {
-                StoreError::Db(err.into())
+                StoreError::Db(Box::new(err.into()))
             }
         }
     )*};
