@@ -14,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod lang;
 pub mod merge;
+pub mod sandbox;
 pub mod store;
 pub mod value;
