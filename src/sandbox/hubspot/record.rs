@@ -1,0 +1,183 @@
+//! One stored HubSpot record and its JSON shape (crm_apis.md §1.2).
+//!
+//! Stored property values are kept as a small sorted vector keyed by the schema's property index:
+//! 100,000 contacts must fit comfortably in memory, and a `HashMap<String, String>` per record
+//! costs several times more.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::schema::{Computed, ObjectSchema};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub id: u64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub archived_at: Option<i64>,
+    props: Vec<(u16, Box<str>)>,
+}
+
+impl Record {
+    pub fn new(id: u64, created_ms: i64, updated_ms: i64) -> Self {
+        Record {
+            id,
+            created_ms,
+            updated_ms,
+            archived_at: None,
+            props: Vec::new(),
+        }
+    }
+
+    /// A stored (non-computed) value.
+    pub fn stored(&self, index: u16) -> Option<&str> {
+        self.props
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .map(|pos| &*self.props[pos].1)
+    }
+
+    /// Sets a stored value; the empty string clears it, as in HubSpot.
+    pub fn set(&mut self, index: u16, value: &str) {
+        match self.props.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) if value.is_empty() => {
+                self.props.remove(pos);
+            }
+            Ok(pos) => self.props[pos].1 = value.into(),
+            Err(_) if value.is_empty() => {}
+            Err(pos) => self.props.insert(pos, (index, value.into())),
+        }
+    }
+
+    /// The value of any property, computed ones included.
+    pub fn value<'a>(&'a self, schema: &ObjectSchema, index: u16) -> Option<Cow<'a, str>> {
+        match schema.def(index).computed {
+            Some(Computed::ObjectId) => Some(Cow::Owned(self.id.to_string())),
+            Some(Computed::CreatedAt) => Some(Cow::Owned(format_ms(self.created_ms))),
+            Some(Computed::UpdatedAt) => Some(Cow::Owned(format_ms(self.updated_ms))),
+            None => self.stored(index).map(Cow::Borrowed),
+        }
+    }
+
+    pub fn value_by_name<'a>(&'a self, schema: &ObjectSchema, name: &str) -> Option<Cow<'a, str>> {
+        schema
+            .index_of(name)
+            .and_then(|index| self.value(schema, index))
+    }
+
+    /// Every stored value, in schema order.
+    pub fn stored_values(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.props.iter().map(|(i, v)| (*i, &**v))
+    }
+
+    /// The record as HubSpot returns it. `properties` lists what to include; properties that
+    /// exist but are unset come back as `null`, unknown names are skipped (as HubSpot does).
+    /// The id and both timestamps are always included.
+    pub fn to_json(&self, schema: &ObjectSchema, properties: &[&str]) -> Value {
+        let mut props = Map::new();
+        let kind = schema.kind;
+        let always = [
+            "hs_object_id",
+            kind.created_property(),
+            kind.modified_property(),
+        ];
+        for name in always.iter().chain(properties.iter()) {
+            if props.contains_key(*name) {
+                continue;
+            }
+            if let Some(index) = schema.index_of(name) {
+                let value = self
+                    .value(schema, index)
+                    .map_or(Value::Null, |v| Value::String(v.into_owned()));
+                props.insert((*name).to_string(), value);
+            }
+        }
+        let mut out = Map::new();
+        out.insert("id".into(), Value::String(self.id.to_string()));
+        out.insert("properties".into(), Value::Object(props));
+        out.insert("createdAt".into(), Value::String(format_ms(self.created_ms)));
+        out.insert("updatedAt".into(), Value::String(format_ms(self.updated_ms)));
+        out.insert("archived".into(), Value::Bool(self.archived_at.is_some()));
+        if let Some(at) = self.archived_at {
+            out.insert("archivedAt".into(), Value::String(format_ms(at)));
+        }
+        Value::Object(out)
+    }
+}
+
+/// ISO-8601 UTC with milliseconds and `Z`, HubSpot's response format.
+pub fn format_ms(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Reads a date or datetime value as HubSpot accepts it: epoch milliseconds, an ISO-8601
+/// datetime, or a `YYYY-MM-DD` date (midnight UTC).
+pub fn parse_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Some(ms);
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.timestamp_millis());
+    }
+    if let Ok(at) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(at.and_utc().timestamp_millis());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc().timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::ObjectKind;
+    use super::*;
+
+    #[test]
+    fn set_keeps_values_sorted_and_empty_clears() {
+        let schema = ObjectKind::Contacts.schema();
+        let phone = schema.index_of("phone").unwrap();
+        let email = schema.index_of("email").unwrap();
+        let mut record = Record::new(7, 0, 0);
+        record.set(phone, "555");
+        record.set(email, "a@b.c");
+        assert_eq!(record.stored(phone), Some("555"));
+        assert_eq!(record.stored(email), Some("a@b.c"));
+        record.set(phone, "");
+        assert_eq!(record.stored(phone), None);
+        assert_eq!(record.stored_values().count(), 1);
+    }
+
+    #[test]
+    fn json_shape_has_strings_nulls_and_timestamps() {
+        let schema = ObjectKind::Contacts.schema();
+        let mut record = Record::new(101, 1_700_000_000_000, 1_700_000_000_123);
+        record.set(schema.index_of("firstname").unwrap(), "Ada");
+        let json = record.to_json(schema, &["firstname", "phone", "nonexistent"]);
+        assert_eq!(json["id"], "101");
+        assert_eq!(json["properties"]["hs_object_id"], "101");
+        assert_eq!(json["properties"]["firstname"], "Ada");
+        assert_eq!(json["properties"]["phone"], Value::Null);
+        assert!(json["properties"].get("nonexistent").is_none());
+        assert_eq!(json["updatedAt"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(json["properties"]["lastmodifieddate"], json["updatedAt"]);
+        assert_eq!(json["archived"], false);
+    }
+
+    #[test]
+    fn dates_parse_in_every_accepted_form() {
+        assert_eq!(parse_ms("1700000000123"), Some(1_700_000_000_123));
+        assert_eq!(
+            parse_ms("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(parse_ms("1970-01-02"), Some(86_400_000));
+        assert_eq!(parse_ms("soon"), None);
+    }
+}
