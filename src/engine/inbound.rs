@@ -1,0 +1,445 @@
+//! Inbound import: one page of CRM records → contacts, in one store transaction.
+//!
+//! Per record: the record id is Salesforce `Id` / HubSpot `id`; HubSpot objects are evaluated
+//! against their `properties`. The phone (mapped to `phone_number`) must normalize to E.164,
+//! else the record is skipped and reported. Several records with one phone (in a page or
+//! across pages) resolve to the most recently modified one (Salesforce `SystemModstamp` /
+//! `LastModifiedDate`, HubSpot `updatedAt` / `lastmodifieddate`); the others are reported as
+//! duplicates and are not linked. Inbound changes never enqueue outbound writes.
+//!
+//! Echoes: for a CRM field with an outbound mapping, a record value equal to what we last
+//! pushed there is our own write coming back, so it does not overwrite the contact fields that
+//! mapping reads (no flip-flop when the contact changed again since). A field with a write still
+//! pending is likewise left alone: the local change is newer and is about to be pushed. A record
+//! value that differs from what we pushed is a real CRM change: it applies, and the pushed
+//! value is forgotten.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use super::outbound::outbound_links;
+use super::{Engine, EngineError};
+use crate::lang::eval::Change;
+use crate::lang::ConnectionKind;
+use crate::store::{ContactRecord, Source, SyncCursor, WriteTx};
+use crate::value::{Fields, Value};
+
+/// What one page did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImportReport {
+    pub read: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub skipped: Vec<Skipped>,
+    pub field_errors: Vec<RecordFieldError>,
+    pub duplicates: Vec<Duplicate>,
+    /// Records unlinked because the CRM reports them archived.
+    pub archived: usize,
+}
+
+impl ImportReport {
+    /// Adds another page's counts to this one.
+    pub fn absorb(&mut self, other: ImportReport) {
+        self.read += other.read;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.archived += other.archived;
+        self.skipped.extend(other.skipped);
+        self.field_errors.extend(other.field_errors);
+        self.duplicates.extend(other.duplicates);
+    }
+}
+
+/// A record that was not imported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    /// The record id, or `#N` (0-based position in the page) when the record has none.
+    pub record_id: String,
+    pub reason: String,
+}
+
+/// A field that could not be written; the record's other fields still applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordFieldError {
+    pub record_id: String,
+    pub field: String,
+    pub value: Json,
+    pub reason: String,
+}
+
+/// A record that lost to a more recently modified record with the same phone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Duplicate {
+    pub record_id: String,
+    pub phone: String,
+    /// The record the contact stays linked to.
+    pub kept_record_id: String,
+}
+
+/// One record, read and evaluated, before it meets the store.
+struct Candidate<'a> {
+    record_id: String,
+    /// What the rules read (HubSpot: `properties`).
+    body: &'a Json,
+    phone: String,
+    modstamp: Option<DateTime<Utc>>,
+    position: usize,
+}
+
+impl Engine {
+    /// Applies one page of CRM records of `connection` (JSON as that CRM's API returns them)
+    /// in one transaction, and advances the connection's cursor to `cursor` in the same
+    /// transaction (never backwards).
+    pub fn import_page(
+        &self,
+        connection: &str,
+        records: &[Json],
+        cursor: Option<&SyncCursor>,
+    ) -> Result<ImportReport, EngineError> {
+        self.require_connection(connection)?;
+        let kind = self
+            .ruleset
+            .connection(connection)
+            .map(|c| c.kind)
+            .unwrap_or(ConnectionKind::Salesforce);
+        let now = Utc::now();
+        let mut report = ImportReport {
+            read: records.len(),
+            ..ImportReport::default()
+        };
+
+        // Pass 1 (no store access): ids, phones, modstamps; archived records to unlink.
+        let mut archived = Vec::new();
+        let mut winners: HashMap<String, Candidate<'_>> = HashMap::new();
+        for (position, record) in records.iter().enumerate() {
+            let Some(record_id) = record_id(kind, record) else {
+                report.skipped.push(Skipped {
+                    record_id: format!("#{position}"),
+                    reason: format!("no record id (`{}`)", id_key(kind)),
+                });
+                continue;
+            };
+            if record.get("archived").and_then(Json::as_bool) == Some(true) {
+                archived.push(record_id);
+                continue;
+            }
+            let body = rules_body(kind, record);
+            let phone = match self.phone_of(connection, body) {
+                Ok(phone) => phone,
+                Err(reason) => {
+                    report.skipped.push(Skipped { record_id, reason });
+                    continue;
+                }
+            };
+            let candidate = Candidate {
+                record_id,
+                body,
+                modstamp: modstamp(kind, record),
+                position,
+                phone,
+            };
+            match winners.remove(&candidate.phone) {
+                None => {
+                    winners.insert(candidate.phone.clone(), candidate);
+                }
+                Some(previous) => {
+                    let (keep, lose) = if newer(&candidate, &previous) {
+                        (candidate, previous)
+                    } else {
+                        (previous, candidate)
+                    };
+                    report.duplicates.push(Duplicate {
+                        record_id: lose.record_id,
+                        phone: keep.phone.clone(),
+                        kept_record_id: keep.record_id.clone(),
+                    });
+                    winners.insert(keep.phone.clone(), keep);
+                }
+            }
+        }
+        let mut candidates: Vec<Candidate<'_>> = winners.into_values().collect();
+        candidates.sort_by_key(|c| c.position);
+        let links = outbound_links(&self.ruleset, connection);
+
+        // Pass 2: one write transaction for the whole page.
+        self.store.write(|tx| {
+            for record_id in &archived {
+                if tx.unlink(connection, record_id)?.is_some() {
+                    report.archived += 1;
+                }
+            }
+            for candidate in &candidates {
+                self.import_one(tx, connection, candidate, &links, now, &mut report)?;
+            }
+            if let Some(cursor) = cursor {
+                tx.advance_cursor(connection, cursor)?;
+            }
+            Ok::<_, EngineError>(())
+        })?;
+        report.skipped.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+        Ok(report)
+    }
+
+    /// Unlinks CRM records that were deleted, archived or merged away: the contacts and their
+    /// data stay, but no longer push to or log activities on those records. Returns how many
+    /// records were linked.
+    pub fn unlink(&self, connection: &str, record_ids: &[String]) -> Result<usize, EngineError> {
+        self.require_connection(connection)?;
+        self.store.write(|tx| {
+            let mut count = 0;
+            for id in record_ids {
+                if tx.unlink(connection, id)?.is_some() {
+                    count += 1;
+                }
+            }
+            Ok::<_, EngineError>(count)
+        })
+    }
+
+    /// The record's phone as E.164, or why it has none.
+    fn phone_of(&self, connection: &str, body: &Json) -> Result<String, String> {
+        let output = self
+            .ruleset
+            .eval_inbound(connection, body, &Fields::new());
+        if let Some(error) = output.errors.iter().find(|e| e.field == "phone_number") {
+            return Err(format!("phone: {}", error.reason));
+        }
+        let raw = output.changes.iter().find_map(|change| match change {
+            Change::Set { field, value } if field == "phone_number" => Some(value.clone()),
+            _ => None,
+        });
+        match raw {
+            Some(Value::String(text)) if !text.trim().is_empty() => self
+                .phones
+                .normalize(&text)
+                .map_err(|err| format!("phone {text:?}: {err}")),
+            Some(Value::String(_)) | Some(Value::Null) | None => {
+                Err("no phone number".to_string())
+            }
+            Some(other) => Err(format!("phone is not text: {other:?}")),
+        }
+    }
+
+    fn import_one(
+        &self,
+        tx: &mut WriteTx<'_>,
+        connection: &str,
+        candidate: &Candidate<'_>,
+        links: &[(String, Vec<String>)],
+        now: DateTime<Utc>,
+        report: &mut ImportReport,
+    ) -> Result<(), EngineError> {
+        let existing = tx.contact(&candidate.phone)?;
+        let is_new = existing.is_none();
+        let mut contact = existing
+            .clone()
+            .unwrap_or_else(|| ContactRecord::new(&candidate.phone, now));
+
+        // Across pages: another record of this connection already owns the phone.
+        if let Some(owner) = contact.links.get(connection) {
+            if *owner != candidate.record_id {
+                let owner_stamp = contact.inbound_modstamp.get(connection).copied();
+                let wins = match (candidate.modstamp, owner_stamp) {
+                    (Some(new), Some(old)) => new >= old,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => true,
+                };
+                if !wins {
+                    report.duplicates.push(Duplicate {
+                        record_id: candidate.record_id.clone(),
+                        phone: candidate.phone.clone(),
+                        kept_record_id: owner.clone(),
+                    });
+                    return Ok(());
+                }
+                report.duplicates.push(Duplicate {
+                    record_id: owner.clone(),
+                    phone: candidate.phone.clone(),
+                    kept_record_id: candidate.record_id.clone(),
+                });
+            }
+        }
+        // The record moved to another phone: its old contact is no longer linked to it.
+        if let Some(old_phone) = tx.phone_for_record(connection, &candidate.record_id)? {
+            if old_phone != candidate.phone {
+                tx.unlink(connection, &candidate.record_id)?;
+            }
+        }
+
+        let output = self.ruleset.eval_inbound(connection, candidate.body, &contact.fields);
+        for error in output.errors {
+            if error.field == "phone_number" {
+                continue;
+            }
+            report.field_errors.push(RecordFieldError {
+                record_id: candidate.record_id.clone(),
+                field: error.field,
+                value: error.value,
+                reason: error.reason,
+            });
+        }
+
+        let guarded = echo_guard(tx, connection, candidate, &mut contact, links)?;
+        let source = Source::Inbound {
+            connection: connection.to_string(),
+        };
+        let mut changed = false;
+        for change in output.changes {
+            let (field, value) = match change {
+                Change::Set { field, value } => (field, value),
+                // The checker allows merge only in analysis; treat defensively as a set.
+                Change::Merge { field, new, .. } => (field, Value::String(new)),
+            };
+            if field == "phone_number" || guarded.contains(&field) {
+                continue;
+            }
+            changed |= contact.set_field(&field, value, source.clone(), now);
+        }
+        let relinked = contact.links.get(connection) != Some(&candidate.record_id);
+        tx.link(&mut contact, connection, &candidate.record_id)?;
+        if let Some(stamp) = candidate.modstamp {
+            contact.inbound_modstamp.insert(connection.to_string(), stamp);
+        }
+        if is_new {
+            report.created += 1;
+        } else if changed || relinked {
+            report.updated += 1;
+        } else {
+            report.unchanged += 1;
+        }
+        if is_new || changed || relinked || existing.as_ref() != Some(&contact) {
+            if changed || relinked {
+                contact.updated_at = now;
+            }
+            tx.put_contact(&contact)?;
+        }
+        Ok(())
+    }
+}
+
+/// Contact fields this record must not overwrite (echoes of our writes, and fields with a
+/// write still pending); forgets pushed values the CRM has since replaced.
+fn echo_guard(
+    tx: &WriteTx<'_>,
+    connection: &str,
+    candidate: &Candidate<'_>,
+    contact: &mut ContactRecord,
+    links: &[(String, Vec<String>)],
+) -> Result<BTreeSet<String>, EngineError> {
+    let mut guarded = BTreeSet::new();
+    if links.is_empty() || contact.links.get(connection) != Some(&candidate.record_id) {
+        return Ok(guarded);
+    }
+    let pending = tx.pending_write(connection, &candidate.record_id)?;
+    let pushed = contact.last_pushed.get_mut(connection);
+    let mut pushed_now: BTreeMap<String, Json> = BTreeMap::new();
+    if let Some(pushed) = pushed {
+        std::mem::swap(pushed, &mut pushed_now);
+    }
+    for (crm_field, reads) in links {
+        let in_record = candidate.body.get(crm_field);
+        let pending_here = pending
+            .as_ref()
+            .is_some_and(|p| p.fields.contains_key(crm_field));
+        let echo = match (pushed_now.get(crm_field), in_record) {
+            (Some(sent), Some(seen)) => same_crm_value(sent, seen),
+            _ => false,
+        };
+        if echo || pending_here {
+            guarded.extend(reads.iter().cloned());
+        }
+        if !echo && in_record.is_some() && !pending_here {
+            pushed_now.remove(crm_field);
+        }
+    }
+    if !pushed_now.is_empty() {
+        contact.last_pushed.insert(connection.to_string(), pushed_now);
+    } else {
+        contact.last_pushed.remove(connection);
+    }
+    Ok(guarded)
+}
+
+/// CRM APIs hand values back in their own notation (HubSpot returns every property as text,
+/// Salesforce may return `5` for `5.0`): compare loosely on the text form.
+fn same_crm_value(sent: &Json, seen: &Json) -> bool {
+    if sent == seen {
+        return true;
+    }
+    let text = |v: &Json| match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => n.as_f64().map(|f| f.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        Json::Null => Some(String::new()),
+        _ => None,
+    };
+    match (text(sent), text(seen)) {
+        (Some(a), Some(b)) => {
+            a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
+        }
+        _ => false,
+    }
+}
+
+fn newer(a: &Candidate<'_>, b: &Candidate<'_>) -> bool {
+    match (a.modstamp, b.modstamp) {
+        (Some(x), Some(y)) if x != y => x > y,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        // Same or unknown stamps: the later record in the page wins.
+        _ => a.position > b.position,
+    }
+}
+
+fn id_key(kind: ConnectionKind) -> &'static str {
+    match kind {
+        ConnectionKind::Salesforce => "Id",
+        ConnectionKind::Hubspot => "id",
+    }
+}
+
+fn record_id(kind: ConnectionKind, record: &Json) -> Option<String> {
+    match record.get(id_key(kind))? {
+        Json::String(s) if !s.is_empty() => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// What the inbound rules read: HubSpot objects keep their fields under `properties`.
+fn rules_body(kind: ConnectionKind, record: &Json) -> &Json {
+    match kind {
+        ConnectionKind::Hubspot => record.get("properties").unwrap_or(record),
+        ConnectionKind::Salesforce => record,
+    }
+}
+
+fn modstamp(kind: ConnectionKind, record: &Json) -> Option<DateTime<Utc>> {
+    let candidates: [Option<&Json>; 2] = match kind {
+        ConnectionKind::Salesforce => [
+            record.get("SystemModstamp"),
+            record.get("LastModifiedDate"),
+        ],
+        ConnectionKind::Hubspot => [
+            record.get("updatedAt"),
+            record
+                .get("properties")
+                .and_then(|p| p.get("lastmodifieddate").or_else(|| p.get("hs_lastmodifieddate"))),
+        ],
+    };
+    candidates.into_iter().flatten().find_map(parse_stamp)
+}
+
+fn parse_stamp(value: &Json) -> Option<DateTime<Utc>> {
+    match value {
+        Json::String(text) => crate::value::coerce::parse_datetime(text).ok(),
+        Json::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
+        _ => None,
+    }
+}

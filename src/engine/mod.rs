@@ -1,0 +1,183 @@
+//! Applying rules to events: each event is ONE store write transaction that writes the contact
+//! changes and the outbound/activity intents they cause (transactional outbox).
+//!
+//! - [`Engine::import_page`] (`inbound.rs`): one page of CRM records through a connection's
+//!   inbound rules.
+//! - [`Engine::apply_conversation`] (`analysis.rs`): one conversation event through the
+//!   `analysis` rules; `merge` mappings are resolved through a [`Merger`] before the write
+//!   transaction opens. Retell webhook bodies are read by [`retell::parse_webhook`].
+//! - [`Engine::manual_set`] (`manual.rs`): a manual edit, validated against the field types.
+//! - `outbound.rs`: the outbound write and activity intents every non-inbound change causes.
+//! - [`Engine::dynamic_variables`] (`vars.rs`): a contact's fields as agent variables.
+
+mod analysis;
+mod inbound;
+mod manual;
+mod outbound;
+pub mod retell;
+mod vars;
+
+use std::collections::BTreeMap;
+
+use crate::lang::eval::Ruleset;
+use crate::merge::Merger;
+use crate::store::{Store, StoreError};
+use crate::value::phone::{PhoneError, PhoneNormalizer};
+
+pub use analysis::{ConversationOutcome, ConversationReport};
+pub use inbound::{Duplicate, ImportReport, RecordFieldError, Skipped};
+pub use manual::ManualReport;
+
+/// Errors for callers; each names the thing that was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("unknown connection `{name}`{}", known_list(.known))]
+    UnknownConnection { name: String, known: Vec<String> },
+    #[error("the active connection `{0}` is not defined in the rule set")]
+    UnknownActiveConnection(String),
+    #[error("invalid phone number {input:?}: {reason}")]
+    InvalidPhone { input: String, reason: PhoneError },
+    #[error("unknown field `{field}`{}", did_you_mean(.suggestion))]
+    UnknownField {
+        field: String,
+        suggestion: Option<String>,
+    },
+    #[error("field `{field}` cannot be set: {reason}")]
+    ReadOnlyField { field: String, reason: String },
+    #[error("field `{field}` ({expected}): {value} is not a valid value: {reason}")]
+    WrongType {
+        field: String,
+        expected: String,
+        value: String,
+        reason: String,
+    },
+    #[error("no contact with phone {0}")]
+    NoContact(String),
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        " (the rule set defines no connection)".to_string()
+    } else {
+        format!(" (the rule set defines: {})", known.join(", "))
+    }
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    match suggestion {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    }
+}
+
+/// The engine: a store, a compiled rule set, and the active connection.
+pub struct Engine {
+    store: Store,
+    ruleset: Ruleset,
+    active_connection: Option<String>,
+    phones: PhoneNormalizer,
+}
+
+impl Engine {
+    /// An engine over `store` and `ruleset`. The active connection is `active` when given (it
+    /// must be defined in the rule set), else the rule set's only connection, else none (then
+    /// nothing is ever pushed). Phone numbers without a country code are read in region `US`;
+    /// see [`Engine::with_region`].
+    pub fn new(
+        store: Store,
+        ruleset: Ruleset,
+        active: Option<&str>,
+    ) -> Result<Engine, EngineError> {
+        let names = connection_names(&ruleset);
+        let active_connection = match active {
+            Some(name) if names.iter().any(|n| n == name) => Some(name.to_string()),
+            Some(name) => return Err(EngineError::UnknownActiveConnection(name.to_string())),
+            None if names.len() == 1 => names.into_iter().next(),
+            None => None,
+        };
+        let phones = PhoneNormalizer::new("US").map_err(|reason| EngineError::InvalidPhone {
+            input: String::new(),
+            reason,
+        })?;
+        Ok(Engine {
+            store,
+            ruleset,
+            active_connection,
+            phones,
+        })
+    }
+
+    /// Reads numbers without a country code in `region` (ISO 3166, e.g. `GB`).
+    pub fn with_region(mut self, region: &str) -> Result<Engine, EngineError> {
+        self.phones = PhoneNormalizer::new(region).map_err(|reason| EngineError::InvalidPhone {
+            input: region.to_string(),
+            reason,
+        })?;
+        Ok(self)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    /// The connection outbound writes and activities go to.
+    pub fn active_connection(&self) -> Option<&str> {
+        self.active_connection.as_deref()
+    }
+
+    /// Normalizes a phone number to E.164 (the contact key).
+    pub fn normalize_phone(&self, input: &str) -> Result<String, EngineError> {
+        self.phones
+            .normalize(input)
+            .map_err(|reason| EngineError::InvalidPhone {
+                input: input.to_string(),
+                reason,
+            })
+    }
+
+    /// Checks that `name` is a connection of the rule set.
+    pub fn require_connection(&self, name: &str) -> Result<(), EngineError> {
+        let names = connection_names(&self.ruleset);
+        if names.iter().any(|n| n == name) {
+            Ok(())
+        } else {
+            Err(EngineError::UnknownConnection {
+                name: name.to_string(),
+                known: names,
+            })
+        }
+    }
+
+    /// Resolves merges with `merger` from synchronous code (the CLI); see
+    /// [`Engine::apply_conversation`].
+    pub fn apply_conversation_blocking(
+        &self,
+        event: &crate::event::ConversationEvent,
+        merger: &dyn Merger,
+    ) -> Result<ConversationReport, EngineError> {
+        let prepared = self.prepare_conversation(event)?;
+        let merged: BTreeMap<_, _> = prepared
+            .merges
+            .iter()
+            .map(|req| {
+                let outcome = crate::merge::merge_blocking(merger, req);
+                ((req.field.clone(), req.old.clone(), req.new.clone()), outcome)
+            })
+            .collect();
+        self.commit_conversation(event, prepared, merged)
+    }
+}
+
+fn connection_names(ruleset: &Ruleset) -> Vec<String> {
+    ruleset
+        .connections()
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect()
+}
