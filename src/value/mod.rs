@@ -4,6 +4,13 @@
 //! turned into a `Value` of a field's type by [`coerce`] (strict: a value that does not fit is an
 //! error, never a silent default). Phone numbers are normalized by [`phone`].
 
+pub mod coerce;
+pub mod dynamic;
+pub mod phone;
+pub mod vars;
+
+pub use dynamic::DynValue;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};

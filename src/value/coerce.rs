@@ -1,0 +1,398 @@
+//! Strict coercion of input values to a contact field's type (DESIGN.md §2).
+//!
+//! Accepted: numeric strings to numbers; `true/false/yes/no/1/0` (any case, surrounding blanks
+//! ignored) to booleans; ISO-8601 dates and datetimes and epoch milliseconds to date/datetime
+//! (datetimes converted to UTC); picklist text to an enum variant (exact match first, then
+//! case-insensitive). Anything else is an error carrying the value and the reason — never a
+//! silent default.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+
+use super::dynamic::DynValue;
+use super::vars::{format_date, format_datetime, format_number};
+use super::{FieldType, Value};
+
+/// A value that does not fit the target type.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cannot use {value} as {target}: {reason}")]
+pub struct CoerceError {
+    /// The offending value, as JSON.
+    pub value: serde_json::Value,
+    /// The target type's keyword.
+    pub target: &'static str,
+    /// Why, in plain words.
+    pub reason: String,
+}
+
+fn fail(value: &DynValue<'_>, target: &FieldType, reason: impl Into<String>) -> CoerceError {
+    CoerceError {
+        value: value.to_json(),
+        target: target.keyword(),
+        reason: reason.into(),
+    }
+}
+
+/// Coerce a JSON value (CRM or analysis payload) to `ty`. `null` stays `Value::Null`.
+pub fn coerce_json(json: &serde_json::Value, ty: &FieldType) -> Result<Value, CoerceError> {
+    coerce(DynValue::from_json(json), ty)
+}
+
+/// Coerce an evaluated value to `ty`. `Null` and `Missing` become `Value::Null`; callers decide
+/// beforehand whether an absent value is written at all.
+pub fn coerce(value: DynValue<'_>, ty: &FieldType) -> Result<Value, CoerceError> {
+    if value.is_absent() {
+        return Ok(Value::Null);
+    }
+    match ty {
+        FieldType::String => to_string(value, ty),
+        FieldType::Number => to_number(&value)
+            .map(Value::Number)
+            .map_err(|r| fail(&value, ty, r)),
+        FieldType::Boolean => to_bool(&value)
+            .map(Value::Bool)
+            .map_err(|r| fail(&value, ty, r)),
+        FieldType::Date => to_date(&value)
+            .map(Value::Date)
+            .map_err(|r| fail(&value, ty, r)),
+        FieldType::Datetime => to_datetime(&value)
+            .map(Value::Datetime)
+            .map_err(|r| fail(&value, ty, r)),
+        FieldType::Enum(variants) => to_enum(&value, variants)
+            .map(|v| Value::Enum(v.to_string()))
+            .map_err(|r| fail(&value, ty, r)),
+    }
+}
+
+fn to_string(value: DynValue<'_>, ty: &FieldType) -> Result<Value, CoerceError> {
+    let text = match value {
+        DynValue::Str(s) | DynValue::Enum(s) => s.into_owned(),
+        DynValue::Number(n) => format_number(n),
+        DynValue::Bool(b) => b.to_string(),
+        DynValue::Date(d) => format_date(d),
+        DynValue::Datetime(d) => format_datetime(d),
+        other => {
+            let reason = format!("a {} has no text form", other.type_name());
+            return Err(fail(&other, ty, reason));
+        }
+    };
+    Ok(Value::String(text))
+}
+
+/// A number from a JSON number or a decimal string (`"1200.50"`, `" 42 "`, `"-1e3"`).
+/// Not accepted: empty text, `NaN`/`inf`, thousands separators, currency signs.
+pub fn to_number(value: &DynValue<'_>) -> Result<f64, String> {
+    match value {
+        DynValue::Number(n) => Ok(*n),
+        DynValue::Str(s) => parse_number(s),
+        other => Err(format!("expected a number, found a {}", other.type_name())),
+    }
+}
+
+/// Parse decimal text strictly.
+pub fn parse_number(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    // `f64::from_str` also takes "inf", "NaN" and "infinity"; only digits, sign, point and
+    // exponent are numbers here.
+    let plausible = !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'))
+        && t.bytes().any(|b| b.is_ascii_digit());
+    match t.parse::<f64>() {
+        Ok(n) if plausible && n.is_finite() => Ok(n),
+        _ => Err(format!("{text:?} is not a number")),
+    }
+}
+
+/// A boolean from a JSON boolean, the numbers 1 and 0, or the words
+/// `true/false/yes/no/1/0` in any case.
+pub fn to_bool(value: &DynValue<'_>) -> Result<bool, String> {
+    match value {
+        DynValue::Bool(b) => Ok(*b),
+        DynValue::Number(n) if *n == 1.0 => Ok(true),
+        DynValue::Number(n) if *n == 0.0 => Ok(false),
+        DynValue::Number(n) => Err(format!("{} is not 1 or 0", format_number(*n))),
+        DynValue::Str(s) => parse_bool(s),
+        other => Err(format!("expected a boolean, found a {}", other.type_name())),
+    }
+}
+
+/// Parse a boolean word strictly.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    let t = text.trim();
+    const TRUE: [&str; 3] = ["true", "yes", "1"];
+    const FALSE: [&str; 3] = ["false", "no", "0"];
+    if TRUE.iter().any(|w| t.eq_ignore_ascii_case(w)) {
+        Ok(true)
+    } else if FALSE.iter().any(|w| t.eq_ignore_ascii_case(w)) {
+        Ok(false)
+    } else {
+        Err(format!(
+            "{text:?} is not a boolean (use true/false, yes/no or 1/0)"
+        ))
+    }
+}
+
+/// A date from `YYYY-MM-DD`, or from a datetime / epoch milliseconds that fall exactly on
+/// midnight UTC (HubSpot stores date properties that way). A datetime with a time of day is
+/// refused rather than silently truncated.
+pub fn to_date(value: &DynValue<'_>) -> Result<NaiveDate, String> {
+    let dt = match value {
+        DynValue::Date(d) => return Ok(*d),
+        DynValue::Str(s) => {
+            let t = s.trim();
+            if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+                return Ok(d);
+            }
+            parse_datetime(t).map_err(|_| format!("{s:?} is not a date (expected YYYY-MM-DD)"))?
+        }
+        DynValue::Datetime(d) => *d,
+        DynValue::Number(n) => from_epoch_ms(*n)?,
+        other => return Err(format!("expected a date, found a {}", other.type_name())),
+    };
+    if dt.time() == NaiveTime::MIN {
+        Ok(dt.date_naive())
+    } else {
+        Err(format!(
+            "{} has a time of day; a date field takes YYYY-MM-DD",
+            format_datetime(dt)
+        ))
+    }
+}
+
+/// A datetime (stored in UTC) from RFC 3339 / ISO-8601 text with an offset (`Z`, `+02:00`,
+/// Salesforce's `+0000`), ISO text without offset (taken as UTC), a bare date (midnight UTC),
+/// or epoch milliseconds as a number or digit string.
+pub fn to_datetime(value: &DynValue<'_>) -> Result<DateTime<Utc>, String> {
+    match value {
+        DynValue::Datetime(d) => Ok(*d),
+        DynValue::Date(d) => Ok(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN))),
+        DynValue::Number(n) => from_epoch_ms(*n),
+        DynValue::Str(s) => parse_datetime(s.trim()),
+        other => Err(format!(
+            "expected a datetime, found a {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// Parse datetime text (see [`to_datetime`]).
+pub fn parse_datetime(t: &str) -> Result<DateTime<Utc>, String> {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // Epoch milliseconds as text (HubSpot sends every property as a string).
+        if let Ok(ms) = t.parse::<i64>() {
+            return from_epoch_ms(ms as f64);
+        }
+    }
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    // Salesforce: 2024-05-01T12:00:00.000+0000 (offset without colon).
+    if let Ok(d) = DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Ok(d.with_timezone(&Utc));
+    }
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(Utc.from_utc_datetime(&d));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)));
+    }
+    Err(format!(
+        "{t:?} is not a datetime (expected ISO-8601 such as 2026-03-09T14:05:00Z, or epoch milliseconds)"
+    ))
+}
+
+/// Epoch milliseconds to UTC; must be a whole number in chrono's range.
+pub fn from_epoch_ms(ms: f64) -> Result<DateTime<Utc>, String> {
+    if ms.fract() != 0.0 || !ms.is_finite() || ms.abs() > 8.0e15 {
+        return Err(format!("{} is not epoch milliseconds", format_number(ms)));
+    }
+    Utc.timestamp_millis_opt(ms as i64)
+        .single()
+        .ok_or_else(|| format!("{} is out of range for a datetime", format_number(ms)))
+}
+
+/// The enum variant a picklist text names: exact match first, then case-insensitive (the
+/// first declared variant wins a tie). Returns the declared spelling.
+pub fn to_enum<'v>(value: &DynValue<'_>, variants: &'v [String]) -> Result<&'v str, String> {
+    let text: Cow<'_, str> = match value {
+        DynValue::Str(s) | DynValue::Enum(s) => Cow::Borrowed(s.as_ref()),
+        other => {
+            return Err(format!(
+                "expected one of {}, found a {}",
+                variants.join(", "),
+                other.type_name()
+            ))
+        }
+    };
+    match_variant(text.trim(), variants)
+        .ok_or_else(|| format!("{text:?} is not one of {}", variants.join(", ")))
+}
+
+/// Exact, then ASCII-case-insensitive, variant lookup.
+pub fn match_variant<'v>(text: &str, variants: &'v [String]) -> Option<&'v str> {
+    variants
+        .iter()
+        .find(|v| v.as_str() == text)
+        .or_else(|| variants.iter().find(|v| v.eq_ignore_ascii_case(text)))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn c(j: serde_json::Value, ty: FieldType) -> Result<Value, CoerceError> {
+        coerce_json(&j, &ty)
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(c(json!(12.5), FieldType::Number), Ok(Value::Number(12.5)));
+        assert_eq!(
+            c(json!(" 1200 "), FieldType::Number),
+            Ok(Value::Number(1200.0))
+        );
+        assert_eq!(
+            c(json!("-1e3"), FieldType::Number),
+            Ok(Value::Number(-1000.0))
+        );
+        for bad in ["", "abc", "NaN", "inf", "1,000", "$5", "12abc", "-"] {
+            let e = c(json!(bad), FieldType::Number).unwrap_err();
+            assert_eq!(e.value, json!(bad));
+            assert!(e.reason.contains("is not a number"), "{bad}: {}", e.reason);
+        }
+        assert!(c(json!(true), FieldType::Number).is_err());
+        assert!(c(json!([1]), FieldType::Number).is_err());
+    }
+
+    #[test]
+    fn booleans() {
+        for (t, want) in [
+            ("true", true),
+            ("TRUE", true),
+            ("Yes", true),
+            ("1", true),
+            (" no ", false),
+            ("False", false),
+            ("0", false),
+        ] {
+            assert_eq!(
+                c(json!(t), FieldType::Boolean),
+                Ok(Value::Bool(want)),
+                "{t}"
+            );
+        }
+        assert_eq!(c(json!(1), FieldType::Boolean), Ok(Value::Bool(true)));
+        assert_eq!(c(json!(0), FieldType::Boolean), Ok(Value::Bool(false)));
+        assert_eq!(c(json!(false), FieldType::Boolean), Ok(Value::Bool(false)));
+        for bad in [
+            json!("y"),
+            json!("maybe"),
+            json!(2),
+            json!(""),
+            json!({"a": 1}),
+        ] {
+            assert!(c(bad.clone(), FieldType::Boolean).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+        assert_eq!(c(json!("2026-03-09"), FieldType::Date), Ok(Value::Date(d)));
+        assert_eq!(
+            c(json!("2026-03-09T00:00:00Z"), FieldType::Date),
+            Ok(Value::Date(d))
+        );
+        assert_eq!(
+            c(json!(1773014400000_i64), FieldType::Date),
+            Ok(Value::Date(d))
+        );
+        assert_eq!(
+            c(json!("1773014400000"), FieldType::Date),
+            Ok(Value::Date(d))
+        );
+        let e = c(json!("2026-03-09T10:00:00Z"), FieldType::Date).unwrap_err();
+        assert!(e.reason.contains("time of day"), "{}", e.reason);
+        for bad in ["03/09/2026", "2026-02-30", "tomorrow", ""] {
+            assert!(c(json!(bad), FieldType::Date).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn datetimes_are_utc() {
+        let want = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
+        for t in [
+            json!("2026-03-09T12:00:00Z"),
+            json!("2026-03-09T14:00:00+02:00"),
+            json!("2026-03-09T12:00:00.000+0000"),
+            json!("2026-03-09T12:00:00"),
+            json!(1773057600000_i64),
+            json!("1773057600000"),
+        ] {
+            assert_eq!(
+                c(t.clone(), FieldType::Datetime),
+                Ok(Value::Datetime(want)),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            c(json!("2026-03-09"), FieldType::Datetime),
+            Ok(Value::Datetime(
+                Utc.with_ymd_and_hms(2026, 3, 9, 0, 0, 0).unwrap()
+            ))
+        );
+        for bad in [
+            json!("next week"),
+            json!(1.5),
+            json!("2026-13-01T00:00:00Z"),
+            json!(true),
+        ] {
+            assert!(c(bad.clone(), FieldType::Datetime).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn enums_exact_then_case_insensitive() {
+        let ty = FieldType::Enum(vec!["new".into(), "working".into(), "New".into()]);
+        assert_eq!(c(json!("New"), ty.clone()), Ok(Value::Enum("New".into())));
+        assert_eq!(
+            c(json!("WORKING"), ty.clone()),
+            Ok(Value::Enum("working".into()))
+        );
+        let e = c(json!("closed"), ty.clone()).unwrap_err();
+        assert_eq!(e.reason, "\"closed\" is not one of new, working, New");
+        assert!(c(json!(3), ty).is_err());
+    }
+
+    #[test]
+    fn strings_take_scalars_not_structures() {
+        assert_eq!(
+            c(json!(42), FieldType::String),
+            Ok(Value::String("42".into()))
+        );
+        assert_eq!(
+            c(json!(true), FieldType::String),
+            Ok(Value::String("true".into()))
+        );
+        assert!(c(json!({"a": 1}), FieldType::String).is_err());
+        assert!(c(json!([]), FieldType::String).is_err());
+    }
+
+    #[test]
+    fn null_stays_null() {
+        for ty in [FieldType::String, FieldType::Number, FieldType::Date] {
+            assert_eq!(c(json!(null), ty), Ok(Value::Null));
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Phone numbers: parse free-form CRM text and format it as E.164, with a default region for
+//! numbers written without a country code.
+//!
+//! Parsing and validation use the `phonenumber` crate (Google libphonenumber metadata). It has
+//! known defects (sync_anchors.md §5.4, whisperfish/rust-phonenumber #100, #31, #30, #29), so
+//! this module guards it on both sides rather than trusting its output:
+//! - letters are refused up front (the crate maps `a` to `2` like a keypad, #100): a CRM value
+//!   with letters is a typo or a vanity number, and a key must never be guessed;
+//! - extensions (`x123`, `ext. 4`, `#5`, `;ext=6`) are cut off first: a contact is keyed by the
+//!   line, not the extension;
+//! - an `00` international prefix (and `011` in NANP regions) is rewritten to `+` (#29);
+//! - the result must be a *valid* number for its country and at most 15 digits (#31), and
+//!   its national digits must appear, in order, at the end of the input digits — catching a
+//!   digit silently dropped when the wrong region's national prefix is stripped (#30).
+//!
+//! `rlibphonenumber` was considered; it is younger and its published figures disagree between
+//! its own README versions, so the better-known crate plus these guards was preferred.
+
+use phonenumber::country::Id;
+use phonenumber::metadata::DATABASE;
+use phonenumber::Mode;
+
+/// Why a phone number was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("unknown region {0:?} (expected an ISO 3166 code such as US or GB)")]
+    UnknownRegion(String),
+    #[error("the phone number is empty")]
+    Empty,
+    #[error("{0:?} contains letters; vanity or misspelt numbers are not guessed")]
+    Letters(String),
+    #[error("{0:?} contains characters a phone number cannot have")]
+    BadCharacters(String),
+    #[error("{0:?} has more than 15 digits")]
+    TooLong(String),
+    #[error("{input:?} is not a valid phone number ({why})")]
+    Invalid { input: String, why: String },
+}
+
+/// Normalizes phone numbers to E.164 for one default region.
+#[derive(Debug, Clone)]
+pub struct PhoneNormalizer {
+    region: Id,
+    region_code: String,
+    /// The default region's country calling code (1 for US).
+    calling_code: u16,
+}
+
+impl Default for PhoneNormalizer {
+    fn default() -> Self {
+        // "US" is always in the metadata.
+        PhoneNormalizer {
+            region: Id::US,
+            region_code: "US".to_string(),
+            calling_code: 1,
+        }
+    }
+}
+
+impl PhoneNormalizer {
+    /// A normalizer for `region` (ISO 3166-1 alpha-2, any case).
+    pub fn new(region: &str) -> Result<PhoneNormalizer, PhoneError> {
+        let code = region.trim().to_ascii_uppercase();
+        let id: Id = code
+            .parse()
+            .map_err(|_| PhoneError::UnknownRegion(region.to_string()))?;
+        let meta = DATABASE
+            .by_id(id.as_ref())
+            .ok_or_else(|| PhoneError::UnknownRegion(region.to_string()))?;
+        Ok(PhoneNormalizer {
+            region: id,
+            region_code: code,
+            calling_code: meta.country_code(),
+        })
+    }
+
+    /// The default region's ISO code.
+    pub fn region(&self) -> &str {
+        &self.region_code
+    }
+
+    /// `input` as E.164 (`+14155550123`).
+    pub fn normalize(&self, input: &str) -> Result<String, PhoneError> {
+        let line = strip_extension(input).trim();
+        if line.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        if line.chars().any(char::is_alphabetic) {
+            return Err(PhoneError::Letters(input.to_string()));
+        }
+        if line
+            .chars()
+            .any(|c| !(c.is_ascii_digit() || " +-.()/\u{a0}".contains(c)))
+        {
+            return Err(PhoneError::BadCharacters(input.to_string()));
+        }
+        let digits: String = line.chars().filter(char::is_ascii_digit).collect();
+        if digits.len() > 15 {
+            return Err(PhoneError::TooLong(input.to_string()));
+        }
+        let plus = line.starts_with('+');
+        if line[1..].contains('+') || (!plus && line.contains('+')) {
+            return Err(PhoneError::BadCharacters(input.to_string()));
+        }
+        // International prefixes the crate does not understand become `+` (#29).
+        let (international, digits) = if plus {
+            (true, digits.as_str())
+        } else if let Some(rest) = digits.strip_prefix("00") {
+            (true, rest)
+        } else if self.calling_code == 1 && digits.starts_with("011") {
+            (true, &digits[3..])
+        } else {
+            (false, digits.as_str())
+        };
+        if international {
+            return parse_checked(&format!("+{digits}"), None, digits)
+                .map_err(|why| invalid(input, why));
+        }
+        // National input. The crate strips a leading copy of the country code even when that
+        // ruins the number (#68: Italian `3912312312`); then retry with the code prepended.
+        parse_checked(digits, Some(self.region), digits)
+            .or_else(|first| {
+                parse_checked(&format!("+{}{digits}", self.calling_code), None, digits)
+                    .map_err(|_| first)
+            })
+            .map_err(|why| invalid(input, why))
+    }
+}
+
+fn invalid(input: &str, why: &str) -> PhoneError {
+    PhoneError::Invalid {
+        input: input.to_string(),
+        why: why.to_string(),
+    }
+}
+
+/// Parse with the crate, then insist on validity and that no input digit was lost.
+fn parse_checked(text: &str, region: Option<Id>, digits: &str) -> Result<String, &'static str> {
+    let number = phonenumber::parse(region, text).map_err(|_| "not a phone number")?;
+    if !number.is_valid() {
+        return Err("no such number in its country's numbering plan");
+    }
+    // Every national digit must come from the input, in order, at its end (#30): the crate
+    // may drop a digit it took for a national prefix.
+    let national = number.national().to_string();
+    if !digits.ends_with(&national) {
+        return Err("digits were lost while parsing");
+    }
+    let e164 = number.format().mode(Mode::E164).to_string();
+    if e164.len() > 16 {
+        return Err("more than 15 digits");
+    }
+    Ok(e164)
+}
+
+/// Cut an extension off: `x123`, `ext 4`, `ext. 4`, `extension 4`, `#5`, `;ext=6`.
+fn strip_extension(input: &str) -> &str {
+    let lower = input.to_ascii_lowercase();
+    let mut cut = input.len();
+    for marker in [";ext=", "extension", "ext.", "ext", "#", "x"] {
+        if let Some(at) = lower.find(marker) {
+            // Only when digits follow: "x" inside a word is a letter, not an extension.
+            let rest = lower[at + marker.len()..].trim_start_matches([' ', '.', ':']);
+            if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+                cut = cut.min(at);
+            }
+        }
+    }
+    &input[..cut]
+}
+
+/// Normalize with a region given by code; a convenience for one-off calls.
+pub fn normalize(input: &str, region: &str) -> Result<String, PhoneError> {
+    PhoneNormalizer::new(region)?.normalize(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(s: &str) -> Result<String, PhoneError> {
+        PhoneNormalizer::default().normalize(s)
+    }
+
+    #[test]
+    fn national_formats_use_the_default_region() {
+        for s in [
+            "(415) 555-0132",
+            "415-555-0132",
+            "415.555.0132",
+            "4155550132",
+            "1 415 555 0132",
+            "+1 415 555 0132",
+            "+14155550132",
+        ] {
+            assert_eq!(us(s).as_deref(), Ok("+14155550132"), "{s}");
+        }
+        let gb = PhoneNormalizer::new("gb").unwrap();
+        assert_eq!(
+            gb.normalize("020 7946 0018").as_deref(),
+            Ok("+442079460018")
+        );
+        assert_eq!(gb.normalize("07911 123456").as_deref(), Ok("+447911123456"));
+    }
+
+    #[test]
+    fn letters_are_refused_not_mapped_to_digits() {
+        // rust-phonenumber #100 turns the `a` into a 2.
+        assert!(matches!(us("+3367a829916"), Err(PhoneError::Letters(_))));
+        assert!(matches!(us("1-800-FLOWERS"), Err(PhoneError::Letters(_))));
+        assert!(matches!(us("call me"), Err(PhoneError::Letters(_))));
+    }
+
+    #[test]
+    fn over_long_numbers_are_refused() {
+        // #31: accepted as valid by the crate alone.
+        assert!(us("+1415555013212345").is_err());
+        assert!(us("+14155550132999").is_err());
+        assert!(us("41555501329").is_err());
+    }
+
+    #[test]
+    fn double_zero_and_011_prefixes() {
+        // #29.
+        assert_eq!(us("0032474123456").as_deref(), Ok("+32474123456"));
+        assert_eq!(us("011 32 474 12 34 56").as_deref(), Ok("+32474123456"));
+        let be = PhoneNormalizer::new("BE").unwrap();
+        assert_eq!(
+            be.normalize("00 1 415 555 0132").as_deref(),
+            Ok("+14155550132")
+        );
+        assert_eq!(be.normalize("0474 12 34 56").as_deref(), Ok("+32474123456"));
+    }
+
+    #[test]
+    fn no_digit_is_dropped_with_the_wrong_region() {
+        // #68/#30: an Italian mobile starting with 39, parsed with region IT, keeps every digit.
+        let it = PhoneNormalizer::new("IT").unwrap();
+        assert_eq!(it.normalize("3912312312").as_deref(), Ok("+393912312312"));
+        // A US-shaped number under region GB is not silently shortened into some valid number.
+        let gb = PhoneNormalizer::new("GB").unwrap();
+        if let Ok(e164) = gb.normalize("4155550132") {
+            assert!(e164.ends_with("4155550132"), "{e164}");
+        }
+    }
+
+    #[test]
+    fn extensions_are_stripped() {
+        for s in [
+            "415-555-0132 x123",
+            "415-555-0132 ext. 45",
+            "415-555-0132 ext 45",
+            "415-555-0132 extension 9",
+            "415-555-0132#77",
+            "+1-415-555-0132;ext=6",
+        ] {
+            assert_eq!(us(s).as_deref(), Ok("+14155550132"), "{s}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_invalid_numbers() {
+        assert_eq!(us(""), Err(PhoneError::Empty));
+        assert_eq!(us("   "), Err(PhoneError::Empty));
+        assert!(us("555-0132").is_err()); // too short for the US
+        assert!(us("+1 000 555 0132").is_err()); // no such area code
+        assert!(us("415*555*0132").is_err());
+        assert!(us("+1+4155550132").is_err());
+        assert!(matches!(
+            PhoneNormalizer::new("XX"),
+            Err(PhoneError::UnknownRegion(_))
+        ));
+    }
+}
