@@ -12,6 +12,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod connector;
+pub mod daemon;
+pub mod event;
 pub mod lang;
 pub mod merge;
 pub mod sandbox;
