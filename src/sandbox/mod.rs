@@ -8,6 +8,7 @@
 
 pub mod counters;
 pub mod faults;
+pub mod hubspot;
 pub mod seed;
 pub mod server;
 

@@ -97,8 +97,14 @@ impl Record {
         let mut out = Map::new();
         out.insert("id".into(), Value::String(self.id.to_string()));
         out.insert("properties".into(), Value::Object(props));
-        out.insert("createdAt".into(), Value::String(format_ms(self.created_ms)));
-        out.insert("updatedAt".into(), Value::String(format_ms(self.updated_ms)));
+        out.insert(
+            "createdAt".into(),
+            Value::String(format_ms(self.created_ms)),
+        );
+        out.insert(
+            "updatedAt".into(),
+            Value::String(format_ms(self.updated_ms)),
+        );
         out.insert("archived".into(), Value::Bool(self.archived_at.is_some()));
         if let Some(at) = self.archived_at {
             out.insert("archivedAt".into(), Value::String(format_ms(at)));

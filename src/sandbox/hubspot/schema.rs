@@ -102,7 +102,10 @@ impl ObjectKind {
         static SCHEMAS: OnceLock<[Arc<ObjectSchema>; 3]> = OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
             [
-                Arc::new(ObjectSchema::new(ObjectKind::Contacts, contact_properties())),
+                Arc::new(ObjectSchema::new(
+                    ObjectKind::Contacts,
+                    contact_properties(),
+                )),
                 Arc::new(ObjectSchema::new(ObjectKind::Calls, call_properties())),
                 Arc::new(ObjectSchema::new(
                     ObjectKind::Communications,
@@ -296,13 +299,8 @@ fn record_properties(kind: ObjectKind) -> Vec<PropertyDef> {
             .describe("The unique ID for this record. This value is set automatically by HubSpot.")
             .computed(Computed::ObjectId)
             .unique(),
-        PropertyDef::new(
-            kind.created_property(),
-            "Create Date",
-            T::Datetime,
-            "date",
-        )
-        .computed(Computed::CreatedAt),
+        PropertyDef::new(kind.created_property(), "Create Date", T::Datetime, "date")
+            .computed(Computed::CreatedAt),
         PropertyDef::new(
             kind.modified_property(),
             "Last Modified Date",
@@ -325,7 +323,12 @@ fn contact_properties() -> Vec<PropertyDef> {
         PropertyDef::new("lastname", "Last Name", T::String, "text"),
         PropertyDef::new("phone", "Phone Number", T::String, "phonenumber")
             .describe("A contact's primary phone number"),
-        PropertyDef::new("mobilephone", "Mobile Phone Number", T::String, "phonenumber"),
+        PropertyDef::new(
+            "mobilephone",
+            "Mobile Phone Number",
+            T::String,
+            "phonenumber",
+        ),
         PropertyDef::new("fax", "Fax Number", T::String, "phonenumber"),
         PropertyDef::new("company", "Company Name", T::String, "text"),
         PropertyDef::new("jobtitle", "Job Title", T::String, "text"),
@@ -338,8 +341,13 @@ fn contact_properties() -> Vec<PropertyDef> {
             .options(LIFECYCLE_OPTIONS),
         PropertyDef::new("annualrevenue", "Annual Revenue", T::Number, "number")
             .group("companyinformation"),
-        PropertyDef::new("hs_email_optout", "Unsubscribed from all email", T::Bool, "booleancheckbox")
-            .options(&[("true", "Yes"), ("false", "No")]),
+        PropertyDef::new(
+            "hs_email_optout",
+            "Unsubscribed from all email",
+            T::Bool,
+            "booleancheckbox",
+        )
+        .options(&[("true", "Yes"), ("false", "No")]),
         PropertyDef::new("date_of_birth", "Date of birth", T::Date, "date"),
         PropertyDef::new(
             "hs_merged_object_ids",
@@ -352,6 +360,10 @@ fn contact_properties() -> Vec<PropertyDef> {
         PropertyDef::new("notes", "Notes", T::String, "textarea")
             .describe("Running notes written back by crmsync.")
             .custom(),
+        PropertyDef::new("renewal_date", "Renewal date", T::Date, "date").custom(),
+        PropertyDef::new("do_not_call", "Do not call", T::Bool, "booleancheckbox")
+            .options(&[("true", "Yes"), ("false", "No")])
+            .custom(),
     ]);
     props
 }
@@ -363,16 +375,26 @@ fn activity_properties(kind: ObjectKind) -> Vec<PropertyDef> {
         PropertyDef::new("hs_timestamp", "Activity date", T::Datetime, "date")
             .group("engagement")
             .describe("The date the activity occurred (required)."),
-        PropertyDef::new("hubspot_owner_id", "Activity assigned to", T::Enumeration, "select")
-            .group("engagement"),
-        PropertyDef::new("crmsync_activity_id", "crmsync activity id", T::String, "text")
-            .group("engagement")
-            .describe(
-                "The conversation id crmsync logged this activity for; unique, so a client can \
+        PropertyDef::new(
+            "hubspot_owner_id",
+            "Activity assigned to",
+            T::Enumeration,
+            "select",
+        )
+        .group("engagement"),
+        PropertyDef::new(
+            "crmsync_activity_id",
+            "crmsync activity id",
+            T::String,
+            "text",
+        )
+        .group("engagement")
+        .describe(
+            "The conversation id crmsync logged this activity for; unique, so a client can \
                  look an activity up (search EQ) or upsert it before resending.",
-            )
-            .custom()
-            .unique(),
+        )
+        .custom()
+        .unique(),
     ]);
     props
 }
@@ -386,9 +408,14 @@ fn call_properties() -> Vec<PropertyDef> {
         PropertyDef::new("hs_call_duration", "Call duration", T::Number, "number")
             .group("call")
             .describe("The duration of the call in milliseconds."),
-        PropertyDef::new("hs_call_direction", "Call direction", T::Enumeration, "select")
-            .group("call")
-            .options(&[("INBOUND", "Inbound"), ("OUTBOUND", "Outbound")]),
+        PropertyDef::new(
+            "hs_call_direction",
+            "Call direction",
+            T::Enumeration,
+            "select",
+        )
+        .group("call")
+        .options(&[("INBOUND", "Inbound"), ("OUTBOUND", "Outbound")]),
         PropertyDef::new("hs_call_status", "Call status", T::Enumeration, "select")
             .group("call")
             .options(&[
@@ -407,11 +434,15 @@ fn call_properties() -> Vec<PropertyDef> {
         PropertyDef::new("hs_call_from_number", "From number", T::String, "text").group("call"),
         PropertyDef::new("hs_call_to_number", "To number", T::String, "text").group("call"),
         PropertyDef::new("hs_call_disposition", "Call outcome", T::String, "text").group("call"),
-        PropertyDef::new("hs_call_recording_url", "Recording URL", T::String, "text")
-            .group("call"),
-        PropertyDef::new("hs_call_has_voicemail", "Has voicemail", T::Bool, "booleancheckbox")
-            .group("call")
-            .options(&[("true", "Yes"), ("false", "No")]),
+        PropertyDef::new("hs_call_recording_url", "Recording URL", T::String, "text").group("call"),
+        PropertyDef::new(
+            "hs_call_has_voicemail",
+            "Has voicemail",
+            T::Bool,
+            "booleancheckbox",
+        )
+        .group("call")
+        .options(&[("true", "Yes"), ("false", "No")]),
     ]);
     props
 }

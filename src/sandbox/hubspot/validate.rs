@@ -48,7 +48,11 @@ pub fn summary_message(errors: &[ErrorDetail]) -> String {
     format!("Property values were not valid: [{}]", items.join(","))
 }
 
-fn validate_one(schema: &ObjectSchema, name: &str, raw: &Value) -> Result<(u16, String), ErrorDetail> {
+fn validate_one(
+    schema: &ObjectSchema,
+    name: &str,
+    raw: &Value,
+) -> Result<(u16, String), ErrorDetail> {
     let Some(index) = schema.index_of(name) else {
         return Err(ErrorDetail::property(
             "PROPERTY_DOESNT_EXIST",
@@ -97,12 +101,19 @@ fn validate_one(schema: &ObjectSchema, name: &str, raw: &Value) -> Result<(u16, 
         PropertyType::Bool => match text.trim().to_ascii_lowercase().as_str() {
             "true" => "true".to_string(),
             "false" => "false".to_string(),
-            _ => return Err(invalid("INVALID_BOOLEAN", "boolean (use \"true\" or \"false\")")),
+            _ => {
+                return Err(invalid(
+                    "INVALID_BOOLEAN",
+                    "boolean (use \"true\" or \"false\")",
+                ))
+            }
         },
         PropertyType::Date => match parse_ms(&text) {
-            Some(ms) if ms.rem_euclid(86_400_000) == 0 => DateTime::<Utc>::from_timestamp_millis(ms)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_default(),
+            Some(ms) if ms.rem_euclid(86_400_000) == 0 => {
+                DateTime::<Utc>::from_timestamp_millis(ms)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default()
+            }
             Some(_) => return Err(invalid("INVALID_DATE", "date (must be midnight UTC)")),
             None => return Err(invalid("INVALID_DATE", "date")),
         },
@@ -167,7 +178,12 @@ mod tests {
         codes.sort_unstable();
         assert_eq!(
             codes,
-            ["INVALID_DECIMAL", "INVALID_OPTION", "PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"]
+            [
+                "INVALID_DECIMAL",
+                "INVALID_OPTION",
+                "PROPERTY_DOESNT_EXIST",
+                "READ_ONLY_VALUE"
+            ]
         );
         let option = errors.iter().find(|e| e.code == "INVALID_OPTION").unwrap();
         assert!(option.message.contains("QUALIFIED"), "{}", option.message);
