@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod check;
+pub mod records;
 
 /// Options every subcommand understands.
 #[derive(Debug, Clone, Args)]
