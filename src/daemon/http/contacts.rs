@@ -1,0 +1,117 @@
+//! `GET /v1/contacts`, `GET /v1/contacts/{phone}`, `PATCH /v1/contacts/{phone}`.
+//!
+//! A contact is shown as `{"phone_number", "fields", "provenance", "links", "created_at",
+//! "updated_at"}`: fields as JSON values (dates `YYYY-MM-DD`, datetimes RFC 3339 UTC, enums as
+//! their variant), provenance per field as `{"source": "inbound:salesforce" | "analysis:<id>" |
+//! "manual", "at"}`, links as connection → CRM record id.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Map, Value as JsonValue};
+
+use super::error::{ApiError, ApiResult};
+use crate::daemon::{store_error, AppState};
+use crate::store::ContactRecord;
+use crate::value::dynamic::DynValue;
+
+/// The JSON view of a contact.
+pub fn contact_json(contact: &ContactRecord) -> JsonValue {
+    let fields: Map<String, JsonValue> = contact
+        .fields
+        .iter()
+        .map(|(name, value)| (name.clone(), DynValue::from_value(value).to_json()))
+        .collect();
+    let provenance: Map<String, JsonValue> = contact
+        .provenance
+        .iter()
+        .map(|(name, p)| {
+            (
+                name.clone(),
+                json!({"source": p.source.label(), "at": p.at.to_rfc3339()}),
+            )
+        })
+        .collect();
+    json!({
+        "phone_number": contact.phone,
+        "fields": fields,
+        "provenance": provenance,
+        "links": contact.links,
+        "created_at": contact.created_at.to_rfc3339(),
+        "updated_at": contact.updated_at.to_rfc3339(),
+    })
+}
+
+/// Normalizes a phone number from a URL or body to E.164, or answers 400 naming it.
+pub fn parse_phone(state: &AppState, raw: &str) -> ApiResult<String> {
+    state.phone.normalize(raw).map_err(|err| {
+        ApiError::bad_request("invalid_phone", format!("phone number {raw:?}: {err}"))
+    })
+}
+
+/// `GET /v1/contacts/{phone}`.
+pub async fn get_contact(
+    State(state): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<JsonValue>> {
+    let phone = parse_phone(&state, &raw)?;
+    let store = state.store.clone();
+    let lookup = phone.clone();
+    let contact = state
+        .blocking(move || store.contact(&lookup).map_err(store_error))
+        .await?;
+    match contact {
+        Some(contact) => Ok(Json(contact_json(&contact))),
+        None => Err(ApiError::not_found(format!(
+            "no contact with phone {phone}"
+        ))),
+    }
+}
+
+/// Paging of `GET /v1/contacts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Return contacts whose phone sorts after this one (the previous page's `next`).
+    pub after: Option<String>,
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+/// `GET /v1/contacts?after=&limit=` → `{"contacts": [...], "next": "+1..." | null}`, in phone
+/// order.
+pub async fn list_contacts(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<Json<JsonValue>> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
+        ));
+    }
+    let store = state.store.clone();
+    let after = query.after.clone();
+    // Fetch one extra row to know whether another page exists.
+    let mut contacts = state
+        .blocking(move || {
+            store
+                .contacts(after.as_deref(), limit + 1)
+                .map_err(store_error)
+        })
+        .await?;
+    let next = if contacts.len() > limit {
+        contacts.truncate(limit);
+        contacts.last().map(|c| c.phone.clone())
+    } else {
+        None
+    };
+    let items: Vec<JsonValue> = contacts.iter().map(contact_json).collect();
+    Ok(Json(json!({"contacts": items, "next": next})))
+}

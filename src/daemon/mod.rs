@@ -1,0 +1,237 @@
+//! `crmsync run`: the daemon. It serves the HTTP API (Retell webhooks, the generic conversation
+//! endpoint, contacts, sync control, health, metrics), runs the inbound sync of the active
+//! connection on a schedule, and drains the outbox continuously.
+//!
+//! # Threads and the store
+//! The store is redb: a synchronous API with one writer at a time. Handlers never touch it on an
+//! async worker thread; every store or engine call goes through [`AppState::blocking`], which
+//! runs it on tokio's blocking pool behind a small semaphore (so 200 concurrent webhooks queue
+//! for the writer instead of parking 200 threads). Each event is one write transaction, so
+//! concurrent posts are applied exactly once each, in some order, and a duplicate delivery of
+//! the same conversation is a no-op.
+//!
+//! # Shutdown
+//! [`RunningDaemon::shutdown`] (or SIGINT/SIGTERM in `crmsync run`) stops accepting connections,
+//! lets in-flight requests finish, stops the scheduler between pages (a page's transaction either
+//! committed or never started; the cursor only moves after a commit) and lets the dispatcher
+//! finish the batch in hand. Whatever was not sent stays in the outbox for the next start.
+
+pub mod counters;
+pub mod http;
+pub mod signature;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::store::{Store, StoreError};
+use crate::value::phone::PhoneNormalizer;
+use counters::Counters;
+use http::error::{ApiError, ApiResult};
+
+/// Everything the daemon needs, resolved: secrets read, rules compiled, store open. The CLI
+/// builds it from the config file; tests build it directly (no environment variables).
+pub struct DaemonOptions {
+    /// Where to listen (`127.0.0.1:0` in tests).
+    pub listen: SocketAddr,
+    /// Bearer token for `/v1`.
+    pub api_token: String,
+    /// Retell API key for webhook signatures.
+    pub retell_api_key: String,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    pub store: Arc<Store>,
+    /// Region for phone numbers without a country code.
+    pub phone: PhoneNormalizer,
+    /// Time between scheduled incremental syncs.
+    pub sync_interval: Duration,
+    /// Time between outbox passes when nothing wakes the dispatcher.
+    pub dispatch_interval: Duration,
+}
+
+/// How many store/engine calls may run on the blocking pool at once. redb has one writer, so
+/// more would only park threads.
+const BLOCKING_PERMITS: usize = 8;
+
+/// Shared state of the HTTP handlers and background tasks.
+pub struct AppState {
+    pub api_token: String,
+    pub retell_api_key: String,
+    pub store: Arc<Store>,
+    pub phone: PhoneNormalizer,
+    pub counters: Counters,
+    blocking_permits: Semaphore,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Runs a synchronous store/engine call on the blocking pool.
+    pub async fn blocking<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        F: FnOnce() -> ApiResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self
+            .blocking_permits
+            .acquire()
+            .await
+            .map_err(|_| ApiError::unavailable("the daemon is shutting down"))?;
+        // If the client disconnects, this future is dropped but the spawned task still runs to
+        // completion: a started transaction always commits or aborts as a whole.
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|err| ApiError::internal(format!("a store task failed: {err}")))?
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A cheap read, to prove the store answers.
+    pub async fn store_probe(&self) -> Result<(), String> {
+        let store = self.store.clone();
+        self.blocking(move || store.contact_count().map(|_| ()).map_err(store_error))
+            .await
+            .map_err(|err| err.message)
+    }
+
+    /// Reads outbox depth, dead letters and contact count into the metrics gauges.
+    pub async fn refresh_store_gauges(&self) -> ApiResult<()> {
+        let store = self.store.clone();
+        let (counts, contacts) = self
+            .blocking(move || {
+                let counts = store.outbox_counts().map_err(store_error)?;
+                let contacts = store.contact_count().map_err(store_error)?;
+                Ok((counts, contacts))
+            })
+            .await?;
+        self.counters.set_store_gauges(
+            counts.pending_writes,
+            counts.pending_activities + counts.sending_activities,
+            counts.dead_letters,
+            contacts,
+        );
+        Ok(())
+    }
+}
+
+/// A store failure as a 500.
+pub fn store_error(err: StoreError) -> ApiError {
+    ApiError::internal(err.to_string())
+}
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error("a daemon task failed: {0}")]
+    Task(String),
+}
+
+/// A daemon started in this process.
+pub struct RunningDaemon {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<Result<(), std::io::Error>>,
+}
+
+impl RunningDaemon {
+    /// The address it listens on (the real port when `listen` had port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Stops cleanly (see the module docs) and waits until everything has stopped.
+    pub async fn shutdown(self) -> Result<(), DaemonError> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Waits until the daemon stops (after `stop_on` fired, for [`start_with_shutdown`]).
+    pub async fn wait(self) -> Result<(), DaemonError> {
+        match self.server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(DaemonError::Serve(err)),
+            Err(err) => Err(DaemonError::Task(err.to_string())),
+        }
+    }
+}
+
+/// Starts the daemon; it runs until [`RunningDaemon::shutdown`].
+pub async fn start(options: DaemonOptions) -> Result<RunningDaemon, DaemonError> {
+    start_with_shutdown(options, std::future::pending()).await
+}
+
+/// Starts the daemon; it stops when `stop_on` completes (e.g. a signal) or on
+/// [`RunningDaemon::shutdown`].
+pub async fn start_with_shutdown(
+    options: DaemonOptions,
+    stop_on: impl Future<Output = ()> + Send + 'static,
+) -> Result<RunningDaemon, DaemonError> {
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+        addr: options.listen,
+        source,
+    })?;
+    let (stop, shutdown) = watch::channel(false);
+    let state = Arc::new(AppState {
+        api_token: options.api_token,
+        retell_api_key: options.retell_api_key,
+        store: options.store,
+        phone: options.phone,
+        counters: Counters::new(),
+        blocking_permits: Semaphore::new(BLOCKING_PERMITS),
+        shutdown: shutdown.clone(),
+    });
+    let router = http::router(state.clone(), options.body_limit);
+
+    // An external stop (signal) flips the same switch as `RunningDaemon::shutdown`.
+    let external = stop.clone();
+    tokio::spawn(async move {
+        stop_on.await;
+        let _ = external.send(true);
+    });
+
+    let mut server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stopping| *stopping).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "crmsync daemon listening");
+    Ok(RunningDaemon {
+        addr,
+        state,
+        stop,
+        server,
+    })
+}

@@ -1,0 +1,11 @@
+//! The daemon over real HTTP on 127.0.0.1: authentication, Retell webhooks, the inbound
+//! webhook, conversations, contacts, sync control, limits, metrics, config errors and shutdown.
+//!
+//! Each test starts its own daemon in-process (port 0, a store in a temporary directory); the
+//! shutdown/restart test runs the real binary, because a process ending is what it checks.
+
+#[path = "daemon/harness.rs"]
+mod harness;
+
+#[path = "daemon/auth_and_limits.rs"]
+mod auth_and_limits;
