@@ -1,6 +1,7 @@
 //! The rule language: grammar (pest), AST, checker, diagnostics, compiled `Ruleset`, evaluator.
 
 pub mod check;
+pub mod diagnostics;
 pub mod functions;
 pub mod syntax;
 pub mod types;
