@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod diagnostics;
+pub mod eval;
 pub mod functions;
 pub mod syntax;
 pub mod types;
+pub use eval::Ruleset;
