@@ -1,0 +1,127 @@
+//! `crmsync analyze FILE.json`: apply one conversation event (a Retell `call_analyzed` /
+//! `chat_analyzed` webhook body, or the generic event of DESIGN.md §4).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::open::{engine, engine_error, print_json};
+use super::{CliError, CliResult, GlobalOpts};
+use crate::config::LoadedConfig;
+use crate::engine::{retell, ConversationOutcome, ConversationReport};
+use crate::event::ConversationEvent;
+use crate::merge::{merger_for, LlmConfig};
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// The event: a Retell webhook body or a generic conversation event (JSON).
+    pub file: PathBuf,
+}
+
+pub fn run(global: &GlobalOpts, args: AnalyzeArgs) -> CliResult {
+    let (engine, config) = engine(global)?;
+    let place = args.file.display().to_string();
+    let text = std::fs::read(&args.file)
+        .map_err(|err| CliError::input(format!("{place}: {err}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|err| CliError::input(format!("{place}: {err}")))?;
+    let event = if retell::is_webhook(&json) {
+        match retell::to_generic(&json).map_err(|err| CliError::input(format!("{place}: {err}")))? {
+            Some(generic) => parse_event(&place, generic)?,
+            None => {
+                let kind = json
+                    .get("event")
+                    .or_else(|| json.get("event_type"))
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                if global.json {
+                    return print_json(&serde_json::json!({ "outcome": "ignored", "event": kind }));
+                }
+                println!("ignored: event {kind} is not call_analyzed or chat_analyzed");
+                return Ok(());
+            }
+        }
+    } else {
+        parse_event(&place, json)?
+    };
+    let merger = merger_for(llm_config(&config).as_ref());
+    let report = engine
+        .apply_conversation_blocking(&event, merger.as_ref())
+        .map_err(engine_error)?;
+    if global.json {
+        print_json(&report)
+    } else {
+        print!("{}", human(&report));
+        Ok(())
+    }
+}
+
+fn parse_event(place: &str, json: serde_json::Value) -> Result<ConversationEvent, CliError> {
+    serde_json::from_value(json)
+        .map_err(|err| CliError::input(format!("{place}: not a conversation event: {err}")))
+}
+
+/// The merge LLM from the config's `llm:` section.
+pub fn llm_config(config: &LoadedConfig) -> Option<LlmConfig> {
+    config.config.llm.as_ref().map(|llm| LlmConfig {
+        base_url: llm.base_url.clone(),
+        model: llm.model.clone(),
+        api_key_env: llm.api_key_env.as_ref().map(|v| v.var_name().to_string()),
+        timeout_ms: u64::try_from(llm.timeout.as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// The human summary.
+pub fn human(report: &ConversationReport) -> String {
+    let mut out = String::new();
+    let id = &report.conversation_id;
+    match &report.outcome {
+        ConversationOutcome::AlreadyApplied => {
+            let _ = writeln!(out, "conversation {id}: already applied, nothing changed");
+        }
+        ConversationOutcome::NoNumber => {
+            let _ = writeln!(
+                out,
+                "conversation {id}: no phone number (web call or chat), nothing to apply"
+            );
+        }
+        ConversationOutcome::Applied {
+            phone,
+            created,
+            changed,
+            outbound,
+            activity,
+        } => {
+            let verb = if *created { "created" } else { "updated" };
+            let _ = writeln!(out, "conversation {id}: {verb} contact {phone}");
+            let fields = if changed.is_empty() {
+                "none".to_string()
+            } else {
+                changed.join(", ")
+            };
+            let _ = writeln!(out, "  changed fields: {fields}");
+            if !outbound.is_empty() {
+                let _ = writeln!(out, "  queued CRM write: {}", outbound.join(", "));
+            }
+            if *activity {
+                let _ = writeln!(out, "  queued activity");
+            }
+        }
+    }
+    for problem in &report.field_errors {
+        let _ = writeln!(
+            out,
+            "  skipped {} = {}: {}",
+            problem.field, problem.value, problem.reason
+        );
+    }
+    for problem in &report.merge_fallbacks {
+        let _ = writeln!(
+            out,
+            "  merged {} by keeping both texts: {}",
+            problem.field, problem.reason
+        );
+    }
+    out
+}

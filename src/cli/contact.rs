@@ -1,0 +1,196 @@
+//! `crmsync contact get PHONE | list | set PHONE FIELD=VALUE...`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value as Json};
+
+use super::open::{engine, engine_error, print_json};
+use super::{CliError, CliResult, GlobalOpts};
+use crate::store::ContactRecord;
+use crate::value::{DynValue, Fields, Value};
+
+#[derive(Debug, Args)]
+pub struct ContactArgs {
+    #[command(subcommand)]
+    pub command: ContactCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Show one contact: fields, where each came from, CRM links.
+    Get {
+        /// The phone number (any common notation; normalized to E.164).
+        phone: String,
+    },
+    /// List contacts in phone order.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Start after this phone (E.164), for paging.
+        #[arg(long, value_name = "PHONE")]
+        after: Option<String>,
+    },
+    /// Set fields (validated against their types); pushes to the CRM like any change.
+    /// `FIELD=` with nothing after `=` clears the field.
+    Set {
+        phone: String,
+        #[arg(value_name = "FIELD=VALUE", required = true)]
+        assignments: Vec<String>,
+    },
+}
+
+pub fn run(global: &GlobalOpts, args: ContactArgs) -> CliResult {
+    let (engine, _config) = engine(global)?;
+    match args.command {
+        ContactCommand::Get { phone } => {
+            let phone = engine.normalize_phone(&phone).map_err(engine_error)?;
+            let contact = engine
+                .store()
+                .contact(&phone)
+                .map_err(|err| CliError::runtime(err.to_string()))?
+                .ok_or_else(|| CliError::input(format!("no contact with phone {phone}")))?;
+            if global.json {
+                print_json(&contact_json(&contact))
+            } else {
+                print!("{}", human_contact(&contact));
+                Ok(())
+            }
+        }
+        ContactCommand::List { limit, after } => {
+            let contacts = engine
+                .store()
+                .contacts(after.as_deref(), limit)
+                .map_err(|err| CliError::runtime(err.to_string()))?;
+            if global.json {
+                let list: Vec<Json> = contacts.iter().map(contact_json).collect();
+                return print_json(&list);
+            }
+            for contact in &contacts {
+                println!("{}", list_line(contact));
+            }
+            Ok(())
+        }
+        ContactCommand::Set { phone, assignments } => {
+            let mut fields = Fields::new();
+            for assignment in &assignments {
+                let Some((name, text)) = assignment.split_once('=') else {
+                    return Err(CliError::input(format!(
+                        "`{assignment}`: expected FIELD=VALUE"
+                    )));
+                };
+                let value = if text.is_empty() {
+                    Value::Null
+                } else {
+                    engine
+                        .parse_field_value(name.trim(), &Json::String(text.to_string()))
+                        .map_err(engine_error)?
+                };
+                fields.insert(name.trim().to_string(), value);
+            }
+            let report = engine.manual_set(&phone, fields).map_err(engine_error)?;
+            if global.json {
+                return print_json(&report);
+            }
+            let verb = if report.created { "created" } else { "updated" };
+            let changed = if report.changed.is_empty() {
+                "nothing changed".to_string()
+            } else {
+                format!("changed {}", report.changed.join(", "))
+            };
+            println!("{verb} contact {}: {changed}", report.phone);
+            if !report.outbound.is_empty() {
+                println!("  queued CRM write: {}", report.outbound.join(", "));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A field value as plain JSON (integral numbers without `.0`).
+pub fn plain(value: &Value) -> Json {
+    if let Value::Number(n) = value {
+        if n.fract() == 0.0 && n.abs() < 9.0e15 {
+            return json!(*n as i64);
+        }
+    }
+    DynValue::from_value(value).to_json()
+}
+
+/// The JSON view of a contact (`--json`).
+pub fn contact_json(contact: &ContactRecord) -> Json {
+    let fields: BTreeMap<&String, Json> = contact
+        .fields
+        .iter()
+        .map(|(name, value)| (name, plain(value)))
+        .collect();
+    let provenance: BTreeMap<&String, Json> = contact
+        .provenance
+        .iter()
+        .map(|(name, p)| (name, json!({ "source": p.source.label(), "at": p.at })))
+        .collect();
+    json!({
+        "phone_number": contact.phone,
+        "fields": fields,
+        "provenance": provenance,
+        "links": contact.links,
+        "last_pushed": contact.last_pushed,
+        "created_at": contact.created_at,
+        "updated_at": contact.updated_at,
+    })
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_string(),
+        Value::String(s) => format!("{s:?}"),
+        other => crate::value::vars::format_value(other).unwrap_or_default(),
+    }
+}
+
+/// The human view of one contact (no clocks: stable across runs).
+pub fn human_contact(contact: &ContactRecord) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", contact.phone);
+    if contact.links.is_empty() {
+        let _ = writeln!(out, "  links: none");
+    } else {
+        let links: Vec<String> = contact
+            .links
+            .iter()
+            .map(|(conn, id)| format!("{conn}={id}"))
+            .collect();
+        let _ = writeln!(out, "  links: {}", links.join(", "));
+    }
+    let width = contact.fields.keys().map(String::len).max().unwrap_or(0);
+    for (name, value) in &contact.fields {
+        let source = contact
+            .provenance
+            .get(name)
+            .map(|p| p.source.label())
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {name:<width$}  {}  [{source}]", text(value));
+    }
+    out
+}
+
+fn list_line(contact: &ContactRecord) -> String {
+    let name = ["first_name", "last_name"]
+        .iter()
+        .filter_map(|f| match contact.fields.get(*f) {
+            Some(Value::String(s)) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let links: Vec<String> = contact
+        .links
+        .iter()
+        .map(|(conn, id)| format!("{conn}={id}"))
+        .collect();
+    format!("{}\t{}\t{}", contact.phone, name, links.join(","))
+        .trim_end()
+        .to_string()
+}
