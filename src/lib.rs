@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod daemon;
+pub mod engine;
 pub mod event;
 pub mod lang;
 pub mod merge;

@@ -1,0 +1,142 @@
+//! What a sync run did: the inbound read, the dispatch, and the API calls it cost.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::dispatch::DispatchReport;
+use super::{ConnectorKind, MetricsSnapshot, SyncCursor};
+use crate::engine::{Duplicate, ImportReport, RecordFieldError, Skipped};
+
+/// The inbound half of a sync.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InboundReport {
+    /// `full` or `incremental`.
+    pub mode: &'static str,
+    pub pages: u64,
+    pub read: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Records not imported, each with its reason (missing or unparsable phone, ...).
+    pub skipped: Vec<Skipped>,
+    /// Records that lost to a more recently modified record with the same phone.
+    pub duplicates: Vec<Duplicate>,
+    /// Fields that could not be coerced; the rest of the record applied.
+    pub field_errors: Vec<RecordFieldError>,
+    /// Links removed because the CRM deleted, archived or merged the record.
+    pub unlinked: usize,
+    /// The cursor after the sync.
+    pub cursor: Option<SyncCursor>,
+}
+
+impl InboundReport {
+    pub(crate) fn absorb(&mut self, page: ImportReport) {
+        self.pages += 1;
+        self.read += page.read;
+        self.created += page.created;
+        self.updated += page.updated;
+        self.unchanged += page.unchanged;
+        self.unlinked += page.archived;
+        self.skipped.extend(page.skipped);
+        self.duplicates.extend(page.duplicates);
+        self.field_errors.extend(page.field_errors);
+    }
+
+    /// Skipped records counted by reason, most frequent first.
+    pub fn skipped_by_reason(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for s in &self.skipped {
+            *counts.entry(s.reason.clone()).or_insert(0) += 1;
+        }
+        let mut v: Vec<_> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+/// One `crmsync sync` (or one scheduled sync of the daemon).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub connection: String,
+    pub kind: ConnectorKind,
+    pub inbound: InboundReport,
+    /// `None` when the connection is not the active one (nothing is pushed to it).
+    pub dispatch: Option<DispatchReport>,
+    /// Requests this run sent, by endpoint, with retries and throttling.
+    pub api: MetricsSnapshot,
+    pub duration_ms: u64,
+}
+
+impl SyncReport {
+    /// The human summary printed by `crmsync sync`.
+    pub fn render(&self) -> String {
+        let i = &self.inbound;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} sync of `{}` ({}) in {:.1} s",
+            i.mode,
+            self.connection,
+            self.kind.as_str(),
+            self.duration_ms as f64 / 1000.0
+        );
+        let _ = writeln!(
+            s,
+            "  read {}  created {}  updated {}  unchanged {}  skipped {}  duplicates {}  unlinked {}",
+            i.read,
+            i.created,
+            i.updated,
+            i.unchanged,
+            i.skipped.len(),
+            i.duplicates.len(),
+            i.unlinked
+        );
+        for (reason, n) in i.skipped_by_reason().iter().take(10) {
+            let _ = writeln!(s, "    skipped {n}: {reason}");
+        }
+        if !i.field_errors.is_empty() {
+            let _ = writeln!(s, "  field errors {}", i.field_errors.len());
+            for e in i.field_errors.iter().take(10) {
+                let _ = writeln!(s, "    record {} field {}: {} ({})", e.record_id, e.field, e.value, e.reason);
+            }
+        }
+        match &self.dispatch {
+            Some(d) => {
+                let _ = writeln!(
+                    s,
+                    "  written {} ({} requests)  activities logged {}  found already logged {}  deferred {}  failed {}",
+                    d.written,
+                    d.write_requests,
+                    d.activities_logged,
+                    d.activities_found,
+                    d.deferred,
+                    d.failed()
+                );
+                for f in d.dead_lettered.iter().take(10) {
+                    let _ = writeln!(s, "    dead letter {} {}: {}", f.kind, f.key, f.message);
+                }
+            }
+            None => {
+                let _ = writeln!(s, "  not the active connection: nothing pushed");
+            }
+        }
+        let calls: Vec<String> = self
+            .api
+            .calls_by_endpoint
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  API calls {} ({})  retries {}  throttled {}  token refreshes {}",
+            self.api.total_calls(),
+            calls.join(", "),
+            self.api.retries,
+            self.api.throttled,
+            self.api.token_refreshes
+        );
+        s
+    }
+}

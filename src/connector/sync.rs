@@ -1,0 +1,403 @@
+//! One inbound sync of a connection into the store (DESIGN.md §3 "Inbound sync").
+//!
+//! 1. Schema check: describe the CRM object; every CRM field the connection's mappings read or
+//!    write must exist (and be writable when written), else the sync fails naming the field and
+//!    the connection — before anything is read.
+//! 2. Read: full (no cursor, or `--full`), else incremental from `cursor − overlap`. Pages are
+//!    fetched one ahead while the current page is applied.
+//! 3. Each page is one engine transaction that also moves the cursor to the newest
+//!    `(modified, id)` applied — so the cursor only advances after its page commits, and the
+//!    store never moves it backwards. Reads that are not in modification order (HubSpot's full
+//!    list) move the cursor only with their last page. Cursor times in the future are clamped
+//!    to now.
+//! 4. Deletions: Salesforce `deleted` / HubSpot archived records since the previous cursor, and
+//!    HubSpot `hs_merged_object_ids`, unlink the records (the contacts stay).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::report::{InboundReport, SyncReport};
+use super::{Connector, ConnectorError, ConnectorKind, Page, ReadPosition, Schema, SyncCursor};
+use crate::engine::{Engine, EngineError};
+
+/// What a sync of one connection reads and writes, from the rule set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPlan {
+    pub connection: String,
+    pub kind: ConnectorKind,
+    /// The CRM object (`Contact`; HubSpot `contacts`).
+    pub object: String,
+    /// CRM fields the inbound mappings read (paths like `Account.Name` allowed).
+    pub source_fields: Vec<String>,
+    /// CRM fields the outbound mappings write.
+    pub target_fields: Vec<String>,
+}
+
+impl SyncPlan {
+    /// The plan of a connection of the compiled rule set.
+    pub fn from_rules(rules: &crate::lang::eval::ConnectionRules) -> SyncPlan {
+        let kind = ConnectorKind::from(rules.kind);
+        SyncPlan {
+            connection: rules.name.clone(),
+            kind,
+            object: rules
+                .object
+                .clone()
+                .unwrap_or_else(|| Self::default_object(kind).to_string()),
+            source_fields: rules.inbound_source_fields(),
+            target_fields: rules.outbound_target_fields(),
+        }
+    }
+
+    /// The default object of a connection kind when the rules name none.
+    pub fn default_object(kind: ConnectorKind) -> &'static str {
+        match kind {
+            ConnectorKind::Salesforce => "Contact",
+            ConnectorKind::Hubspot => "contacts",
+        }
+    }
+}
+
+/// Sync options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Re-read everything, whatever the cursor says.
+    pub full: bool,
+}
+
+/// Progress of a long read (the CLI shows a bar on a terminal; the daemon logs nothing).
+pub trait SyncProgress: Send + Sync {
+    /// The read started; `total` records when the CRM says.
+    fn start(&self, _total: Option<u64>) {}
+    /// `records` more were applied.
+    fn advance(&self, _records: u64) {}
+    fn finish(&self) {}
+}
+
+/// No progress display.
+pub struct NoProgress;
+impl SyncProgress for NoProgress {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("connection `{connection}`: the {direction} rules name CRM field `{field}`, which {object} does not have{}", suggest(.suggestion))]
+    UnknownCrmField {
+        connection: String,
+        object: String,
+        field: String,
+        direction: &'static str,
+        suggestion: Option<String>,
+    },
+    #[error("connection `{connection}`: the outbound rules write CRM field `{field}`, which is read-only in {object}")]
+    ReadOnlyCrmField {
+        connection: String,
+        object: String,
+        field: String,
+    },
+    #[error("connection `{0}`: a sync is already running")]
+    AlreadyRunning(String),
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Dispatch(#[from] super::dispatch::DispatchError),
+    #[error("connection `{connection}`: a page read task failed: {message}")]
+    Task { connection: String, message: String },
+}
+
+fn suggest(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    }
+}
+
+/// Check the plan against the CRM's schema.
+pub fn check_schema(plan: &SyncPlan, schema: &Schema) -> Result<(), SyncError> {
+    let closest = |field: &str| {
+        schema
+            .fields
+            .keys()
+            .map(|k| (strsim::jaro_winkler(&k.to_lowercase(), &field.to_lowercase()), k))
+            .filter(|(score, _)| *score >= 0.85)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, k)| k.clone())
+    };
+    for f in &plan.source_fields {
+        if !schema.has_path_root(f) {
+            let root = f.split('.').next().unwrap_or(f);
+            return Err(SyncError::UnknownCrmField {
+                connection: plan.connection.clone(),
+                object: schema.object.clone(),
+                field: f.clone(),
+                direction: "inbound",
+                suggestion: closest(root),
+            });
+        }
+    }
+    for f in &plan.target_fields {
+        match schema.fields.get(f) {
+            None => {
+                return Err(SyncError::UnknownCrmField {
+                    connection: plan.connection.clone(),
+                    object: schema.object.clone(),
+                    field: f.clone(),
+                    direction: "outbound",
+                    suggestion: closest(f),
+                })
+            }
+            Some(field) if !field.updateable => {
+                return Err(SyncError::ReadOnlyCrmField {
+                    connection: plan.connection.clone(),
+                    object: schema.object.clone(),
+                    field: f.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Held while a connection syncs: one sync per connection at a time (in this process; the redb
+/// store file cannot be opened by two processes).
+struct RunningGuard(String);
+
+fn running() -> &'static Mutex<HashSet<String>> {
+    static RUNNING: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    RUNNING.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+impl RunningGuard {
+    fn take(connection: &str) -> Result<Self, SyncError> {
+        let mut set = running().lock().unwrap_or_else(|e| e.into_inner());
+        if !set.insert(connection.to_string()) {
+            return Err(SyncError::AlreadyRunning(connection.to_string()));
+        }
+        Ok(RunningGuard(connection.to_string()))
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut set = running().lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(&self.0);
+    }
+}
+
+/// Run blocking store work without stalling the runtime's other tasks (the next page's fetch,
+/// an in-process sandbox).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+type PageTask = tokio::task::JoinHandle<Result<Page, ConnectorError>>;
+
+/// Aborts the read-ahead task when the sync stops early.
+struct ReadAhead(Option<PageTask>);
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
+    }
+}
+
+/// One inbound sync of `plan.connection`: schema check, read, apply, unlink deletions.
+pub async fn sync_inbound<C: Connector + 'static>(
+    connector: Arc<C>,
+    engine: &Engine,
+    plan: &SyncPlan,
+    options: SyncOptions,
+    progress: &dyn SyncProgress,
+) -> Result<InboundReport, SyncError> {
+    let _guard = RunningGuard::take(&plan.connection)?;
+    let schema = connector.describe(&plan.object).await?;
+    check_schema(plan, &schema)?;
+
+    let conn = plan.connection.as_str();
+    let previous = blocking(|| engine.store().cursor(conn)).map_err(EngineError::from)?;
+    let overlap = chrono::Duration::from_std(connector.settings().overlap)
+        .unwrap_or(chrono::Duration::minutes(2));
+    let since = match (&previous, options.full) {
+        (Some(c), false) => Some(c.modstamp - overlap),
+        _ => None,
+    };
+    let mut report = InboundReport {
+        mode: if since.is_some() { "incremental" } else { "full" },
+        ..InboundReport::default()
+    };
+
+    let fields: Arc<[String]> = plan.source_fields.clone().into();
+    let object: Arc<str> = plan.object.clone().into();
+    let fetch = |pos: ReadPosition| -> PageTask {
+        let c = connector.clone();
+        let fields = fields.clone();
+        let object = object.clone();
+        tokio::spawn(async move { c.read_page(&object, &fields, &pos).await })
+    };
+
+    let mut ahead = ReadAhead(Some(fetch(ReadPosition { since, token: None })));
+    let mut newest: Option<SyncCursor> = None;
+    let mut started = false;
+    while let Some(task) = ahead.0.take() {
+        let page = task.await.map_err(|e| SyncError::Task {
+            connection: plan.connection.clone(),
+            message: e.to_string(),
+        })??;
+        if let Some(next) = &page.next {
+            ahead.0 = Some(fetch(next.clone()));
+        }
+        if !started {
+            progress.start(page.total);
+            started = true;
+        }
+        let now = Utc::now();
+        for r in &page.records {
+            let c = SyncCursor {
+                modstamp: r.modified.min(now),
+                last_id: r.id.clone(),
+            };
+            if newest.as_ref().is_none_or(|n| c > *n) {
+                newest = Some(c);
+            }
+        }
+        let last = page.next.is_none();
+        let cursor = if page.ordered || last { newest.as_ref() } else { None };
+        let merged = merged_ids(&page);
+        let n = page.records.len() as u64;
+        let records: Vec<Value> = page.records.into_iter().map(|r| r.raw).collect();
+        let imported = blocking(|| engine.import_page(conn, &records, cursor))?;
+        report.absorb(imported);
+        if !merged.is_empty() {
+            report.unlinked += blocking(|| engine.unlink(conn, &merged))?;
+        }
+        progress.advance(n);
+    }
+    progress.finish();
+
+    if let Some(prev) = &previous {
+        let deleted = connector
+            .read_deleted(&plan.object, prev.modstamp - overlap)
+            .await?;
+        if !deleted.is_empty() {
+            let ids: Vec<String> = deleted.into_iter().map(|d| d.id).collect();
+            report.unlinked += blocking(|| engine.unlink(conn, &ids))?;
+        }
+    }
+    report.cursor = blocking(|| engine.store().cursor(conn)).map_err(EngineError::from)?;
+    Ok(report)
+}
+
+/// HubSpot survivors of a merge list the ids merged into them; those ids are gone.
+fn merged_ids(page: &Page) -> Vec<String> {
+    page.records
+        .iter()
+        .filter_map(|r| {
+            r.raw
+                .get("properties")
+                .and_then(|p| p.get("hs_merged_object_ids"))
+                .and_then(Value::as_str)
+        })
+        .flat_map(|s| s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
+        .collect()
+}
+
+/// One inbound sync, then (when `dispatch` names the active connection's target) one dispatch
+/// pass: what `crmsync sync` and the daemon's scheduler run.
+pub async fn sync_once<C: Connector + 'static>(
+    connector: Arc<C>,
+    engine: &Engine,
+    plan: &SyncPlan,
+    options: SyncOptions,
+    dispatch: Option<&super::dispatch::DispatchTarget>,
+    progress: &dyn SyncProgress,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let before = connector.metrics();
+    let inbound = sync_inbound(connector.clone(), engine, plan, options, progress).await?;
+    let dispatch = match dispatch {
+        Some(target) => Some(super::dispatch::dispatch_pass(connector.as_ref(), engine.store(), target).await?),
+        None => None,
+    };
+    Ok(SyncReport {
+        connection: plan.connection.clone(),
+        kind: plan.kind,
+        inbound,
+        dispatch,
+        api: connector.metrics().since(&before),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::CrmField;
+
+    fn schema() -> Schema {
+        let mut s = Schema {
+            object: "Contact".into(),
+            ..Schema::default()
+        };
+        for (name, updateable) in [("Phone", true), ("Email", true), ("Notes__c", true), ("CreatedDate", false)] {
+            s.fields.insert(
+                name.into(),
+                CrmField {
+                    name: name.into(),
+                    crm_type: "string".into(),
+                    updateable,
+                    options: vec![],
+                },
+            );
+        }
+        s.relationships.insert("Account".into());
+        s
+    }
+
+    fn plan(source: &[&str], target: &[&str]) -> SyncPlan {
+        SyncPlan {
+            connection: "salesforce".into(),
+            kind: ConnectorKind::Salesforce,
+            object: "Contact".into(),
+            source_fields: source.iter().map(|s| s.to_string()).collect(),
+            target_fields: target.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_missing_crm_field_names_field_and_connection() {
+        let err = check_schema(&plan(&["Phone", "Emial"], &[]), &schema()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection `salesforce`: the inbound rules name CRM field `Emial`, which Contact does not have (did you mean `Email`?)"
+        );
+        let err = check_schema(&plan(&["Phone"], &["Lead_Status__c"]), &schema()).unwrap_err();
+        assert!(err.to_string().contains("outbound rules name CRM field `Lead_Status__c`"), "{err}");
+        let err = check_schema(&plan(&["Phone"], &["CreatedDate"]), &schema()).unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+    }
+
+    #[test]
+    fn relationship_paths_and_known_fields_pass() {
+        check_schema(&plan(&["Phone", "Account.Name"], &["Notes__c"]), &schema()).unwrap();
+    }
+
+    #[test]
+    fn one_sync_per_connection() {
+        let g = RunningGuard::take("x-test").unwrap();
+        assert!(matches!(RunningGuard::take("x-test"), Err(SyncError::AlreadyRunning(_))));
+        drop(g);
+        RunningGuard::take("x-test").unwrap();
+    }
+}
