@@ -143,32 +143,9 @@ fn default_burst() -> u32 {
     10
 }
 
-/// The OpenAI-compatible chat-completions endpoint used by `merge`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlmSettings {
-    /// Base URL up to and including the version, e.g. `https://api.openai.com/v1`; crmsync posts
-    /// to `{base_url}/chat/completions`.
-    pub base_url: String,
-    pub model: String,
-    /// Environment variable holding the API key (omit for endpoints without auth).
-    #[serde(default)]
-    pub api_key_env: Option<SecretEnv>,
-    /// Time allowed for one merge call before falling back to keeping both texts.
-    #[serde(default = "default_llm_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Cap on the merged text's length, in tokens.
-    #[serde(default = "default_llm_max_tokens")]
-    pub max_tokens: u32,
-}
-
-fn default_llm_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn default_llm_max_tokens() -> u32 {
-    512
-}
+/// The `llm:` section: the OpenAI-compatible endpoint `merge` calls (`base_url`, `model`,
+/// `api_key_env`, `timeout_ms`). Defined by the merge module, which uses it.
+pub use crate::merge::LlmConfig as LlmSettings;
 
 /// The daemon's HTTP server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -419,8 +396,12 @@ impl Config {
             if llm.model.trim().is_empty() {
                 return Err(invalid("llm.model", "expected a model name".to_string()));
             }
-            if llm.max_tokens == 0 {
-                return Err(invalid("llm.max_tokens", "expected at least 1".to_string()));
+            if llm.timeout_ms == 0 {
+                return Err(invalid("llm.timeout_ms", "expected at least 1".to_string()));
+            }
+            if let Some(var) = &llm.api_key_env {
+                check_env_name(&SecretEnv(var.clone()))
+                    .map_err(|message| invalid("llm.api_key_env", message))?;
             }
         }
         if self.server.body_limit < 1024 {
@@ -503,7 +484,7 @@ mod tests {
             "store: data/contacts.redb\nrules: rules\ndefault_region: GB\nsync_interval: 90s\n\
              active_connection: hubspot\nconnections:\n  hubspot:\n    base_url: http://127.0.0.1:9\n\
              \x20   token_env: HUBSPOT_TOKEN\n    rate_limit: {requests_per_second: 9.5, burst: 4}\n\
-             llm:\n  base_url: http://127.0.0.1:1/v1\n  model: m\n  timeout: 3s\n\
+             llm:\n  base_url: http://127.0.0.1:1/v1\n  model: m\n  timeout_ms: 3000\n\
              server:\n  listen: 127.0.0.1:0\n  body_limit: 4096\n",
         )
         .unwrap();
@@ -516,8 +497,7 @@ mod tests {
         );
         assert_eq!(hubspot.rate_limit.as_ref().unwrap().burst, 4);
         let llm = config.llm.unwrap();
-        assert_eq!(llm.timeout, Duration::from_secs(3));
-        assert_eq!(llm.max_tokens, 512);
+        assert_eq!(llm.timeout_ms, 3000);
         assert_eq!(config.server.body_limit, 4096);
         assert_eq!(config.server.api_token_env.var_name(), "CRMSYNC_API_TOKEN");
     }

@@ -22,10 +22,10 @@ pub struct AnalyzeArgs {
 pub fn run(global: &GlobalOpts, args: AnalyzeArgs) -> CliResult {
     let (engine, config) = engine(global)?;
     let place = args.file.display().to_string();
-    let text = std::fs::read(&args.file)
-        .map_err(|err| CliError::input(format!("{place}: {err}")))?;
-    let json: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|err| CliError::input(format!("{place}: {err}")))?;
+    let text =
+        std::fs::read(&args.file).map_err(|err| CliError::input(format!("{place}: {err}")))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|err| CliError::input(format!("{place}: {err}")))?;
     let event = if retell::is_webhook(&json) {
         match retell::to_generic(&json).map_err(|err| CliError::input(format!("{place}: {err}")))? {
             Some(generic) => parse_event(&place, generic)?,
@@ -64,12 +64,8 @@ fn parse_event(place: &str, json: serde_json::Value) -> Result<ConversationEvent
 
 /// The merge LLM from the config's `llm:` section.
 pub fn llm_config(config: &LoadedConfig) -> Option<LlmConfig> {
-    config.config.llm.as_ref().map(|llm| LlmConfig {
-        base_url: llm.base_url.clone(),
-        model: llm.model.clone(),
-        api_key_env: llm.api_key_env.as_ref().map(|v| v.var_name().to_string()),
-        timeout_ms: u64::try_from(llm.timeout.as_millis()).unwrap_or(u64::MAX),
-    })
+    // The config's `llm:` section is the merge module's own `LlmConfig`.
+    config.config.llm.clone()
 }
 
 /// The human summary.
