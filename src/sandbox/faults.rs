@@ -136,6 +136,16 @@ impl Faults {
         });
     }
 
+    /// The current token lifetime knob (read on every request, so kept cheap).
+    pub fn token_lifetime(&self) -> Option<Duration> {
+        lock(&self.config).token_lifetime
+    }
+
+    /// The current search index lag knob (HubSpot search).
+    pub fn search_index_lag(&self) -> Duration {
+        lock(&self.config).search_index_lag
+    }
+
     /// API requests seen so far.
     pub fn requests_seen(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)

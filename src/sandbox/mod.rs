@@ -9,6 +9,7 @@
 pub mod counters;
 pub mod faults;
 pub mod hubspot;
+pub mod salesforce;
 pub mod seed;
 pub mod server;
 
