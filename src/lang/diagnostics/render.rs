@@ -22,7 +22,11 @@ pub fn render_all(diagnostics: &Diagnostics, color: bool) -> String {
 
 /// Renders one diagnostic (ends with a blank line, as codespan does).
 pub fn render_one(sources: &Sources, diagnostic: &Diagnostic, color: bool) -> String {
-    let cs_diag = to_codespan(diagnostic);
+    let mut cs_diag = to_codespan(diagnostic);
+    // Without a label, name the file in the message so the reader knows where to look.
+    if let (true, Some(file)) = (diagnostic.labels.is_empty(), diagnostic.file) {
+        cs_diag.message = format!("{}: {}", sources.name(file), cs_diag.message);
+    }
     let config = Config::default();
     let bytes = if color {
         let mut writer = Ansi::new(Vec::new());
