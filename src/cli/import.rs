@@ -77,15 +77,23 @@ pub fn human(connection: &str, report: &ImportReport) -> String {
     list(&mut out, "skipped", &report.skipped, |s| {
         format!("{}: {}", s.record_id, s.reason)
     });
-    list(&mut out, "duplicates (same phone)", &report.duplicates, |d| {
-        format!(
-            "{}: {} belongs to the more recently modified {}",
-            d.record_id, d.phone, d.kept_record_id
-        )
-    });
-    list(&mut out, "field errors (the record's other fields applied)", &report.field_errors, |e| {
-        format!("{}: {} = {}: {}", e.record_id, e.field, e.value, e.reason)
-    });
+    list(
+        &mut out,
+        "duplicates (same phone)",
+        &report.duplicates,
+        |d| {
+            format!(
+                "{}: {} belongs to the more recently modified {}",
+                d.record_id, d.phone, d.kept_record_id
+            )
+        },
+    );
+    list(
+        &mut out,
+        "field errors (the record's other fields applied)",
+        &report.field_errors,
+        |e| format!("{}: {} = {}: {}", e.record_id, e.field, e.value, e.reason),
+    );
     out
 }
 
@@ -98,6 +106,10 @@ fn list<T>(out: &mut String, title: &str, items: &[T], line: impl Fn(&T) -> Stri
         let _ = writeln!(out, "  {}", line(item));
     }
     if items.len() > LIST_LIMIT {
-        let _ = writeln!(out, "  ... and {} more (use --json for all)", items.len() - LIST_LIMIT);
+        let _ = writeln!(
+            out,
+            "  ... and {} more (use --json for all)",
+            items.len() - LIST_LIMIT
+        );
     }
 }

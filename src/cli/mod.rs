@@ -7,8 +7,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod analyze;
 pub mod check;
+pub mod contact;
+pub mod import;
+pub mod open;
+pub mod outbox;
 pub mod records;
+pub mod sync;
+pub mod vars;
 
 /// Options every subcommand understands.
 #[derive(Debug, Clone, Args)]
@@ -48,6 +55,18 @@ pub struct Cli {
 pub enum Command {
     /// Compile rule files and print diagnostics (exit 1 on errors).
     Check(check::CheckArgs),
+    /// Apply a connection's inbound rules to a JSON file of CRM records.
+    Import(import::ImportArgs),
+    /// Apply one conversation event (Retell call_analyzed/chat_analyzed body, or generic).
+    Analyze(analyze::AnalyzeArgs),
+    /// Show, list or edit contacts.
+    Contact(contact::ContactArgs),
+    /// The dynamic variables an agent gets for a phone number.
+    Vars(vars::VarsArgs),
+    /// Pending outbound writes, activities and dead letters.
+    Outbox(outbox::OutboxArgs),
+    /// One inbound sync of a connection plus a dispatch of the outbox, then exit.
+    Sync(sync::SyncArgs),
 }
 
 /// A failed command: the exit code to use and what to tell the user.
@@ -87,6 +106,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(&cli.global, args),
+        Command::Import(args) => import::run(&cli.global, args),
+        Command::Analyze(args) => analyze::run(&cli.global, args),
+        Command::Contact(args) => contact::run(&cli.global, args),
+        Command::Vars(args) => vars::run(&cli.global, args),
+        Command::Outbox(args) => outbox::run(&cli.global, args),
+        Command::Sync(args) => sync::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,7 +24,11 @@ pub fn engine(global: &GlobalOpts) -> Result<(Engine, LoadedConfig), CliError> {
 }
 
 fn compile_rules(dir: &std::path::Path) -> Result<crate::lang::eval::Ruleset, CliError> {
-    crate::lang::compile_dir_reporting(dir).map_err(|code| CliError::silent(code))
+    // Wired to `lang::compile_dir` as soon as it lands.
+    Err(CliError::runtime(format!(
+        "{}: the rule compiler is not available yet",
+        dir.display()
+    )))
 }
 
 /// Maps engine errors to exit codes: store failures are runtime failures (3), the rest is bad

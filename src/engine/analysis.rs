@@ -82,7 +82,10 @@ impl Engine {
         let mut merged = BTreeMap::new();
         for req in &prepared.merges {
             let outcome = merger.merge(req).await;
-            merged.insert((req.field.clone(), req.old.clone(), req.new.clone()), outcome);
+            merged.insert(
+                (req.field.clone(), req.old.clone(), req.new.clone()),
+                outcome,
+            );
         }
         self.commit_conversation(event, prepared, merged)
     }
@@ -299,4 +302,3 @@ pub(crate) fn conversation_number(event: &ConversationEvent) -> Option<&str> {
     }?;
     (!number.trim().is_empty()).then_some(number)
 }
-

@@ -20,12 +20,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use super::outbound::outbound_links;
 use super::{Engine, EngineError};
 use crate::lang::eval::Change;
-use crate::lang::ConnectionKind;
+use crate::lang::eval::ConnectionKind;
 use crate::store::{ContactRecord, Source, SyncCursor, WriteTx};
-use crate::value::{Fields, Value};
+use crate::value::Value;
 
 /// What one page did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -84,7 +83,9 @@ pub struct Duplicate {
 /// One record, read and evaluated, before it meets the store.
 struct Candidate<'a> {
     record_id: String,
-    /// What the rules read (HubSpot: `properties`).
+    /// The record as the CRM returned it (what the rules evaluate).
+    record: &'a Json,
+    /// Where its CRM fields are (HubSpot: `properties`), for echo detection.
     body: &'a Json,
     phone: String,
     modstamp: Option<DateTime<Utc>>,
@@ -128,8 +129,7 @@ impl Engine {
                 archived.push(record_id);
                 continue;
             }
-            let body = rules_body(kind, record);
-            let phone = match self.phone_of(connection, body) {
+            let phone = match self.phone_of(connection, record) {
                 Ok(phone) => phone,
                 Err(reason) => {
                     report.skipped.push(Skipped { record_id, reason });
@@ -138,7 +138,8 @@ impl Engine {
             };
             let candidate = Candidate {
                 record_id,
-                body,
+                record,
+                body: rules_body(kind, record),
                 modstamp: modstamp(kind, record),
                 position,
                 phone,
@@ -164,7 +165,7 @@ impl Engine {
         }
         let mut candidates: Vec<Candidate<'_>> = winners.into_values().collect();
         candidates.sort_by_key(|c| c.position);
-        let links = outbound_links(&self.ruleset, connection);
+        let links = self.links(connection);
 
         // Pass 2: one write transaction for the whole page.
         self.store.write(|tx| {
@@ -174,7 +175,7 @@ impl Engine {
                 }
             }
             for candidate in &candidates {
-                self.import_one(tx, connection, candidate, &links, now, &mut report)?;
+                self.import_one(tx, connection, candidate, links, now, &mut report)?;
             }
             if let Some(cursor) = cursor {
                 tx.advance_cursor(connection, cursor)?;
@@ -202,27 +203,13 @@ impl Engine {
     }
 
     /// The record's phone as E.164, or why it has none.
-    fn phone_of(&self, connection: &str, body: &Json) -> Result<String, String> {
-        let output = self
-            .ruleset
-            .eval_inbound(connection, body, &Fields::new());
-        if let Some(error) = output.errors.iter().find(|e| e.field == "phone_number") {
-            return Err(format!("phone: {}", error.reason));
-        }
-        let raw = output.changes.iter().find_map(|change| match change {
-            Change::Set { field, value } if field == "phone_number" => Some(value.clone()),
-            _ => None,
-        });
-        match raw {
-            Some(Value::String(text)) if !text.trim().is_empty() => self
-                .phones
-                .normalize(&text)
-                .map_err(|err| format!("phone {text:?}: {err}")),
-            Some(Value::String(_)) | Some(Value::Null) | None => {
-                Err("no phone number".to_string())
-            }
-            Some(other) => Err(format!("phone is not text: {other:?}")),
-        }
+    fn phone_of(&self, connection: &str, record: &Json) -> Result<String, String> {
+        self.ruleset
+            .inbound_phone(connection, record)
+            .map_err(|err| match &err.value {
+                Json::Null => err.reason,
+                value => format!("{value}: {}", err.reason),
+            })
     }
 
     fn import_one(
@@ -272,7 +259,9 @@ impl Engine {
             }
         }
 
-        let output = self.ruleset.eval_inbound(connection, candidate.body, &contact.fields);
+        let output = self
+            .ruleset
+            .eval_inbound(connection, candidate.record, &contact.fields);
         for error in output.errors {
             if error.field == "phone_number" {
                 continue;
@@ -304,7 +293,9 @@ impl Engine {
         let relinked = contact.links.get(connection) != Some(&candidate.record_id);
         tx.link(&mut contact, connection, &candidate.record_id)?;
         if let Some(stamp) = candidate.modstamp {
-            contact.inbound_modstamp.insert(connection.to_string(), stamp);
+            contact
+                .inbound_modstamp
+                .insert(connection.to_string(), stamp);
         }
         if is_new {
             report.created += 1;
@@ -359,7 +350,9 @@ fn echo_guard(
         }
     }
     if !pushed_now.is_empty() {
-        contact.last_pushed.insert(connection.to_string(), pushed_now);
+        contact
+            .last_pushed
+            .insert(connection.to_string(), pushed_now);
     } else {
         contact.last_pushed.remove(connection);
     }
@@ -422,15 +415,15 @@ fn rules_body(kind: ConnectionKind, record: &Json) -> &Json {
 
 fn modstamp(kind: ConnectionKind, record: &Json) -> Option<DateTime<Utc>> {
     let candidates: [Option<&Json>; 2] = match kind {
-        ConnectionKind::Salesforce => [
-            record.get("SystemModstamp"),
-            record.get("LastModifiedDate"),
-        ],
+        ConnectionKind::Salesforce => {
+            [record.get("SystemModstamp"), record.get("LastModifiedDate")]
+        }
         ConnectionKind::Hubspot => [
             record.get("updatedAt"),
-            record
-                .get("properties")
-                .and_then(|p| p.get("lastmodifieddate").or_else(|| p.get("hs_lastmodifieddate"))),
+            record.get("properties").and_then(|p| {
+                p.get("lastmodifieddate")
+                    .or_else(|| p.get("hs_lastmodifieddate"))
+            }),
         ],
     };
     candidates.into_iter().flatten().find_map(parse_stamp)

@@ -94,7 +94,7 @@ impl Engine {
         self.ruleset
             .fields()
             .iter()
-            .map(|(_, def)| def.name.clone())
+            .map(|def| def.name.clone())
             .filter(|candidate| candidate != "phone_number")
             .map(|candidate| (strsim::jaro_winkler(name, &candidate), candidate))
             .filter(|(score, _)| *score > 0.8)

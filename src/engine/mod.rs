@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use crate::lang::eval::Ruleset;
 use crate::merge::Merger;
 use crate::store::{Store, StoreError};
-use crate::value::phone::{PhoneError, PhoneNormalizer};
+use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationOutcome, ConversationReport};
 pub use inbound::{Duplicate, ImportReport, RecordFieldError, Skipped};
@@ -77,7 +77,8 @@ pub struct Engine {
     store: Store,
     ruleset: Ruleset,
     active_connection: Option<String>,
-    phones: PhoneNormalizer,
+    /// Per connection: (CRM field, contact fields its outbound mapping reads).
+    outbound_links: BTreeMap<String, Vec<(String, Vec<String>)>>,
 }
 
 impl Engine {
@@ -97,24 +98,30 @@ impl Engine {
             None if names.len() == 1 => names.into_iter().next(),
             None => None,
         };
-        let phones = PhoneNormalizer::new("US").map_err(|reason| EngineError::InvalidPhone {
-            input: String::new(),
-            reason,
-        })?;
+        let outbound_links = ruleset
+            .connections()
+            .iter()
+            .map(|c| (c.name.clone(), outbound::outbound_links(&ruleset, c)))
+            .collect();
         Ok(Engine {
             store,
             ruleset,
             active_connection,
-            phones,
+            outbound_links,
         })
     }
 
-    /// Reads numbers without a country code in `region` (ISO 3166, e.g. `GB`).
+    /// Reads numbers without a country code in `region` (ISO 3166, e.g. `GB`); the default
+    /// is the rule set's (`US` unless set).
     pub fn with_region(mut self, region: &str) -> Result<Engine, EngineError> {
-        self.phones = PhoneNormalizer::new(region).map_err(|reason| EngineError::InvalidPhone {
-            input: region.to_string(),
-            reason,
-        })?;
+        self.ruleset
+            .set_default_region(region)
+            .map_err(|err| match err {
+                crate::lang::eval::RulesetError::Region(reason) => EngineError::InvalidPhone {
+                    input: format!("default region {region}"),
+                    reason,
+                },
+            })?;
         Ok(self)
     }
 
@@ -133,7 +140,8 @@ impl Engine {
 
     /// Normalizes a phone number to E.164 (the contact key).
     pub fn normalize_phone(&self, input: &str) -> Result<String, EngineError> {
-        self.phones
+        self.ruleset
+            .phone()
             .normalize(input)
             .map_err(|reason| EngineError::InvalidPhone {
                 input: input.to_string(),
@@ -167,7 +175,10 @@ impl Engine {
             .iter()
             .map(|req| {
                 let outcome = crate::merge::merge_blocking(merger, req);
-                ((req.field.clone(), req.old.clone(), req.new.clone()), outcome)
+                (
+                    (req.field.clone(), req.old.clone(), req.new.clone()),
+                    outcome,
+                )
             })
             .collect();
         self.commit_conversation(event, prepared, merged)
@@ -178,6 +189,6 @@ fn connection_names(ruleset: &Ruleset) -> Vec<String> {
     ruleset
         .connections()
         .iter()
-        .map(|c| c.name.to_string())
+        .map(|c| c.name.clone())
         .collect()
 }

@@ -67,7 +67,12 @@ pub fn to_generic(body: &Value) -> Result<Option<Value>, RetellError> {
     let event = object
         .get("event")
         .or_else(|| object.get("event_type"))
-        .ok_or_else(|| shape("event", "missing (expected \"call_analyzed\" or \"chat_analyzed\")"))?;
+        .ok_or_else(|| {
+            shape(
+                "event",
+                "missing (expected \"call_analyzed\" or \"chat_analyzed\")",
+            )
+        })?;
     let Some(event) = event.as_str() else {
         return Err(shape("event", "expected a string"));
     };
@@ -146,7 +151,11 @@ fn chat(chat: Option<&Value>) -> Result<Value, RetellError> {
     }))
 }
 
-fn string(obj: &Map<String, Value>, parent: &str, key: &str) -> Result<Option<String>, RetellError> {
+fn string(
+    obj: &Map<String, Value>,
+    parent: &str,
+    key: &str,
+) -> Result<Option<String>, RetellError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -178,8 +187,16 @@ fn timestamp(
             .as_i64()
             .and_then(DateTime::from_timestamp_millis)
             .map(Some)
-            .ok_or_else(|| shape(&format!("{parent}.{key}"), "not a valid epoch-milliseconds time")),
-        Some(_) => Err(shape(&format!("{parent}.{key}"), "expected epoch milliseconds")),
+            .ok_or_else(|| {
+                shape(
+                    &format!("{parent}.{key}"),
+                    "not a valid epoch-milliseconds time",
+                )
+            }),
+        Some(_) => Err(shape(
+            &format!("{parent}.{key}"),
+            "expected epoch milliseconds",
+        )),
     }
 }
 
