@@ -202,20 +202,22 @@ impl ObjectTable {
         self.seeded.as_ref().map(|s| Source::Seeded(s, index))
     }
 
-    /// Search-visible records in id (creation) order.
-    pub fn search_by_id(&self, ascending: bool) -> Box<dyn Iterator<Item = Candidate<'_>> + '_> {
+    /// Search-visible records in id (creation) order; ascending starts at id `from`.
+    pub fn search_by_id(
+        &self,
+        from: u64,
+        ascending: bool,
+    ) -> Box<dyn Iterator<Item = Candidate<'_>> + '_> {
         let schema = self.schema;
         let to_seeded = move |id: u64| self.seeded_source(id).map(|s| (id, Some(s)));
-        let seeded = self.seeded_range(0).filter_map(to_seeded);
-        let seeded_rev = self.seeded_range(0).rev().filter_map(to_seeded);
         let to_stored =
             move |(id, _): (&u64, &Record)| (*id, self.search_view(*id).map(Source::Stored));
         let out = move |(_, source)| wrap(schema, source);
         if ascending {
             Box::new(
                 merge_sorted(
-                    seeded,
-                    self.overlay.iter().map(to_stored),
+                    self.seeded_range(from).filter_map(to_seeded),
+                    self.overlay.range(from..).map(to_stored),
                     |a, b| a.0.cmp(&b.0),
                     true,
                 )
@@ -224,7 +226,7 @@ impl ObjectTable {
         } else {
             Box::new(
                 merge_sorted(
-                    seeded_rev,
+                    self.seeded_range(0).rev().filter_map(to_seeded),
                     self.overlay.iter().rev().map(to_stored),
                     |a, b| a.0.cmp(&b.0),
                     false,
@@ -615,7 +617,7 @@ mod tests {
         assert_eq!(modified_ids(&table), (1001..1006).collect::<Vec<_>>());
         table.update(first + 1, &phone_write("555"), 2_000_000_000_000, None);
         assert_eq!(modified_ids(&table), [1001, 1003, 1004, 1005, 1002]);
-        let by_id: Vec<u64> = table.search_by_id(true).map(|c| c.id()).collect();
+        let by_id: Vec<u64> = table.search_by_id(0, true).map(|c| c.id()).collect();
         assert_eq!(by_id, (1001..1006).collect::<Vec<_>>());
         let down: Vec<u64> = table.search_by_modified(0, false).map(|c| c.id()).collect();
         assert_eq!(down, [1002, 1005, 1004, 1003, 1001]);
@@ -651,11 +653,11 @@ mod tests {
             clock_ms: 1005,
         };
         table.insert(Record::new(1, 10, 10), Some(due));
-        assert_eq!(table.search_by_id(true).count(), 0);
+        assert_eq!(table.search_by_id(0, true).count(), 0);
         table.mature(100, 1004);
-        assert_eq!(table.search_by_id(true).count(), 0);
+        assert_eq!(table.search_by_id(0, true).count(), 0);
         table.mature(100, 1005);
-        assert_eq!(table.search_by_id(true).count(), 1);
+        assert_eq!(table.search_by_id(0, true).count(), 1);
     }
 
     #[test]
@@ -672,7 +674,7 @@ mod tests {
         table.merge_away(1002, 1003);
         assert_eq!(table.resolve(1002), Lookup::Live(1003));
         assert_eq!(table.resolve(9999), Lookup::Missing);
-        let by_id: Vec<u64> = table.search_by_id(true).map(|c| c.id()).collect();
+        let by_id: Vec<u64> = table.search_by_id(0, true).map(|c| c.id()).collect();
         assert_eq!(by_id, [1003]);
         assert_eq!(modified_ids(&table), [1003]);
         let listed: Vec<(u64, bool)> = table
