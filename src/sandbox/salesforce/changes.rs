@@ -1,10 +1,13 @@
 //! `sobjects/{type}/updated/?start=&end=` and `sobjects/{type}/deleted/?start=&end=`
 //! (crm_apis.md §2.4): ids changed or deleted in a window, with `latestDateCovered`.
 //!
-//! As in Salesforce, seconds are ignored (the window is cut to whole minutes), `end` is capped
-//! at the org clock, `updated` reaches back at most 30 days and `deleted` 15, and more than
-//! 600,000 ids is `EXCEEDED_ID_LIMIT`. Windows are `start <= t < end`, so passing
-//! `latestDateCovered` as the next `start` neither skips nor repeats a change.
+//! As in Salesforce, `end` is capped at the org clock, `updated` reaches back at most 30 days
+//! and `deleted` 15, and more than 600,000 ids is `EXCEEDED_ID_LIMIT`.
+//!
+//! Unlike Salesforce, seconds are not ignored: the sandbox clock advances one second per write,
+//! so cutting windows to minutes would hide every change until a minute of writes had passed.
+//! Windows are `start <= t <= end` (both ends included), so passing `latestDateCovered` as the
+//! next `start` never skips a change; one stamped exactly at the boundary is reported twice.
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -18,7 +21,6 @@ use super::AppState;
 use crate::sandbox::faults::lock;
 use crate::sandbox::seed::SANDBOX_EPOCH_MS;
 
-const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 const MAX_IDS: usize = 600_000;
 
@@ -28,7 +30,7 @@ pub struct Window {
     end: Option<String>,
 }
 
-/// The window in epoch ms, cut to minutes, `end` capped at `now`.
+/// The window in epoch ms, `end` capped at `now`.
 fn window(params: &Window, now: i64, max_days: i64) -> Result<(i64, i64), ApiError> {
     let parse = |name: &str, value: &Option<String>| -> Result<i64, ApiError> {
         let text = value.as_deref().ok_or_else(|| {
@@ -41,8 +43,8 @@ fn window(params: &Window, now: i64, max_days: i64) -> Result<(i64, i64), ApiErr
             )
         })
     };
-    let start = parse("start", &params.start)?.div_euclid(MINUTE_MS) * MINUTE_MS;
-    let end = parse("end", &params.end)?.min(now).div_euclid(MINUTE_MS) * MINUTE_MS;
+    let start = parse("start", &params.start)?;
+    let end = parse("end", &params.end)?.min(now);
     if start < now - max_days * DAY_MS {
         return Err(ApiError::bad_request(
             "INVALID_REPLICATION_DATE",
@@ -82,7 +84,7 @@ pub async fn updated(
     let mut too_many = false;
     org.scan_contacts(None, Some(start), org.now(), |row| {
         let (stamp, id) = org.row_key(&row);
-        if stamp >= end {
+        if stamp > end {
             // Seeded rows are in stamp order, but the overlay restarts lower; keep going.
             return true;
         }

@@ -225,12 +225,12 @@ impl OrgState {
         true
     }
 
-    /// Deletions with `start <= deleted at < end`.
+    /// Deletions with `start <= deleted at <= end`.
     pub fn deleted_between(&self, start: i64, end: i64) -> impl Iterator<Item = &(i64, String)> {
         let first = self.deleted_log.partition_point(|(at, _)| *at < start);
         self.deleted_log[first..]
             .iter()
-            .take_while(move |(at, _)| *at < end)
+            .take_while(move |(at, _)| *at <= end)
     }
 
     /// Visit live contacts in `(SystemModstamp, Id)` order, starting strictly after `after`
