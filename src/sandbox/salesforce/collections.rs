@@ -134,6 +134,9 @@ pub fn apply(org: &mut OrgState, prepared: Prepared, at: i64) -> Result<String, 
     }
 }
 
+/// One record of a request: the id to report, and the validated write or its errors.
+type Outcome = (Option<String>, Result<Prepared, Vec<RecordError>>);
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Create,
@@ -179,7 +182,7 @@ fn save(
         .and_then(JsonValue::as_bool)
         .unwrap_or(false);
     let mut org = lock(&app.org);
-    let prepared: Vec<(Option<String>, Result<Prepared, Vec<RecordError>>)> = records
+    let prepared: Vec<Outcome> = records
         .iter()
         .map(|record| prepare_one(&org, record, mode))
         .collect();
@@ -213,11 +216,7 @@ fn save(
 }
 
 /// Validate one element of `records`; returns the id to report alongside the outcome.
-fn prepare_one(
-    org: &OrgState,
-    record: &JsonValue,
-    mode: Mode,
-) -> (Option<String>, Result<Prepared, Vec<RecordError>>) {
+fn prepare_one(org: &OrgState, record: &JsonValue, mode: Mode) -> Outcome {
     let Some(fields) = record.as_object() else {
         return (
             None,
