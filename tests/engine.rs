@@ -1,0 +1,1354 @@
+//! The store and the engine against a real redb file in a tempdir and real compiled rules.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::{json, Value as Json};
+
+use crmsync::engine::{ConversationOutcome, Engine, EngineError};
+use crmsync::event::ConversationEvent;
+use crmsync::lang::eval::Ruleset;
+use crmsync::merge::FallbackMerger;
+use crmsync::store::{ActivityState, Source, Store, StoreError, SyncCursor};
+use crmsync::value::{Fields, Value};
+
+const RULES: &str = r#"
+field email: string
+field lead_status: enum [new, working, qualified, unqualified]
+field interaction_summary: string "Running notes from conversations. Keep the ten most recent points."
+field deal_size: number
+field demo_requested: boolean
+field renewal_date: date
+field last_contacted_at: datetime
+
+analysis {
+  lead_qualification_status -> lead_status          overwrite
+  email_address             -> email                fill_if_empty
+  customer_notes            -> interaction_summary  merge
+  conversation.end_time     -> last_contacted_at
+  demo_requested            -> demo_requested       when conversation.successful
+}
+
+connection salesforce {
+  object Contact
+  inbound {
+    Phone              -> phone_number
+    FirstName          -> first_name
+    LastName           -> last_name
+    DoNotCall          -> do_not_call   when DoNotCall
+    lower(trim(Email)) -> email
+    Lead_Status__c     -> lead_status {
+      "Open - Not Contacted" => new
+      "Working - Contacted"  => working
+      "Closed - Converted"   => qualified
+      else                   => unqualified
+    }
+    AnnualRevenue      -> deal_size
+    Renewal_Date__c    -> renewal_date           fill_if_empty
+  }
+  outbound {
+    lead_status -> Lead_Status__c {
+      new => "Open - Not Contacted"
+      working => "Working - Contacted"
+      qualified => "Closed - Converted"
+      unqualified => "Closed - Not Converted"
+    }
+    interaction_summary -> Notes__c
+  }
+  activity {
+    log calls
+    log chats
+  }
+}
+
+connection hubspot {
+  inbound {
+    phone          -> phone_number
+    firstname      -> first_name
+    lastname       -> last_name
+    email          -> email
+    hs_lead_status -> lead_status {
+      "NEW" => new
+      "IN_PROGRESS" => working
+      "QUALIFIED" => qualified
+      else => unqualified
+    }
+  }
+  outbound {
+    interaction_summary -> notes
+  }
+  activity { log calls }
+}
+"#;
+
+fn ruleset() -> Ruleset {
+    compile(RULES)
+}
+
+fn compile(source: &str) -> Ruleset {
+    use crmsync::lang::syntax::{ast::FileId, parse_file};
+    let parsed = parse_file(FileId(0), source);
+    assert!(
+        parsed.diagnostics.iter().all(|d| !d.is_error()),
+        "{:?}",
+        parsed.diagnostics
+    );
+    let (program, diagnostics) = crmsync::lang::check::check(vec![parsed.file]);
+    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
+    Ruleset::build(&program)
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    engine: Engine,
+}
+
+fn fixture(active: Option<&str>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Store::open(&path).unwrap();
+    let engine = Engine::new(store, ruleset(), active).unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        engine,
+    }
+}
+
+fn sf(id: &str, phone: Json, stamp: &str, extra: Json) -> Json {
+    let mut record = json!({
+        "attributes": {"type": "Contact"},
+        "Id": id,
+        "Phone": phone,
+        "FirstName": "Ada",
+        "LastName": "Lovelace",
+        "Email": " Ada@Example.COM ",
+        "DoNotCall": false,
+        "Lead_Status__c": "Open - Not Contacted",
+        "AnnualRevenue": 1000,
+        "SystemModstamp": stamp,
+    });
+    if let (Some(r), Some(e)) = (record.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            r.insert(k.clone(), v.clone());
+        }
+    }
+    record
+}
+
+fn s(text: &str) -> Value {
+    Value::String(text.to_string())
+}
+
+fn en(text: &str) -> Value {
+    Value::Enum(text.to_string())
+}
+
+fn event(value: Json) -> ConversationEvent {
+    serde_json::from_value(value).unwrap()
+}
+
+fn call(id: &str, direction: &str, from: &str, to: &str, analysis: Json) -> ConversationEvent {
+    event(json!({
+        "id": id, "kind": "call", "direction": direction,
+        "from_number": from, "to_number": to,
+        "start_time": "2026-11-21T10:00:00Z", "end_time": "2026-11-21T10:03:00Z",
+        "duration_ms": 180000, "summary": "A short call.", "successful": true,
+        "disconnection_reason": "user_hangup", "analysis": analysis
+    }))
+}
+
+fn apply(engine: &Engine, event: &ConversationEvent) -> crmsync::engine::ConversationReport {
+    engine
+        .apply_conversation_blocking(event, &FallbackMerger)
+        .unwrap()
+}
+
+const ADA: &str = "+14155550101";
+
+mod store {
+    use super::*;
+
+    #[test]
+    fn reopens_with_data_and_names_the_path_of_a_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .write(|tx| {
+                    let mut c = crmsync::store::ContactRecord::new(ADA, Utc::now());
+                    c.set_field("first_name", s("Ada"), Source::Manual, Utc::now());
+                    tx.put_contact(&c)
+                })
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.contact(ADA).unwrap().unwrap().fields["first_name"],
+            s("Ada")
+        );
+        // A second open of a held file is refused with the path in the message.
+        let err = Store::open(&path).err().expect("second open fails");
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("s.redb"), "{err}");
+
+        let junk = dir.path().join("junk.redb");
+        std::fs::write(
+            &junk,
+            b"this is not a redb file, just some text....................",
+        )
+        .unwrap();
+        let err = Store::open(&junk).err().expect("junk is refused");
+        assert!(err.to_string().contains("junk.redb"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_nothing_behind() {
+        let f = fixture(Some("salesforce"));
+        let store = f.engine.store();
+        let result: Result<(), StoreError> = store.write(|tx| {
+            tx.put_contact(&crmsync::store::ContactRecord::new(ADA, Utc::now()))?;
+            tx.enqueue_write(
+                "salesforce",
+                "003A",
+                ADA,
+                BTreeMap::from([("X".into(), json!(1))]),
+                Utc::now(),
+            )?;
+            Err(StoreError::NoContact("abort".into()))
+        });
+        assert!(result.is_err());
+        assert!(store.contact(ADA).unwrap().is_none());
+        assert!(store.pending_writes(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn cursors_only_move_forward() {
+        let f = fixture(Some("salesforce"));
+        let store = f.engine.store();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let c1 = SyncCursor {
+            modstamp: t0,
+            last_id: "003B".into(),
+        };
+        let c0 = SyncCursor {
+            modstamp: t0,
+            last_id: "003A".into(),
+        };
+        let c2 = SyncCursor {
+            modstamp: t0 + Duration::seconds(1),
+            last_id: "001".into(),
+        };
+        assert!(store.advance_cursor("salesforce", &c1).unwrap());
+        assert!(!store.advance_cursor("salesforce", &c0).unwrap());
+        assert!(!store.advance_cursor("salesforce", &c1).unwrap());
+        assert_eq!(store.cursor("salesforce").unwrap(), Some(c1));
+        assert!(store.advance_cursor("salesforce", &c2).unwrap());
+        assert_eq!(store.cursor("salesforce").unwrap(), Some(c2));
+        store.reset_cursor("salesforce").unwrap();
+        assert_eq!(store.cursor("salesforce").unwrap(), None);
+        assert_eq!(store.cursor("hubspot").unwrap(), None);
+    }
+
+    #[test]
+    fn pending_writes_coalesce_and_the_dispatcher_drains_them() {
+        let f = fixture(Some("salesforce"));
+        let store = f.engine.store();
+        let now = Utc::now();
+        // A linked contact, so `last_pushed` has somewhere to go.
+        f.engine
+            .import_page(
+                "salesforce",
+                &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                None,
+            )
+            .unwrap();
+        store
+            .write(|tx| {
+                tx.enqueue_write(
+                    "salesforce",
+                    "003A",
+                    ADA,
+                    BTreeMap::from([("A".into(), json!(1)), ("B".into(), json!("x"))]),
+                    now,
+                )?;
+                tx.enqueue_write(
+                    "salesforce",
+                    "003A",
+                    ADA,
+                    BTreeMap::from([("A".into(), json!(2))]),
+                    now,
+                )
+            })
+            .unwrap();
+        let due = store.due_writes("salesforce", now, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            due[0].fields,
+            BTreeMap::from([("A".into(), json!(2)), ("B".into(), json!("x"))])
+        );
+        assert!(store.due_writes("hubspot", now, 10).unwrap().is_empty());
+
+        // A newer value arrives while A=2,B=x is in flight: only what was sent is removed.
+        let sent = due[0].fields.clone();
+        store
+            .write(|tx| {
+                tx.enqueue_write(
+                    "salesforce",
+                    "003A",
+                    ADA,
+                    BTreeMap::from([("A".into(), json!(3))]),
+                    now,
+                )
+            })
+            .unwrap();
+        store
+            .mark_write_sent("salesforce", &[("003A".into(), sent)], now)
+            .unwrap();
+        let left = store.pending_writes(Some("salesforce")).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].fields, BTreeMap::from([("A".into(), json!(3))]));
+        let contact = store.contact(ADA).unwrap().unwrap();
+        assert_eq!(contact.last_pushed["salesforce"]["A"], json!(2));
+        assert_eq!(contact.last_pushed["salesforce"]["B"], json!("x"));
+
+        // Failure → not due until the retry time; then dead-lettered with the CRM's message.
+        let later = now + Duration::seconds(30);
+        store
+            .mark_write_failed("salesforce", "003A", "HTTP 503", later)
+            .unwrap();
+        assert!(store.due_writes("salesforce", now, 10).unwrap().is_empty());
+        let due = store.due_writes("salesforce", later, 10).unwrap();
+        assert_eq!(due[0].attempts, 1);
+        assert_eq!(due[0].last_error.as_deref(), Some("HTTP 503"));
+        store
+            .dead_letter_write("salesforce", "003A", "INVALID_FIELD: A", later)
+            .unwrap();
+        assert!(store.pending_writes(None).unwrap().is_empty());
+        let dead = store.dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].key, "003A");
+        assert_eq!(dead[0].message, "INVALID_FIELD: A");
+        assert_eq!(dead[0].payload, json!({"A": 3}));
+        assert_eq!(store.outbox_counts().unwrap().dead_letters, 1);
+    }
+
+    #[test]
+    fn activities_are_never_duplicated_and_track_unknown_outcomes() {
+        let f = fixture(Some("salesforce"));
+        let engine = &f.engine;
+        let store = engine.store();
+        engine
+            .import_page(
+                "salesforce",
+                &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                None,
+            )
+            .unwrap();
+        let ev = call("call_1", "inbound", ADA, "+18885550100", json!({}));
+        apply(engine, &ev);
+        apply(engine, &ev);
+        let now = Utc::now() + Duration::seconds(1);
+        let due = store.due_activities("salesforce", now, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].record_id, "003A");
+        assert_eq!(due[0].payload.duration_ms, Some(180000));
+        assert_eq!(due[0].payload.direction, "inbound");
+        assert_eq!(due[0].state, ActivityState::Pending);
+
+        store
+            .mark_activity_sending("salesforce", &["call_1".to_string()])
+            .unwrap();
+        let counts = store.outbox_counts().unwrap();
+        assert_eq!(
+            (counts.pending_activities, counts.sending_activities),
+            (0, 1)
+        );
+        // A crash now: the intent is still due, in state Sending (look up before resending).
+        let due = store.due_activities("salesforce", now, 10).unwrap();
+        assert_eq!(due[0].state, ActivityState::Sending { attempt: 1 });
+
+        store
+            .mark_activity_unknown(
+                "salesforce",
+                "call_1",
+                "timeout",
+                now + Duration::seconds(5),
+            )
+            .unwrap();
+        assert!(store
+            .due_activities("salesforce", now, 10)
+            .unwrap()
+            .is_empty());
+        let due = store
+            .due_activities("salesforce", now + Duration::seconds(5), 10)
+            .unwrap();
+        assert_eq!(due[0].state, ActivityState::Sending { attempt: 1 });
+
+        store
+            .mark_activity_failed("salesforce", "call_1", "HTTP 429", now)
+            .unwrap();
+        assert_eq!(
+            store.due_activities("salesforce", now, 10).unwrap()[0].state,
+            ActivityState::Pending
+        );
+
+        store
+            .mark_activity_done("salesforce", "call_1", "00TXX0000001")
+            .unwrap();
+        assert!(store
+            .due_activities("salesforce", now, 10)
+            .unwrap()
+            .is_empty());
+        let counts = store.outbox_counts().unwrap();
+        assert_eq!(
+            (
+                counts.pending_activities,
+                counts.sending_activities,
+                counts.done_activities
+            ),
+            (0, 0, 1)
+        );
+        // Re-applying after done still creates nothing.
+        apply(engine, &ev);
+        assert_eq!(store.activities(None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn activity_dead_letter() {
+        let f = fixture(Some("salesforce"));
+        let engine = &f.engine;
+        engine
+            .import_page(
+                "salesforce",
+                &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                None,
+            )
+            .unwrap();
+        apply(
+            engine,
+            &call("call_9", "inbound", ADA, "+18885550100", json!({})),
+        );
+        engine
+            .store()
+            .dead_letter_activity(
+                "salesforce",
+                "call_9",
+                "INVALID_CROSS_REFERENCE_KEY",
+                Utc::now(),
+            )
+            .unwrap();
+        assert!(engine.store().activities(None).unwrap().is_empty());
+        let dead = engine.store().dead_letters().unwrap();
+        assert_eq!(dead[0].key, "call_9");
+        assert_eq!(dead[0].payload["conversation_id"], json!("call_9"));
+    }
+}
+
+mod inbound {
+    use super::*;
+
+    #[test]
+    fn creates_contacts_with_mapped_fields_links_and_provenance() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let report = e
+            .import_page(
+                "salesforce",
+                &[
+                    sf(
+                        "003A",
+                        json!("(415) 555-0101"),
+                        "2026-11-20T10:00:00.000+0000",
+                        json!({"Renewal_Date__c": "2027-03-31"}),
+                    ),
+                    sf(
+                        "003B",
+                        json!("+1 212 555 0102"),
+                        "2026-11-20T10:00:00Z",
+                        json!({"FirstName": "Grace", "Lead_Status__c": "Nurture"}),
+                    ),
+                ],
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            (
+                report.read,
+                report.created,
+                report.updated,
+                report.unchanged
+            ),
+            (2, 2, 0, 0)
+        );
+        assert!(report.skipped.is_empty() && report.field_errors.is_empty());
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["first_name"], s("Ada"));
+        assert_eq!(ada.fields["email"], s("ada@example.com"));
+        assert_eq!(ada.fields["lead_status"], en("new"));
+        assert_eq!(ada.fields["deal_size"], Value::Number(1000.0));
+        assert_eq!(
+            ada.fields["renewal_date"],
+            Value::Date(chrono::NaiveDate::from_ymd_opt(2027, 3, 31).unwrap())
+        );
+        assert_eq!(ada.links["salesforce"], "003A");
+        assert_eq!(
+            ada.provenance["email"].source,
+            Source::Inbound {
+                connection: "salesforce".into()
+            }
+        );
+        assert_eq!(
+            e.store()
+                .phone_for_record("salesforce", "003A")
+                .unwrap()
+                .as_deref(),
+            Some(ADA)
+        );
+        let grace = e.store().contact("+12125550102").unwrap().unwrap();
+        assert_eq!(grace.fields["lead_status"], en("unqualified"));
+        // Inbound changes never enqueue outbound writes.
+        assert!(e.store().pending_writes(None).unwrap().is_empty());
+
+        // The same page again changes nothing.
+        let again = e
+            .import_page(
+                "salesforce",
+                &[sf(
+                    "003A",
+                    json!("(415) 555-0101"),
+                    "2026-11-20T10:00:00.000+0000",
+                    json!({"Renewal_Date__c": "2027-03-31"}),
+                )],
+                None,
+            )
+            .unwrap();
+        assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 1));
+    }
+
+    #[test]
+    fn records_without_a_usable_phone_are_skipped_and_reported() {
+        let f = fixture(Some("salesforce"));
+        let report = f
+            .engine
+            .import_page(
+                "salesforce",
+                &[
+                    sf("003A", json!(null), "2026-11-20T10:00:00Z", json!({})),
+                    sf("003B", json!("555-01"), "2026-11-20T10:00:00Z", json!({})),
+                    sf("003C", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
+                    json!({"Phone": "+12125550102"}),
+                ],
+                None,
+            )
+            .unwrap();
+        assert_eq!(report.created, 1);
+        let skipped: Vec<&str> = report
+            .skipped
+            .iter()
+            .map(|s| s.record_id.as_str())
+            .collect();
+        assert_eq!(skipped, ["#3", "003A", "003B"]);
+        assert!(
+            report.skipped[1].reason.contains("no phone"),
+            "{:?}",
+            report.skipped
+        );
+        assert!(
+            report.skipped[2].reason.contains("555-01"),
+            "{:?}",
+            report.skipped
+        );
+        assert_eq!(f.engine.store().contact_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_bad_field_value_is_reported_and_the_rest_applies() {
+        let f = fixture(Some("salesforce"));
+        let report = f
+            .engine
+            .import_page(
+                "salesforce",
+                &[sf(
+                    "003A",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({"AnnualRevenue": "a lot", "Renewal_Date__c": "next spring"}),
+                )],
+                None,
+            )
+            .unwrap();
+        assert_eq!(report.created, 1);
+        let mut errors: Vec<(&str, &str, &Json)> = report
+            .field_errors
+            .iter()
+            .map(|e| (e.record_id.as_str(), e.field.as_str(), &e.value))
+            .collect();
+        errors.sort_by(|a, b| a.1.cmp(b.1));
+        assert_eq!(
+            errors,
+            [
+                ("003A", "deal_size", &json!("a lot")),
+                ("003A", "renewal_date", &json!("next spring"))
+            ]
+        );
+        let ada = f.engine.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["first_name"], s("Ada"));
+        assert!(!ada.fields.contains_key("deal_size"));
+    }
+
+    #[test]
+    fn several_records_with_one_phone_the_most_recently_modified_wins() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let report = e
+            .import_page(
+                "salesforce",
+                &[
+                    sf(
+                        "003NEW",
+                        json!(ADA),
+                        "2026-11-20T12:00:00Z",
+                        json!({"FirstName": "Newest"}),
+                    ),
+                    sf(
+                        "003OLD",
+                        json!("415-555-0101"),
+                        "2026-11-20T08:00:00Z",
+                        json!({"FirstName": "Oldest"}),
+                    ),
+                ],
+                None,
+            )
+            .unwrap();
+        assert_eq!(report.created, 1);
+        assert_eq!(report.duplicates.len(), 1);
+        assert_eq!(report.duplicates[0].record_id, "003OLD");
+        assert_eq!(report.duplicates[0].kept_record_id, "003NEW");
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["first_name"], s("Newest"));
+        assert_eq!(ada.links["salesforce"], "003NEW");
+
+        // Across pages: an older record loses, a newer one takes over the link.
+        let older = e
+            .import_page(
+                "salesforce",
+                &[sf(
+                    "003OTHER",
+                    json!(ADA),
+                    "2026-11-19T00:00:00Z",
+                    json!({"FirstName": "Older"}),
+                )],
+                None,
+            )
+            .unwrap();
+        assert_eq!(older.duplicates[0].record_id, "003OTHER");
+        assert_eq!(
+            e.store().contact(ADA).unwrap().unwrap().fields["first_name"],
+            s("Newest")
+        );
+        let newer = e
+            .import_page(
+                "salesforce",
+                &[sf(
+                    "003LATEST",
+                    json!(ADA),
+                    "2026-11-21T00:00:00Z",
+                    json!({"FirstName": "Latest"}),
+                )],
+                None,
+            )
+            .unwrap();
+        assert_eq!(newer.duplicates[0].record_id, "003NEW");
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["first_name"], s("Latest"));
+        assert_eq!(ada.links["salesforce"], "003LATEST");
+        assert_eq!(
+            e.store().phone_for_record("salesforce", "003NEW").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn do_not_call_is_set_only() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.import_page(
+            "salesforce",
+            &[sf(
+                "003A",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({"DoNotCall": true}),
+            )],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            e.store().contact(ADA).unwrap().unwrap().fields["do_not_call"],
+            Value::Bool(true)
+        );
+        e.import_page(
+            "salesforce",
+            &[sf(
+                "003A",
+                json!(ADA),
+                "2026-11-20T11:00:00Z",
+                json!({"DoNotCall": false}),
+            )],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            e.store().contact(ADA).unwrap().unwrap().fields["do_not_call"],
+            Value::Bool(true)
+        );
+    }
+
+    #[test]
+    fn echoes_of_our_writes_do_not_flip_flop() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let store = e.store();
+        e.import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+        // Local change → pushed → acknowledged.
+        e.manual_set(ADA, Fields::from([("lead_status".into(), en("working"))]))
+            .unwrap();
+        let due = store.due_writes("salesforce", Utc::now(), 10).unwrap();
+        assert_eq!(
+            due[0].fields,
+            BTreeMap::from([("Lead_Status__c".into(), json!("Working - Contacted"))])
+        );
+        store
+            .mark_write_sent(
+                "salesforce",
+                &[("003A".into(), due[0].fields.clone())],
+                Utc::now(),
+            )
+            .unwrap();
+        // Another local change, not pushed yet.
+        e.manual_set(ADA, Fields::from([("lead_status".into(), en("qualified"))]))
+            .unwrap();
+        // The poll reads our earlier write back (an echo): the newer local value stays, and the
+        // pending write is untouched.
+        let echo = sf(
+            "003A",
+            json!(ADA),
+            "2026-11-20T10:05:00Z",
+            json!({"Lead_Status__c": "Working - Contacted"}),
+        );
+        e.import_page("salesforce", std::slice::from_ref(&echo), None)
+            .unwrap();
+        assert_eq!(
+            store.contact(ADA).unwrap().unwrap().fields["lead_status"],
+            en("qualified")
+        );
+        let pending = store.pending_writes(None).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            pending[0].fields["Lead_Status__c"],
+            json!("Closed - Converted")
+        );
+        // It is pushed; the poll then sees it: still an echo, nothing changes, nothing enqueued.
+        store
+            .mark_write_sent(
+                "salesforce",
+                &[("003A".into(), pending[0].fields.clone())],
+                Utc::now(),
+            )
+            .unwrap();
+        let report = e
+            .import_page(
+                "salesforce",
+                &[sf(
+                    "003A",
+                    json!(ADA),
+                    "2026-11-20T10:06:00Z",
+                    json!({"Lead_Status__c": "Closed - Converted"}),
+                )],
+                None,
+            )
+            .unwrap();
+        assert_eq!(report.unchanged, 1);
+        assert!(store.pending_writes(None).unwrap().is_empty());
+        // A genuine CRM change applies (and, being inbound, pushes nothing back).
+        e.import_page(
+            "salesforce",
+            &[sf(
+                "003A",
+                json!(ADA),
+                "2026-11-20T11:00:00Z",
+                json!({"Lead_Status__c": "Working - Contacted"}),
+            )],
+            None,
+        )
+        .unwrap();
+        let ada = store.contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["lead_status"], en("working"));
+        assert!(!ada
+            .last_pushed
+            .get("salesforce")
+            .is_some_and(|p| p.contains_key("Lead_Status__c")));
+        assert!(store.pending_writes(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unlink_keeps_the_contact_and_stops_pushing() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            e.unlink("salesforce", &["003A".into(), "003UNKNOWN".into()])
+                .unwrap(),
+            1
+        );
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert!(ada.links.is_empty());
+        assert_eq!(ada.fields["first_name"], s("Ada"));
+        assert_eq!(
+            e.store().phone_for_record("salesforce", "003A").unwrap(),
+            None
+        );
+        let report = e
+            .manual_set(ADA, Fields::from([("lead_status".into(), en("working"))]))
+            .unwrap();
+        assert!(report.outbound.is_empty());
+        assert!(e.store().pending_writes(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_cursor_advances_with_the_page_and_never_back() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let t = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
+        let c1 = SyncCursor {
+            modstamp: t,
+            last_id: "003A".into(),
+        };
+        e.import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            Some(&c1),
+        )
+        .unwrap();
+        assert_eq!(e.store().cursor("salesforce").unwrap(), Some(c1.clone()));
+        let back = SyncCursor {
+            modstamp: t - Duration::hours(1),
+            last_id: "003Z".into(),
+        };
+        e.import_page("salesforce", &[], Some(&back)).unwrap();
+        assert_eq!(e.store().cursor("salesforce").unwrap(), Some(c1));
+    }
+
+    #[test]
+    fn hubspot_objects_and_archived_records() {
+        let f = fixture(Some("hubspot"));
+        let e = &f.engine;
+        let page = json!([
+            {"id": "51", "properties": {"phone": "+14155550101", "firstname": "Ada", "email": "ada@example.com", "hs_lead_status": "IN_PROGRESS", "lastmodifieddate": "2026-11-20T09:15:00.000Z"}, "updatedAt": "2026-11-20T09:15:00.000Z", "archived": false},
+            {"id": "52", "properties": {"phone": "", "firstname": "NoPhone"}, "updatedAt": "2026-11-20T09:15:00.000Z", "archived": false}
+        ]);
+        let report = e
+            .import_page("hubspot", page.as_array().unwrap(), None)
+            .unwrap();
+        assert_eq!(report.created, 1);
+        assert_eq!(report.skipped[0].record_id, "52");
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["lead_status"], en("working"));
+        assert_eq!(ada.links["hubspot"], "51");
+        let archived =
+            json!([{"id": "51", "properties": {"phone": "+14155550101"}, "archived": true}]);
+        let report = e
+            .import_page("hubspot", archived.as_array().unwrap(), None)
+            .unwrap();
+        assert_eq!(report.archived, 1);
+        assert!(e.store().contact(ADA).unwrap().unwrap().links.is_empty());
+    }
+
+    #[test]
+    fn unknown_connection_is_an_error() {
+        let f = fixture(Some("salesforce"));
+        let err = f.engine.import_page("pipedrive", &[], None).unwrap_err();
+        assert!(matches!(err, EngineError::UnknownConnection { .. }));
+        assert!(err.to_string().contains("pipedrive"), "{err}");
+    }
+}
+
+mod analysis {
+    use super::*;
+
+    fn linked(active: &str) -> Fixture {
+        let f = fixture(Some(active));
+        f.engine
+            .import_page(
+                "salesforce",
+                &[sf(
+                    "003A",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({"Email": "ada@old.example"}),
+                )],
+                None,
+            )
+            .unwrap();
+        f
+    }
+
+    #[test]
+    fn applies_modes_and_pushes_and_logs_for_a_linked_contact() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        let report = apply(
+            e,
+            &call(
+                "call_1",
+                "inbound",
+                ADA,
+                "+18885550100",
+                json!({
+                    "lead_qualification_status": "qualified",
+                    "email_address": "ada@new.example",
+                    "customer_notes": "Wants a demo.",
+                    "demo_requested": "yes"
+                }),
+            ),
+        );
+        let ConversationOutcome::Applied {
+            phone,
+            created,
+            changed,
+            outbound,
+            activity,
+        } = report.outcome
+        else {
+            panic!("not applied: {report:?}");
+        };
+        assert_eq!(phone, ADA);
+        assert!(!created && activity);
+        assert!(changed.contains(&"lead_status".to_string()));
+        assert_eq!(outbound, ["Lead_Status__c", "Notes__c"]);
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["lead_status"], en("qualified"));
+        assert_eq!(
+            ada.fields["email"],
+            s("ada@old.example"),
+            "fill_if_empty keeps the stored email"
+        );
+        assert_eq!(ada.fields["interaction_summary"], s("Wants a demo."));
+        assert_eq!(ada.fields["demo_requested"], Value::Bool(true));
+        assert_eq!(
+            ada.fields["last_contacted_at"],
+            Value::Datetime(Utc.with_ymd_and_hms(2026, 11, 21, 10, 3, 0).unwrap())
+        );
+        assert_eq!(
+            ada.provenance["lead_status"].source,
+            Source::Analysis {
+                conversation_id: "call_1".into()
+            }
+        );
+
+        // A second conversation merges notes (fallback: old, blank line, new) and coalesces the
+        // pending write to the latest values.
+        let report = apply(
+            e,
+            &call(
+                "call_2",
+                "inbound",
+                ADA,
+                "+18885550100",
+                json!({"customer_notes": "Budget approved."}),
+            ),
+        );
+        assert_eq!(report.merge_fallbacks.len(), 1);
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(
+            ada.fields["interaction_summary"],
+            s("Wants a demo.\n\nBudget approved.")
+        );
+        let pending = e.store().pending_writes(None).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            pending[0].fields["Notes__c"],
+            json!("Wants a demo.\n\nBudget approved.")
+        );
+        assert_eq!(
+            pending[0].fields["Lead_Status__c"],
+            json!("Closed - Converted")
+        );
+        assert_eq!(e.store().activities(None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn reapplying_is_a_no_op() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        let ev = call(
+            "call_1",
+            "inbound",
+            ADA,
+            "+1888",
+            json!({"customer_notes": "Hello."}),
+        );
+        apply(e, &ev);
+        let before = e.store().contact(ADA).unwrap().unwrap();
+        let report = apply(e, &ev);
+        assert_eq!(report.outcome, ConversationOutcome::AlreadyApplied);
+        assert_eq!(e.store().contact(ADA).unwrap().unwrap(), before);
+        assert_eq!(e.store().activities(None).unwrap().len(), 1);
+        assert!(e.store().conversation_applied("call_1").unwrap());
+    }
+
+    #[test]
+    fn number_by_direction_and_unknown_numbers_create_contacts() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let report = apply(
+            e,
+            &call(
+                "c_out",
+                "outbound",
+                "+18885550100",
+                "(646) 555-0144",
+                json!({"lead_qualification_status": "working"}),
+            ),
+        );
+        assert!(
+            matches!(
+                report.outcome,
+                ConversationOutcome::Applied {
+                    created: true,
+                    activity: false,
+                    ..
+                }
+            ),
+            "{report:?}"
+        );
+        let contact = e.store().contact("+16465550144").unwrap().unwrap();
+        assert_eq!(contact.fields["lead_status"], en("working"));
+        // Not linked: nothing to push, no activity.
+        assert!(e.store().pending_writes(None).unwrap().is_empty());
+        assert!(e.store().activities(None).unwrap().is_empty());
+        assert!(e.store().contact("+18885550100").unwrap().is_none());
+    }
+
+    #[test]
+    fn guards_and_type_mismatches() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let mut ev = call(
+            "c1",
+            "inbound",
+            ADA,
+            "+1888",
+            json!({"demo_requested": true, "lead_qualification_status": "maybe"}),
+        );
+        ev.successful = Some(false);
+        let report = apply(e, &ev);
+        let contact = e.store().contact(ADA).unwrap().unwrap();
+        assert!(
+            !contact.fields.contains_key("demo_requested"),
+            "guard was false"
+        );
+        assert!(!contact.fields.contains_key("lead_status"));
+        assert_eq!(report.field_errors.len(), 1);
+        assert_eq!(report.field_errors[0].field, "lead_status");
+    }
+
+    #[test]
+    fn web_calls_without_a_number_do_nothing() {
+        let f = fixture(Some("salesforce"));
+        let body = std::fs::read("examples/events/web_call_analyzed.json").unwrap();
+        let ev = crmsync::engine::retell::parse_webhook(&body)
+            .unwrap()
+            .unwrap();
+        let report = apply(&f.engine, &ev);
+        assert_eq!(report.outcome, ConversationOutcome::NoNumber);
+        assert_eq!(f.engine.store().contact_count().unwrap(), 0);
+        assert!(!f.engine.store().conversation_applied(&ev.id).unwrap());
+    }
+
+    #[test]
+    fn chats_log_only_where_the_connection_logs_chats() {
+        // HubSpot logs calls only.
+        let f = fixture(Some("hubspot"));
+        let e = &f.engine;
+        let page = json!([{"id": "51", "properties": {"phone": ADA}, "updatedAt": "2026-11-20T09:15:00Z"}]);
+        e.import_page("hubspot", page.as_array().unwrap(), None)
+            .unwrap();
+        let chat = event(
+            json!({"id": "chat_1", "kind": "chat", "direction": "inbound", "from_number": ADA, "analysis": {"customer_notes": "Hi"}}),
+        );
+        let report = apply(e, &chat);
+        assert!(
+            matches!(
+                report.outcome,
+                ConversationOutcome::Applied {
+                    activity: false,
+                    ..
+                }
+            ),
+            "{report:?}"
+        );
+        let pending = e.store().pending_writes(Some("hubspot")).unwrap();
+        assert_eq!(
+            pending[0].fields,
+            BTreeMap::from([("notes".into(), json!("Hi"))])
+        );
+        let report = apply(e, &call("call_1", "inbound", ADA, "+1888", json!({})));
+        assert!(
+            matches!(
+                report.outcome,
+                ConversationOutcome::Applied { activity: true, .. }
+            ),
+            "{report:?}"
+        );
+        // Salesforce-linked contacts get nothing while HubSpot is active.
+        assert!(e.store().activities(Some("salesforce")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn retell_bodies_map_onto_the_generic_event() {
+        let body = std::fs::read("examples/events/call_analyzed.json").unwrap();
+        let ev = crmsync::engine::retell::parse_webhook(&body)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.id, "call_7a9c2f1e04b34d55a0e1");
+        assert_eq!(ev.from_number.as_deref(), Some("+14155550101"));
+        assert_eq!(
+            ev.summary.as_deref(),
+            Some("Ada asked for a demo of the analytics plan and confirmed her email.")
+        );
+        assert_eq!(ev.sentiment.as_deref(), Some("Positive"));
+        assert_eq!((ev.successful, ev.in_voicemail), (Some(true), Some(false)));
+        assert_eq!(ev.duration_ms, Some(195000));
+        assert_eq!(
+            ev.start_time.map(|t| t.timestamp_millis()),
+            Some(1763715600000)
+        );
+        assert_eq!(ev.disconnection_reason.as_deref(), Some("user_hangup"));
+        assert_eq!(ev.agent_id.as_deref(), Some("agent_3f1d0c9b8a7e"));
+        assert_eq!(ev.analysis["email_address"], json!("ada@example.com"));
+
+        let body = std::fs::read("examples/events/chat_analyzed.json").unwrap();
+        let ev = crmsync::engine::retell::parse_webhook(&body)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.kind, crmsync::event::ConversationKind::Chat);
+        assert_eq!(ev.direction, crmsync::event::Direction::Outbound);
+        assert_eq!(
+            ev.summary.as_deref(),
+            Some("Barbara is evaluating options and is not ready to buy.")
+        );
+        assert_eq!(ev.duration_ms, Some(300000));
+
+        assert!(crmsync::engine::retell::parse_webhook(
+            br#"{"event": "call_started", "call": {"call_id": "x"}}"#
+        )
+        .unwrap()
+        .is_none());
+        let err = crmsync::engine::retell::parse_webhook(b"{\n  \"event\": ").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+        let err = crmsync::engine::retell::parse_webhook(
+            br#"{"event": "call_analyzed", "call": {"direction": "inbound"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("call.call_id"), "{err}");
+    }
+
+    #[test]
+    fn a_merger_result_is_what_gets_written() {
+        use crmsync::merge::{MergeFuture, MergeOutcome, MergeRequest, MergeVia, Merger};
+        /// Joins with " | " so the test can tell its output from the fallback's.
+        struct Joiner;
+        impl Merger for Joiner {
+            fn merge<'a>(&'a self, req: &'a MergeRequest) -> MergeFuture<'a> {
+                Box::pin(async move {
+                    assert!(req.instruction.starts_with("Running notes"));
+                    MergeOutcome {
+                        text: format!("{} | {}", req.old, req.new),
+                        via: MergeVia::Llm,
+                    }
+                })
+            }
+        }
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("Old note."))]),
+        )
+        .unwrap();
+        let report = e
+            .apply_conversation_blocking(
+                &call(
+                    "c1",
+                    "inbound",
+                    ADA,
+                    "+1888",
+                    json!({"customer_notes": "New note."}),
+                ),
+                &Joiner,
+            )
+            .unwrap();
+        assert!(report.merge_fallbacks.is_empty());
+        assert_eq!(
+            e.store().contact(ADA).unwrap().unwrap().fields["interaction_summary"],
+            s("Old note. | New note.")
+        );
+    }
+}
+
+mod manual_and_vars {
+    use super::*;
+
+    #[test]
+    fn manual_edits_are_validated_and_push_when_linked() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+        let report = e
+            .manual_set(
+                "(415) 555-0101",
+                Fields::from([
+                    ("lead_status".into(), en("qualified")),
+                    ("first_name".into(), s("Augusta")),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(report.changed, ["first_name", "lead_status"]);
+        assert_eq!(report.outbound, ["Lead_Status__c"]);
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.provenance["first_name"].source, Source::Manual);
+
+        let before = e.store().contact(ADA).unwrap();
+        let err = e
+            .manual_set(
+                ADA,
+                Fields::from([("emial".into(), s("x")), ("first_name".into(), s("Z"))]),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("did you mean `email`"), "{err}");
+        let err = e
+            .manual_set(ADA, Fields::from([("deal_size".into(), s("lots"))]))
+            .unwrap_err();
+        assert!(matches!(err, EngineError::WrongType { .. }), "{err}");
+        let err = e
+            .manual_set(ADA, Fields::from([("lead_status".into(), en("hot"))]))
+            .unwrap_err();
+        assert!(err.to_string().contains("lead_status"), "{err}");
+        let err = e
+            .manual_set(ADA, Fields::from([("phone_number".into(), s("+1"))]))
+            .unwrap_err();
+        assert!(matches!(err, EngineError::ReadOnlyField { .. }), "{err}");
+        let err = e.manual_set("not a phone", Fields::new()).unwrap_err();
+        assert!(matches!(err, EngineError::InvalidPhone { .. }), "{err}");
+        assert_eq!(
+            e.store().contact(ADA).unwrap(),
+            before,
+            "errors write nothing"
+        );
+
+        assert_eq!(
+            e.parse_field_value("deal_size", &json!("42.5")).unwrap(),
+            Value::Number(42.5)
+        );
+        assert_eq!(
+            e.parse_field_value("demo_requested", &json!("yes"))
+                .unwrap(),
+            Value::Bool(true)
+        );
+        assert!(e.parse_field_value("renewal_date", &json!("soon")).is_err());
+    }
+
+    #[test]
+    fn dynamic_variables_are_strings() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.manual_set(
+            ADA,
+            Fields::from([
+                ("first_name".into(), s("Ada")),
+                ("deal_size".into(), Value::Number(120000.0)),
+                ("do_not_call".into(), Value::Bool(false)),
+                (
+                    "renewal_date".into(),
+                    Value::Date(chrono::NaiveDate::from_ymd_opt(2027, 3, 31).unwrap()),
+                ),
+                (
+                    "last_contacted_at".into(),
+                    Value::Datetime(Utc.with_ymd_and_hms(2026, 11, 21, 10, 3, 0).unwrap()),
+                ),
+                ("lead_status".into(), en("working")),
+                ("email".into(), Value::Null),
+            ]),
+        )
+        .unwrap();
+        let vars = e.dynamic_variables("415-555-0101").unwrap().unwrap();
+        let expected: BTreeMap<String, String> = [
+            ("deal_size", "120000"),
+            ("do_not_call", "false"),
+            ("first_name", "Ada"),
+            ("last_contacted_at", "2026-11-21T10:03:00Z"),
+            ("lead_status", "working"),
+            ("phone_number", ADA),
+            ("renewal_date", "2027-03-31"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(vars, expected);
+        assert_eq!(e.dynamic_variables("+12125550199").unwrap(), None);
+    }
+
+    #[test]
+    fn the_single_connection_is_active_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let only_hubspot = RULES.split("connection salesforce").next().unwrap().to_string()
+            + "connection hubspot {\n inbound {\n phone -> phone_number\n }\n outbound {\n interaction_summary -> notes\n }\n}\n";
+        let engine = Engine::new(
+            Store::open(dir.path().join("s.redb")).unwrap(),
+            compile(&only_hubspot),
+            None,
+        )
+        .unwrap();
+        assert_eq!(engine.active_connection(), Some("hubspot"));
+        let both = Engine::new(
+            Store::open(dir.path().join("t.redb")).unwrap(),
+            ruleset(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(both.active_connection(), None);
+        let err = Engine::new(
+            Store::open(dir.path().join("u.redb")).unwrap(),
+            ruleset(),
+            Some("zoho"),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("zoho"));
+    }
+}
+
+#[test]
+fn store_path_is_kept() {
+    let f = fixture(None);
+    assert_eq!(f.engine.store().path(), f.path.as_path());
+}
