@@ -23,11 +23,10 @@ pub mod dispatch;
 pub mod hubspot;
 pub mod metrics;
 pub mod ratelimit;
-// Enabled once `engine` is in lib.rs:
-// pub mod report;
+pub mod report;
 pub mod retry;
 pub mod salesforce;
-// pub mod sync;
+pub mod sync;
 
 /// How far an inbound sync has read: `(modstamp, last_id)`, stored with each committed page.
 pub use crate::store::SyncCursor;

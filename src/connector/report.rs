@@ -99,7 +99,11 @@ impl SyncReport {
         if !i.field_errors.is_empty() {
             let _ = writeln!(s, "  field errors {}", i.field_errors.len());
             for e in i.field_errors.iter().take(10) {
-                let _ = writeln!(s, "    record {} field {}: {} ({})", e.record_id, e.field, e.value, e.reason);
+                let _ = writeln!(
+                    s,
+                    "    record {} field {}: {} ({})",
+                    e.record_id, e.field, e.value, e.reason
+                );
             }
         }
         match &self.dispatch {

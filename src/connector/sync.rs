@@ -123,7 +123,12 @@ pub fn check_schema(plan: &SyncPlan, schema: &Schema) -> Result<(), SyncError> {
         schema
             .fields
             .keys()
-            .map(|k| (strsim::jaro_winkler(&k.to_lowercase(), &field.to_lowercase()), k))
+            .map(|k| {
+                (
+                    strsim::jaro_winkler(&k.to_lowercase(), &field.to_lowercase()),
+                    k,
+                )
+            })
             .filter(|(score, _)| *score >= 0.85)
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, k)| k.clone())
@@ -164,8 +169,8 @@ pub fn check_schema(plan: &SyncPlan, schema: &Schema) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// Held while a connection syncs: one sync per connection at a time (in this process; the redb
-/// store file cannot be opened by two processes).
+/// Held while a connection syncs: one sync per (store, connection) at a time (in this process;
+/// the redb store file cannot be opened by two processes).
 struct RunningGuard(String);
 
 fn running() -> &'static Mutex<HashSet<String>> {
@@ -174,12 +179,13 @@ fn running() -> &'static Mutex<HashSet<String>> {
 }
 
 impl RunningGuard {
-    fn take(connection: &str) -> Result<Self, SyncError> {
+    fn take(store: &str, connection: &str) -> Result<Self, SyncError> {
+        let key = format!("{store}\u{0}{connection}");
         let mut set = running().lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(connection.to_string()) {
+        if !set.insert(key.clone()) {
             return Err(SyncError::AlreadyRunning(connection.to_string()));
         }
-        Ok(RunningGuard(connection.to_string()))
+        Ok(RunningGuard(key))
     }
 }
 
@@ -221,7 +227,10 @@ pub async fn sync_inbound<C: Connector + 'static>(
     options: SyncOptions,
     progress: &dyn SyncProgress,
 ) -> Result<InboundReport, SyncError> {
-    let _guard = RunningGuard::take(&plan.connection)?;
+    let _guard = RunningGuard::take(
+        &engine.store().path().display().to_string(),
+        &plan.connection,
+    )?;
     let schema = connector.describe(&plan.object).await?;
     check_schema(plan, &schema)?;
 
@@ -234,7 +243,11 @@ pub async fn sync_inbound<C: Connector + 'static>(
         _ => None,
     };
     let mut report = InboundReport {
-        mode: if since.is_some() { "incremental" } else { "full" },
+        mode: if since.is_some() {
+            "incremental"
+        } else {
+            "full"
+        },
         ..InboundReport::default()
     };
 
@@ -273,7 +286,11 @@ pub async fn sync_inbound<C: Connector + 'static>(
             }
         }
         let last = page.next.is_none();
-        let cursor = if page.ordered || last { newest.as_ref() } else { None };
+        let cursor = if page.ordered || last {
+            newest.as_ref()
+        } else {
+            None
+        };
         let merged = merged_ids(&page);
         let n = page.records.len() as u64;
         let records: Vec<Value> = page.records.into_iter().map(|r| r.raw).collect();
@@ -309,7 +326,12 @@ fn merged_ids(page: &Page) -> Vec<String> {
                 .and_then(|p| p.get("hs_merged_object_ids"))
                 .and_then(Value::as_str)
         })
-        .flat_map(|s| s.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned))
+        .flat_map(|s| {
+            s.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -327,7 +349,9 @@ pub async fn sync_once<C: Connector + 'static>(
     let before = connector.metrics();
     let inbound = sync_inbound(connector.clone(), engine, plan, options, progress).await?;
     let dispatch = match dispatch {
-        Some(target) => Some(super::dispatch::dispatch_pass(connector.as_ref(), engine.store(), target).await?),
+        Some(target) => {
+            Some(super::dispatch::dispatch_pass(connector.as_ref(), engine.store(), target).await?)
+        }
         None => None,
     };
     Ok(SyncReport {
@@ -350,7 +374,12 @@ mod tests {
             object: "Contact".into(),
             ..Schema::default()
         };
-        for (name, updateable) in [("Phone", true), ("Email", true), ("Notes__c", true), ("CreatedDate", false)] {
+        for (name, updateable) in [
+            ("Phone", true),
+            ("Email", true),
+            ("Notes__c", true),
+            ("CreatedDate", false),
+        ] {
             s.fields.insert(
                 name.into(),
                 CrmField {
@@ -383,7 +412,11 @@ mod tests {
             "connection `salesforce`: the inbound rules name CRM field `Emial`, which Contact does not have (did you mean `Email`?)"
         );
         let err = check_schema(&plan(&["Phone"], &["Lead_Status__c"]), &schema()).unwrap_err();
-        assert!(err.to_string().contains("outbound rules name CRM field `Lead_Status__c`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("outbound rules name CRM field `Lead_Status__c`"),
+            "{err}"
+        );
         let err = check_schema(&plan(&["Phone"], &["CreatedDate"]), &schema()).unwrap_err();
         assert!(err.to_string().contains("read-only"), "{err}");
     }
@@ -395,9 +428,14 @@ mod tests {
 
     #[test]
     fn one_sync_per_connection() {
-        let g = RunningGuard::take("x-test").unwrap();
-        assert!(matches!(RunningGuard::take("x-test"), Err(SyncError::AlreadyRunning(_))));
+        let g = RunningGuard::take("a.redb", "x-test").unwrap();
+        assert!(matches!(
+            RunningGuard::take("a.redb", "x-test"),
+            Err(SyncError::AlreadyRunning(_))
+        ));
+        let other_store = RunningGuard::take("b.redb", "x-test").unwrap();
         drop(g);
-        RunningGuard::take("x-test").unwrap();
+        RunningGuard::take("a.redb", "x-test").unwrap();
+        drop(other_store);
     }
 }

@@ -24,9 +24,6 @@ use super::{
 };
 use wire::*;
 
-/// Salesforce keeps the delete log for 15 days (crm_apis.md §2.4).
-const DELETE_LOG_DAYS: i64 = 15;
-
 #[derive(Debug)]
 pub struct SalesforceConnector {
     settings: ConnectionSettings,
@@ -284,17 +281,28 @@ impl Connector for SalesforceConnector {
         object: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<DeletedRecord>, ConnectorError> {
-        let now = Utc::now();
-        let oldest = now - chrono::Duration::days(DELETE_LOG_DAYS) + chrono::Duration::minutes(1);
-        let start = since.max(oldest);
-        if start >= now {
-            return Ok(Vec::new());
-        }
+        // The window is judged by the org's clock, not ours: `end` is capped there, and a
+        // `start` older than the delete log (15 days) is refused — then the log cannot tell
+        // what was deleted, and only a full sync can (reported, not fatal).
+        let end = Utc::now().max(since + chrono::Duration::minutes(1));
         let path = self.data_path(&format!("/sobjects/{object}/deleted/"));
         let req = ApiRequest::get("deleted", &path)
-            .query("start", start.to_rfc3339_opts(SecondsFormat::Secs, false))
-            .query("end", now.to_rfc3339_opts(SecondsFormat::Secs, false));
-        let resp = self.client.send(&req).await?;
+            .query("start", since.to_rfc3339_opts(SecondsFormat::Secs, false))
+            .query("end", end.to_rfc3339_opts(SecondsFormat::Secs, false));
+        let resp = match self.client.send(&req).await {
+            Ok(r) => r,
+            Err(ConnectorError::Api { message, .. })
+                if message.contains("INVALID_REPLICATION_DATE") =>
+            {
+                tracing::warn!(
+                    connection = %self.settings.name,
+                    %message,
+                    "the delete log does not reach back to the last sync; run a full sync to catch every deletion"
+                );
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
         let d: DeletedResponse = resp.json(&self.settings.name, "deleted")?;
         if let Some(earliest) = d
             .earliest_date_available

@@ -1,0 +1,572 @@
+//! End-to-end sync against the in-process sandboxes, over real loopback HTTP, with the real
+//! connectors, a real redb store in a tempdir and the repository's compiled `rules/`.
+//!
+//! The same scenarios run against both CRMs through the small [`Crm`] harness trait: it only
+//! does what a CRM user would do in the CRM's UI (edit, delete) and reads the sandbox's state
+//! and request counters.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crmsync::connector::config::{RateLimitConfig, RetrySettings};
+use crmsync::connector::dispatch::{dispatch_pass, DispatchReport, DispatchTarget};
+use crmsync::connector::report::SyncReport;
+use crmsync::connector::sync::{sync_once, NoProgress, SyncError, SyncOptions, SyncPlan};
+use crmsync::connector::{AnyConnector, ConnectionSettings, Connector, ConnectorKind, Credentials};
+use crmsync::engine::Engine;
+use crmsync::event::ConversationEvent;
+use crmsync::merge::FallbackMerger;
+use crmsync::store::{ContactRecord, Store};
+use crmsync::value::Value;
+use serde_json::json;
+use tempfile::TempDir;
+
+mod harness {
+    use super::*;
+
+    /// What the scenarios need from a sandbox.
+    pub trait Crm {
+        const CONNECTION: &'static str;
+        /// The CRM field `interaction_summary` is pushed to.
+        const NOTES_FIELD: &'static str;
+        /// Write-request endpoint counted for field updates.
+        const UPDATE_ENDPOINT: &'static str;
+        const BATCH: usize;
+        fn settings(&self) -> ConnectionSettings;
+        fn rename(&self, record_id: &str, first_name: &str);
+        fn delete(&self, record_id: &str);
+        fn field(&self, record_id: &str, field: &str) -> Option<String>;
+        /// Activities logged on the record, as their subject/title (or body for chats).
+        fn activities(&self, record_id: &str) -> Vec<String>;
+        fn requests(&self, endpoint: &str) -> u64;
+        fn set_faults(&self, fraction_throttled: f64, fraction_5xx: f64);
+        fn revoke_tokens_at(&self, request: u64);
+        fn requests_seen(&self) -> u64;
+    }
+
+    /// Fast retries: the backoff logic is the same, the waits are milliseconds.
+    pub fn tune(mut s: ConnectionSettings) -> ConnectionSettings {
+        s.rate_limit = RateLimitConfig {
+            requests_per_second: 100_000.0,
+            burst: 10_000,
+        };
+        s.retry = RetrySettings {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(20),
+        };
+        s.timeout = Duration::from_secs(10);
+        s.max_delivery_attempts = 10;
+        s
+    }
+
+    pub struct Env {
+        pub _dir: TempDir,
+        pub engine: Engine,
+        pub connector: Arc<AnyConnector>,
+        pub plan: SyncPlan,
+        pub target: DispatchTarget,
+    }
+
+    pub fn rules_dir() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+    }
+
+    pub fn env(connection: &str, settings: ConnectionSettings) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let compiled = crmsync::lang::compile_dir(&rules_dir()).expect("rules/ compiles");
+        let store = Store::open(dir.path().join("store.redb")).unwrap();
+        let engine = Engine::new(store, compiled.ruleset, Some(connection)).unwrap();
+        let plan = SyncPlan::from_rules(engine.ruleset().connection(connection).unwrap());
+        let target = DispatchTarget {
+            connection: connection.to_string(),
+            object: plan.object.clone(),
+        };
+        Env {
+            _dir: dir,
+            connector: Arc::new(AnyConnector::new(settings).unwrap()),
+            engine,
+            plan,
+            target,
+        }
+    }
+
+    impl Env {
+        pub async fn sync(&self, full: bool) -> SyncReport {
+            self.try_sync(full).await.unwrap()
+        }
+
+        pub async fn try_sync(&self, full: bool) -> Result<SyncReport, SyncError> {
+            sync_once(
+                self.connector.clone(),
+                &self.engine,
+                &self.plan,
+                SyncOptions { full },
+                Some(&self.target),
+                &NoProgress,
+            )
+            .await
+        }
+
+        pub async fn dispatch(&self) -> DispatchReport {
+            dispatch_pass(self.connector.as_ref(), self.engine.store(), &self.target)
+                .await
+                .unwrap()
+        }
+
+        /// Dispatch passes until nothing is pending (entries that failed are due again after
+        /// a short backoff), with a deadline.
+        pub async fn drain(&self) -> DispatchReport {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let mut total = DispatchReport::default();
+            loop {
+                total.absorb(self.dispatch().await);
+                let c = self.engine.store().outbox_counts().unwrap();
+                if c.pending_writes == 0 && c.pending_activities == 0 && c.sending_activities == 0 {
+                    return total;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "outbox not drained: {c:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        /// Linked contacts, in phone order.
+        pub fn linked(&self) -> Vec<ContactRecord> {
+            let store = self.engine.store();
+            let mut out = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = store.contacts(after.as_deref(), 500).unwrap();
+                if page.is_empty() {
+                    return out;
+                }
+                after = page.last().map(|c| c.phone.clone());
+                out.extend(
+                    page.into_iter()
+                        .filter(|c| c.links.contains_key(&self.target.connection)),
+                );
+            }
+        }
+
+        pub fn record_id(&self, c: &ContactRecord) -> String {
+            c.links[&self.target.connection].clone()
+        }
+
+        pub fn contact(&self, phone: &str) -> ContactRecord {
+            self.engine.store().contact(phone).unwrap().unwrap()
+        }
+
+        pub async fn converse(&self, id: &str, kind: &str, phone: &str, notes: &str) {
+            let event: ConversationEvent = serde_json::from_value(json!({
+                "id": id,
+                "kind": kind,
+                "direction": "outbound",
+                "from_number": "+14155550000",
+                "to_number": phone,
+                "start_time": "2026-01-02T10:00:00Z",
+                "end_time": "2026-01-02T10:02:05Z",
+                "duration_ms": 125000,
+                "summary": format!("Summary of {id}"),
+                "successful": true,
+                "disconnection_reason": "user_hangup",
+                "analysis": {"customer_notes": notes}
+            }))
+            .unwrap();
+            self.engine
+                .apply_conversation(&event, &FallbackMerger)
+                .await
+                .unwrap();
+        }
+
+        pub fn summary_of(&self, phone: &str) -> String {
+            match self.contact(phone).fields.get("interaction_summary") {
+                Some(Value::String(s)) => s.clone(),
+                other => panic!("interaction_summary of {phone}: {other:?}"),
+            }
+        }
+    }
+}
+
+use harness::{env, tune, Crm};
+
+/// Full, then incremental; a CRM edit arrives; a conversation's change is pushed once and its
+/// echo does not bounce; the activity is logged once on the right record; a delete unlinks.
+async fn lifecycle<C: Crm>(crm: &C, population: u64) {
+    let env = env(C::CONNECTION, crm.settings());
+
+    let full = env.sync(false).await;
+    assert_eq!(full.inbound.mode, "full");
+    assert_eq!(full.inbound.read as u64, population);
+    assert_eq!(
+        full.inbound.created + full.inbound.skipped.len() + full.inbound.duplicates.len(),
+        population as usize,
+        "every record is created, or skipped/duplicate with a reason: {:?}",
+        full.inbound.skipped
+    );
+    assert!(full.inbound.created > 0);
+    assert!(full.inbound.cursor.is_some());
+    let linked = env.linked();
+    assert_eq!(linked.len(), full.inbound.created);
+
+    // Nothing changed: the incremental read only re-reads the overlap window.
+    let quiet = env.sync(false).await;
+    assert_eq!(quiet.inbound.mode, "incremental");
+    assert_eq!(quiet.inbound.created, 0);
+    assert_eq!(quiet.inbound.updated, 0);
+
+    // A CRM user renames a contact: the next incremental sync brings it in.
+    let who = &linked[0];
+    let rid = env.record_id(who);
+    crm.rename(&rid, "Zebedee");
+    let inc = env.sync(false).await;
+    assert_eq!(inc.inbound.updated, 1, "{:?}", inc.inbound);
+    assert_eq!(
+        env.contact(&who.phone).fields.get("first_name"),
+        Some(&Value::String("Zebedee".into()))
+    );
+
+    // A conversation changes the contact: one write request, the CRM has the value, and the
+    // activity is logged on this record.
+    env.converse(
+        "conv-e2e-1",
+        "call",
+        &who.phone,
+        "Wants the enterprise plan",
+    )
+    .await;
+    let expected = env.summary_of(&who.phone);
+    let writes_before = crm.requests(C::UPDATE_ENDPOINT);
+    let d = env.dispatch().await;
+    assert_eq!(d.written, 1, "{d:?}");
+    assert_eq!(d.activities_logged, 1, "{d:?}");
+    assert_eq!(crm.requests(C::UPDATE_ENDPOINT) - writes_before, 1);
+    assert_eq!(
+        crm.field(&rid, C::NOTES_FIELD).as_deref(),
+        Some(expected.as_str())
+    );
+    let acts = crm.activities(&rid);
+    assert_eq!(
+        acts.iter().filter(|a| a.contains("conv-e2e-1")).count(),
+        1,
+        "{acts:?}"
+    );
+
+    // The write comes back on the next read: an echo, so no new write.
+    let echo = env.sync(false).await;
+    assert!(echo.inbound.read >= 1);
+    assert_eq!(env.engine.store().pending_writes(None).unwrap(), vec![]);
+    let again = env.dispatch().await;
+    assert_eq!(again.write_requests, 0, "the echo bounced: {again:?}");
+    assert_eq!(crm.requests(C::UPDATE_ENDPOINT) - writes_before, 1);
+    assert_eq!(env.summary_of(&who.phone), expected);
+
+    // The same conversation again changes nothing and logs nothing.
+    env.converse(
+        "conv-e2e-1",
+        "call",
+        &who.phone,
+        "Wants the enterprise plan",
+    )
+    .await;
+    let d = env.dispatch().await;
+    assert_eq!((d.written, d.activities_logged), (0, 0));
+    assert_eq!(
+        crm.activities(&rid)
+            .iter()
+            .filter(|a| a.contains("conv-e2e-1"))
+            .count(),
+        1
+    );
+
+    // Deleting the CRM record unlinks it; the contact and its data stay.
+    crm.delete(&rid);
+    let del = env.sync(false).await;
+    assert!(del.inbound.unlinked >= 1, "{:?}", del.inbound);
+    let after = env.contact(&who.phone);
+    assert!(!after.links.contains_key(C::CONNECTION));
+    assert_eq!(
+        after.fields.get("first_name"),
+        Some(&Value::String("Zebedee".into()))
+    );
+}
+
+/// With a fifth of requests throttled or failing and the token revoked mid-run, every change
+/// and activity still lands exactly once and the store matches the CRM.
+async fn chaos<C: Crm>(crm: &C) {
+    let env = env(C::CONNECTION, crm.settings());
+    crm.set_faults(0.1, 0.1);
+    crm.revoke_tokens_at(crm.requests_seen() + 3);
+    let full = env.sync(false).await;
+    assert!(full.inbound.created > 0);
+    assert!(full.api.token_refreshes >= 1, "{:?}", full.api);
+    // Re-reading changes nothing, however often requests fail on the way.
+    for _ in 0..3 {
+        let again = env.sync(true).await;
+        assert_eq!((again.inbound.created, again.inbound.updated), (0, 0));
+    }
+
+    let linked = env.linked();
+    let chosen: Vec<&ContactRecord> = linked.iter().take(60).collect();
+    for (i, c) in chosen.iter().enumerate() {
+        env.converse(
+            &format!("chaos-{i}"),
+            "call",
+            &c.phone,
+            &format!("note {i}"),
+        )
+        .await;
+    }
+    crm.revoke_tokens_at(crm.requests_seen() + 2);
+    let d = env.drain().await;
+    assert_eq!(d.dead_lettered, vec![]);
+    assert_eq!(d.written, chosen.len() as u64, "{d:?}");
+    assert_eq!(
+        d.activities_logged + d.activities_found,
+        chosen.len() as u64
+    );
+    crm.set_faults(0.0, 0.0);
+
+    for (i, c) in chosen.iter().enumerate() {
+        let rid = env.record_id(c);
+        assert_eq!(
+            crm.field(&rid, C::NOTES_FIELD),
+            Some(env.summary_of(&c.phone)),
+            "record {rid}"
+        );
+        let tag = format!("chaos-{i}");
+        let n = crm
+            .activities(&rid)
+            .iter()
+            .filter(|a| a.ends_with(&tag) || a.contains(&format!("{tag}\n")))
+            .count();
+        assert_eq!(n, 1, "activity {tag} on {rid}");
+    }
+    let counts = env.engine.store().outbox_counts().unwrap();
+    assert_eq!(counts.done_activities, chosen.len() as u64);
+    assert_eq!(counts.dead_letters, 0);
+    let m = env.connector.metrics();
+    assert!(
+        m.retries > 0 && m.throttled > 0,
+        "faults were injected and survived: {m:?}"
+    );
+    assert!(m.token_refreshes >= 2, "{m:?}");
+}
+
+/// N pending changes cost ⌈N / batch⌉ write requests.
+async fn batching<C: Crm>(crm: &C) {
+    let env = env(C::CONNECTION, crm.settings());
+    env.sync(false).await;
+    let linked = env.linked();
+    let n = (C::BATCH * 2 + 17).min(linked.len());
+    assert!(n > C::BATCH, "population too small for the batching test");
+    for (i, c) in linked.iter().take(n).enumerate() {
+        let mut fields = crmsync::value::Fields::new();
+        fields.insert(
+            "interaction_summary".into(),
+            Value::String(format!("batched {i}")),
+        );
+        env.engine.manual_set(&c.phone, fields).unwrap();
+    }
+    let before = crm.requests(C::UPDATE_ENDPOINT);
+    let d = env.dispatch().await;
+    assert_eq!(d.written, n as u64);
+    let expected_requests = n.div_ceil(C::BATCH) as u64;
+    assert_eq!(d.write_requests, expected_requests);
+    assert_eq!(crm.requests(C::UPDATE_ENDPOINT) - before, expected_requests);
+    let rid = env.record_id(&linked[n - 1]);
+    assert_eq!(
+        crm.field(&rid, C::NOTES_FIELD).as_deref(),
+        Some(format!("batched {}", n - 1).as_str())
+    );
+}
+
+mod salesforce {
+    use super::*;
+    use crmsync::sandbox::credentials::{SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
+    use crmsync::sandbox::salesforce::{SalesforceSandbox, SalesforceSandboxConfig};
+    use crmsync::sandbox::FaultConfig;
+
+    pub struct Sf(pub SalesforceSandbox);
+
+    pub async fn start(contacts: u32) -> Sf {
+        Sf(SalesforceSandbox::start(SalesforceSandboxConfig {
+            contacts,
+            seed: 11,
+            page_size: 2000,
+            faults: FaultConfig::default(),
+            login_port: 0,
+            instance_port: 0,
+        })
+        .await
+        .unwrap())
+    }
+
+    impl Crm for Sf {
+        const CONNECTION: &'static str = "salesforce";
+        const NOTES_FIELD: &'static str = "Notes__c";
+        const UPDATE_ENDPOINT: &'static str = "sf.collections_update";
+        const BATCH: usize = 200;
+
+        fn settings(&self) -> ConnectionSettings {
+            let mut s = tune(ConnectionSettings::new(
+                "salesforce",
+                ConnectorKind::Salesforce,
+                self.0.login_url(),
+                Credentials::ClientCredentials {
+                    client_id: SALESFORCE_CLIENT_ID.into(),
+                    client_secret: SALESFORCE_CLIENT_SECRET.into(),
+                },
+            ));
+            s.page_size = 200;
+            s
+        }
+        fn rename(&self, id: &str, first_name: &str) {
+            self.0
+                .edit_contact(id, json!({ "FirstName": first_name }))
+                .unwrap();
+        }
+        fn delete(&self, id: &str) {
+            self.0.delete_contact(id).unwrap();
+        }
+        fn field(&self, id: &str, field: &str) -> Option<String> {
+            self.0
+                .contact(id)
+                .and_then(|c| c.get(field).and_then(|v| v.as_str()).map(str::to_owned))
+        }
+        fn activities(&self, id: &str) -> Vec<String> {
+            self.0
+                .tasks_for(id)
+                .iter()
+                .map(|t| t["Subject"].as_str().unwrap_or_default().to_string())
+                .collect()
+        }
+        fn requests(&self, endpoint: &str) -> u64 {
+            self.0.counters().get(endpoint)
+        }
+        fn set_faults(&self, throttled: f64, errors: f64) {
+            self.0.faults().update(|f| {
+                f.throttle_fraction = throttled;
+                f.server_error_fraction = errors;
+            });
+        }
+        fn revoke_tokens_at(&self, request: u64) {
+            self.0
+                .faults()
+                .update(|f| f.revoke_tokens_at_request = Some(request));
+        }
+        fn requests_seen(&self) -> u64 {
+            self.0.faults().requests_seen()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lifecycle() {
+        let sf = start(450).await;
+        super::lifecycle(&sf, 450).await;
+        // The schema is read at the start of each of the five syncs.
+        assert_eq!(sf.requests("sf.describe"), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_read_costs_one_request_per_page() {
+        let sf = start(1000).await;
+        let env = env("salesforce", sf.settings());
+        let r = env.sync(false).await;
+        assert_eq!(r.inbound.read, 1000);
+        assert_eq!(r.inbound.pages, 5);
+        assert_eq!(sf.requests("sf.query") + sf.requests("sf.query_more"), 5);
+        assert_eq!(r.api.calls("oauth_token"), 1);
+        assert_eq!(r.api.calls("describe"), 1);
+        assert_eq!(r.api.total_calls(), 7, "{:?}", r.api);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chaos() {
+        let sf = start(300).await;
+        super::chaos(&sf).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batching() {
+        let sf = start(700).await;
+        super::batching(&sf).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mapping_to_a_missing_crm_field_fails_the_sync_by_name() {
+        let sf = start(10).await;
+        let dir = tempfile::tempdir().unwrap();
+        let rules = std::fs::read_to_string(harness::rules_dir().join("fields.rules")).unwrap();
+        let conn = "connection salesforce {\n  object Contact\n  inbound {\n    Phone -> phone_number\n    Emial -> email\n  }\n}\n";
+        let compiled = crmsync::lang::compile_sources(vec![
+            ("fields.rules".into(), rules),
+            ("sf.rules".into(), conn.into()),
+        ])
+        .unwrap();
+        let store = Store::open(dir.path().join("s.redb")).unwrap();
+        let engine = Engine::new(store, compiled.ruleset, None).unwrap();
+        let plan = SyncPlan::from_rules(engine.ruleset().connection("salesforce").unwrap());
+        let connector = Arc::new(AnyConnector::new(sf.settings()).unwrap());
+        let err = sync_once(
+            connector,
+            &engine,
+            &plan,
+            SyncOptions::default(),
+            None,
+            &NoProgress,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection `salesforce`: the inbound rules name CRM field `Emial`, which Contact does not have (did you mean `Email`?)"
+        );
+        assert_eq!(
+            sf.requests("sf.query"),
+            0,
+            "nothing is read before the schema check"
+        );
+    }
+
+    /// A create whose response never arrives (held past the client timeout after the server
+    /// processed it) is looked up before it is sent again: one Task, not two.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_activity_with_unknown_outcome_is_found_not_duplicated() {
+        let sf = start(20).await;
+        let mut settings = sf.settings();
+        settings.timeout = Duration::from_millis(500);
+        let env = env("salesforce", settings);
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        env.converse("conv-held", "call", &who.phone, "held").await;
+        // Push the field write first so that the next request is the Task create.
+        let first = env.dispatch().await;
+        assert_eq!(first.written, 1);
+        assert_eq!(first.activities_logged, 1);
+        // Second conversation: its create is held after processing.
+        env.converse("conv-held-2", "call", &who.phone, "held again")
+            .await;
+        let pending_writes = env.engine.store().pending_writes(None).unwrap().len() as u64;
+        let create_at = sf.requests_seen() + 1 + pending_writes;
+        sf.0.faults().update(|f| {
+            f.hold_requests
+                .insert(create_at, crmsync::sandbox::HoldWhen::AfterProcessing);
+            f.hold_duration = Duration::from_secs(3);
+        });
+        let d = env.drain().await;
+        assert_eq!(d.activities_found, 1, "{d:?}");
+        assert_eq!(d.activities_logged, 0, "{d:?}");
+        let tasks = sf.activities(&rid);
+        assert_eq!(
+            tasks.iter().filter(|s| *s == "Call conv-held-2").count(),
+            1,
+            "{tasks:?}"
+        );
+        assert!(sf.requests("sf.query") >= 2, "the Task was looked up");
+    }
+}
