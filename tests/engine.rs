@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 
 use crmsync::engine::{ConversationOutcome, Engine, EngineError};
 use crmsync::event::ConversationEvent;
-use crmsync::lang::eval::Ruleset;
+use crmsync::lang::{Compiled, Ruleset};
 use crmsync::merge::FallbackMerger;
 use crmsync::store::{ActivityState, Source, Store, StoreError, SyncCursor};
 use crmsync::value::{Fields, Value};
@@ -82,20 +82,12 @@ connection hubspot {
 "#;
 
 fn ruleset() -> Ruleset {
-    compile(RULES)
+    compile(RULES).ruleset
 }
 
-fn compile(source: &str) -> Ruleset {
-    use crmsync::lang::syntax::{ast::FileId, parse_file};
-    let parsed = parse_file(FileId(0), source);
-    assert!(
-        parsed.diagnostics.iter().all(|d| !d.is_error()),
-        "{:?}",
-        parsed.diagnostics
-    );
-    let (program, diagnostics) = crmsync::lang::check::check(vec![parsed.file]);
-    assert!(diagnostics.iter().all(|d| !d.is_error()), "{diagnostics:?}");
-    Ruleset::build(&program)
+fn compile(source: &str) -> Compiled {
+    crmsync::lang::compile_sources(vec![("test.rules".to_string(), source.to_string())])
+        .unwrap_or_else(|d| panic!("the test rules compile:\n{}", d.render(false)))
 }
 
 struct Fixture {
@@ -108,7 +100,7 @@ fn fixture(active: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let store = Store::open(&path).unwrap();
-    let engine = Engine::new(store, ruleset(), active).unwrap();
+    let engine = Engine::from_compiled(store, compile(RULES), active).unwrap();
     Fixture {
         _dir: dir,
         path,
@@ -1324,7 +1316,7 @@ mod manual_and_vars {
             + "connection hubspot {\n inbound {\n phone -> phone_number\n }\n outbound {\n interaction_summary -> notes\n }\n}\n";
         let engine = Engine::new(
             Store::open(dir.path().join("s.redb")).unwrap(),
-            compile(&only_hubspot),
+            compile(&only_hubspot).ruleset,
             None,
         )
         .unwrap();
@@ -1345,6 +1337,40 @@ mod manual_and_vars {
         .unwrap();
         assert!(err.to_string().contains("zoho"));
     }
+}
+
+#[test]
+fn an_engine_from_a_bare_ruleset_finds_outbound_mappings_too() {
+    // `Engine::new` gets no checked program and probes the rule set for what each outbound
+    // mapping reads; it must push exactly like `from_compiled`.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        Store::open(dir.path().join("s.redb")).unwrap(),
+        ruleset(),
+        Some("salesforce"),
+    )
+    .unwrap();
+    engine
+        .import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+    let report = engine
+        .manual_set(
+            ADA,
+            Fields::from([
+                ("lead_status".into(), en("unqualified")),
+                ("interaction_summary".into(), s("n")),
+            ]),
+        )
+        .unwrap();
+    assert_eq!(report.outbound, ["Lead_Status__c", "Notes__c"]);
+    let report = engine
+        .manual_set(ADA, Fields::from([("first_name".into(), s("X"))]))
+        .unwrap();
+    assert!(report.outbound.is_empty());
 }
 
 #[test]

@@ -14,21 +14,33 @@ pub fn engine(global: &GlobalOpts) -> Result<(Engine, LoadedConfig), CliError> {
         .load_config()
         .map_err(|err| CliError::input(err.to_string()))?;
     let rules_dir = global.rules_path(&config);
-    let ruleset = compile_rules(&rules_dir)?;
+    let compiled = compile_rules(&rules_dir)?;
     let store_path = global.store_path(&config);
     let store = Store::open(&store_path).map_err(|err| CliError::runtime(err.to_string()))?;
-    let engine = Engine::new(store, ruleset, config.config.active_connection.as_deref())
+    let engine = Engine::from_compiled(store, compiled, config.config.active_connection.as_deref())
         .and_then(|engine| engine.with_region(&config.config.default_region))
         .map_err(|err| CliError::input(format!("config: {err}")))?;
     Ok((engine, config))
 }
 
-fn compile_rules(dir: &std::path::Path) -> Result<crate::lang::eval::Ruleset, CliError> {
-    // Wired to `lang::compile_dir` as soon as it lands.
-    Err(CliError::runtime(format!(
-        "{}: the rule compiler is not available yet",
-        dir.display()
-    )))
+/// Compiles the rule directory; warnings go to stderr, errors too (then exit 1).
+pub fn compile_rules(dir: &std::path::Path) -> Result<crate::lang::Compiled, CliError> {
+    match crate::lang::compile_dir(dir) {
+        Ok(compiled) => {
+            if !compiled.warnings.is_empty() {
+                eprint!("{}", compiled.warnings.render(false));
+            }
+            Ok(compiled)
+        }
+        Err(diagnostics) => {
+            eprint!("{}", diagnostics.render(false));
+            Err(CliError::input(format!(
+                "the rules in {} have {} error(s)",
+                dir.display(),
+                diagnostics.error_count()
+            )))
+        }
+    }
 }
 
 /// Maps engine errors to exit codes: store failures are runtime failures (3), the rest is bad

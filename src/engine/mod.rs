@@ -111,6 +111,19 @@ impl Engine {
         })
     }
 
+    /// Like [`Engine::new`], from a compile result: the checked program says exactly which
+    /// contact fields each outbound mapping reads (with only a `Ruleset` they are probed).
+    pub fn from_compiled(
+        store: Store,
+        compiled: crate::lang::Compiled,
+        active: Option<&str>,
+    ) -> Result<Engine, EngineError> {
+        let links = outbound::links_from_program(&compiled.program);
+        let mut engine = Engine::new(store, compiled.ruleset, active)?;
+        engine.outbound_links = links;
+        Ok(engine)
+    }
+
     /// Reads numbers without a country code in `region` (ISO 3166, e.g. `GB`); the default
     /// is the rule set's (`US` unless set).
     pub fn with_region(mut self, region: &str) -> Result<Engine, EngineError> {

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{Engine, EngineError};
 use chrono::NaiveDate;
 
+use crate::lang::check::CheckedProgram;
 use crate::lang::eval::{ConnectionRules, Ruleset};
 use crate::store::{ContactRecord, WriteTx};
 use crate::value::{FieldType, Fields, Value};
@@ -44,6 +45,29 @@ pub(crate) fn outbound_links(
         }
     }
     links.into_iter().collect()
+}
+
+/// (CRM field, contact fields read) per connection, straight from the checked program.
+pub(crate) fn links_from_program(
+    program: &CheckedProgram,
+) -> BTreeMap<String, Vec<(String, Vec<String>)>> {
+    program
+        .connections
+        .iter()
+        .map(|c| {
+            let mut links: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for m in &c.outbound {
+                let reads = links.entry(m.target.clone()).or_default();
+                for id in &m.reads {
+                    let name = program.fields.get(*id).name.clone();
+                    if !reads.contains(&name) {
+                        reads.push(name);
+                    }
+                }
+            }
+            (c.kind.name().to_string(), links.into_iter().collect())
+        })
+        .collect()
 }
 
 fn probes(ty: &FieldType) -> Vec<Value> {
