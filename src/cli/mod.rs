@@ -14,6 +14,7 @@ pub mod import;
 pub mod open;
 pub mod outbox;
 pub mod records;
+pub mod sandbox;
 pub mod sync;
 pub mod vars;
 
@@ -67,6 +68,9 @@ pub enum Command {
     Outbox(outbox::OutboxArgs),
     /// One inbound sync of a connection plus a dispatch of the outbox, then exit.
     Sync(sync::SyncArgs),
+    /// Salesforce- and HubSpot-compatible servers on 127.0.0.1 with seeded contacts; prints
+    /// their URLs and credentials and runs until interrupted.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 /// A failed command: the exit code to use and what to tell the user.
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Vars(args) => vars::run(&cli.global, args),
         Command::Outbox(args) => outbox::run(&cli.global, args),
         Command::Sync(args) => sync::run(&cli.global, args),
+        Command::Sandbox(args) => sandbox::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,3 +40,82 @@ pub enum SandboxError {
         source: std::io::Error,
     },
 }
+
+/// Settings for running both sandboxes together (`crmsync sandbox`, `crmsync demo`, benches).
+#[derive(Debug, Clone)]
+pub struct SandboxesConfig {
+    /// Seeded contacts in each CRM.
+    pub contacts: u32,
+    pub seed: u64,
+    /// 0 picks a free port.
+    pub hubspot_port: u16,
+    /// Port of the Salesforce login (token) listener; the instance listener takes a free port
+    /// unless `salesforce_instance_port` is set.
+    pub salesforce_port: u16,
+    pub salesforce_instance_port: u16,
+    pub faults: FaultConfig,
+}
+
+impl Default for SandboxesConfig {
+    fn default() -> Self {
+        SandboxesConfig {
+            contacts: 1_000,
+            seed: 1,
+            hubspot_port: 0,
+            salesforce_port: 0,
+            salesforce_instance_port: 0,
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
+/// A Salesforce and a HubSpot sandbox, started together.
+#[derive(Debug)]
+pub struct Sandboxes {
+    pub salesforce: salesforce::SalesforceSandbox,
+    pub hubspot: hubspot::HubSpotSandbox,
+}
+
+impl Sandboxes {
+    /// Start both on 127.0.0.1 with the same seed and contact count. Needs a tokio runtime.
+    pub async fn start_both(config: SandboxesConfig) -> Result<Sandboxes, SandboxesError> {
+        let salesforce =
+            salesforce::SalesforceSandbox::start(salesforce::SalesforceSandboxConfig {
+                contacts: config.contacts,
+                seed: config.seed,
+                faults: config.faults.clone(),
+                login_port: config.salesforce_port,
+                instance_port: config.salesforce_instance_port,
+                ..salesforce::SalesforceSandboxConfig::default()
+            })
+            .await
+            .map_err(SandboxesError::Salesforce)?;
+        let hubspot = hubspot::HubSpotSandbox::start(hubspot::HubSpotSandboxConfig {
+            contacts: config.contacts,
+            seed: config.seed,
+            port: config.hubspot_port,
+            faults: config.faults,
+            ..hubspot::HubSpotSandboxConfig::default()
+        })
+        .await
+        .map_err(SandboxesError::HubSpot)?;
+        Ok(Sandboxes {
+            salesforce,
+            hubspot,
+        })
+    }
+
+    /// Stop both, waiting for in-flight requests.
+    pub async fn shutdown(self) {
+        self.salesforce.shutdown().await;
+        self.hubspot.shutdown().await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxesError {
+    #[error("Salesforce sandbox: {0}")]
+    Salesforce(SandboxError),
+    #[error("HubSpot sandbox: {0}")]
+    HubSpot(hubspot::HubSpotSandboxError),
+}

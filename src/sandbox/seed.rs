@@ -200,11 +200,15 @@ impl Population {
 
     /// A distinct valid US number (area code, exchange, line) for each owner index.
     fn phone_digits(&self, owner: u32) -> (u16, u16, u16) {
-        // A bijection on [0, 8_000_000) (multiplier coprime to 2 and 5) spreads neighbours apart.
-        const SPACE: u64 = 8_000_000;
-        let area = AREA_CODES[owner as usize % AREA_CODES.len()];
-        let slot = u64::from(owner) / AREA_CODES.len() as u64;
-        let local = (slot.wrapping_mul(7_654_321) + self.seed % SPACE) % SPACE;
+        // An affine bijection on [0, 20 areas × 8,000,000 local numbers): the multiplier is
+        // coprime to 2 and 5, so distinct owners get distinct numbers, and neighbours land far
+        // apart (no "200-0001, 200-0002" runs).
+        const LOCAL: u64 = 8_000_000;
+        let space = AREA_CODES.len() as u64 * LOCAL;
+        let offset = splitmix64(self.seed) % space;
+        let mixed = (u64::from(owner).wrapping_mul(97_654_321) % space + offset) % space;
+        let area = AREA_CODES[(mixed % AREA_CODES.len() as u64) as usize];
+        let local = mixed / AREA_CODES.len() as u64;
         let exchange = 200 + (local / 10_000) as u16;
         let line = (local % 10_000) as u16;
         (area, exchange, line)
@@ -496,5 +500,25 @@ mod tests {
             }
         }
         assert!(shared > 50, "shared {shared}");
+    }
+
+    #[test]
+    fn most_us_numbers_are_valid_and_distinct_owners_get_distinct_numbers() {
+        let p = Population::new(2_000, 11);
+        let mut digits = std::collections::HashSet::new();
+        for owner in 0..p.len() {
+            assert!(digits.insert(p.phone_digits(owner)), "owner {owner}");
+        }
+        let phones: Vec<String> = (0..p.len()).filter_map(|i| p.person(i).phone).collect();
+        let valid = phones
+            .iter()
+            .filter(|ph| {
+                phonenumber::parse(Some(phonenumber::country::Id::US), ph.as_str())
+                    .map(|n| phonenumber::is_valid(&n))
+                    .unwrap_or(false)
+            })
+            .count();
+        let share = valid as f64 / phones.len() as f64;
+        assert!((0.9..0.995).contains(&share), "valid share {share}");
     }
 }

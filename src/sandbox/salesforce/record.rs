@@ -419,17 +419,24 @@ mod tests {
             "AnnualRevenue": "12.5",
         }));
         let errors = validate_fields(schema, &body, false).unwrap_err();
-        let codes: Vec<&str> = errors.iter().map(|e| e.status_code).collect();
+        let mut codes: Vec<(&str, Vec<String>)> = errors
+            .iter()
+            .map(|e| (e.status_code, e.fields.clone()))
+            .collect();
+        codes.sort();
+        let field = |name: &str| vec![name.to_string()];
         assert_eq!(
             codes,
             vec![
-                "INVALID_FIELD",
-                "INVALID_EMAIL_ADDRESS",
-                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                ("INVALID_EMAIL_ADDRESS", field("Email")),
+                ("INVALID_FIELD", field("Bogus__c")),
+                ("INVALID_FIELD_FOR_INSERT_UPDATE", field("SystemModstamp")),
+                (
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    field("Lead_Status__c")
+                ),
             ]
         );
-        assert_eq!(errors[0].fields, vec!["Bogus__c".to_string()]);
     }
 
     #[test]
