@@ -24,8 +24,6 @@ pub const DEFAULT_CONFIG_FILE: &str = "crmsync.yaml";
 pub const DEFAULT_STORE_FILE: &str = "crmsync.redb";
 /// Default rules directory.
 pub const DEFAULT_RULES_DIR: &str = "rules";
-/// Connection kinds the rule language knows (DESIGN.md §2).
-pub const CONNECTION_KINDS: [&str; 2] = ["salesforce", "hubspot"];
 
 /// Errors loading or validating a config. Every variant names the file and, where it applies,
 /// the key path.
@@ -77,8 +75,8 @@ pub struct Config {
     /// The connection that receives outbound writes and activities. Optional when the rule set
     /// defines exactly one connection.
     pub active_connection: Option<String>,
-    /// Per-connection endpoints, credentials and rate limits, keyed by connection kind
-    /// (`salesforce`, `hubspot`), as the rule files name them.
+    /// Per-connection endpoints, credentials and rate limits, keyed by the connection's name in
+    /// the rule files (`connection salesforce { .. }`).
     pub connections: BTreeMap<String, ConnectionSettings>,
     /// The OpenAI-compatible endpoint used by `merge`; without it `merge` keeps both texts.
     pub llm: Option<LlmSettings>,
@@ -102,46 +100,10 @@ impl Default for Config {
     }
 }
 
-/// One CRM connection's endpoints, credentials (by environment variable name) and limits.
-///
-/// Salesforce uses `login_url` + `client_id_env` + `client_secret_env` (OAuth client
-/// credentials); HubSpot uses `base_url` + `token_env` (private-app token).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct ConnectionSettings {
-    /// API base URL (HubSpot: `https://api.hubapi.com`). Salesforce takes its instance URL from
-    /// the token response, so this is only needed there to override it.
-    pub base_url: Option<String>,
-    /// Salesforce OAuth login host (`https://login.salesforce.com` or the My Domain URL).
-    pub login_url: Option<String>,
-    /// Environment variable holding the Salesforce client id.
-    pub client_id_env: Option<SecretEnv>,
-    /// Environment variable holding the Salesforce client secret.
-    pub client_secret_env: Option<SecretEnv>,
-    /// Environment variable holding the HubSpot private-app token.
-    pub token_env: Option<SecretEnv>,
-    /// Client-side rate limit for this connection.
-    pub rate_limit: Option<RateLimitSettings>,
-    /// Records per read page (Salesforce default 2,000; HubSpot at most 100 for lists, 200 for
-    /// search).
-    pub page_size: Option<u32>,
-    /// Timeout of one HTTP request to the CRM (`30s`).
-    #[serde(with = "humantime_serde::option")]
-    pub request_timeout: Option<Duration>,
-}
-
-/// A token bucket: `requests_per_second` sustained, `burst` at once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitSettings {
-    pub requests_per_second: f64,
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-}
-
-fn default_burst() -> u32 {
-    10
-}
+/// One connection's endpoints, credentials (by environment variable name), paging, rate limit,
+/// retries and timeouts: the connector module's own config shape (see
+/// `src/connector/config.rs` for every key and its default).
+pub use crate::connector::config::ConnectionConfig as ConnectionSettings;
 
 /// The `llm:` section: the OpenAI-compatible endpoint `merge` calls (`base_url`, `model`,
 /// `api_key_env`, `timeout_ms`). Defined by the merge module, which uses it.
@@ -298,6 +260,12 @@ impl Config {
         let deserializer = serde_yaml::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let key = err.path().to_string();
+            let message = err.into_inner().to_string();
+            // serde_yaml sometimes starts its message with the same path; say it once.
+            let message = message
+                .strip_prefix(&format!("{key}: "))
+                .map(str::to_string)
+                .unwrap_or(message);
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 key: if key == "." {
@@ -305,7 +273,7 @@ impl Config {
                 } else {
                     key
                 },
-                message: err.into_inner().to_string(),
+                message,
             }
         })?;
         config.validate(path)?;
@@ -346,18 +314,19 @@ impl Config {
             ));
         }
         if let Some(active) = &self.active_connection {
-            if !CONNECTION_KINDS.contains(&active.as_str()) {
+            if !is_rule_name(active) {
                 return Err(invalid(
                     "active_connection",
-                    format!("expected `salesforce` or `hubspot`, got `{active}`"),
+                    format!("expected the name of a connection of the rule files, such as `salesforce`, got `{active}`"),
                 ));
             }
         }
         for (name, settings) in &self.connections {
-            if !CONNECTION_KINDS.contains(&name.as_str()) {
+            if !is_rule_name(name) {
                 return Err(invalid(
                     &format!("connections.{name}"),
-                    "expected a connection kind: `salesforce` or `hubspot`".to_string(),
+                    "expected the name of a connection of the rule files, such as `salesforce`"
+                        .to_string(),
                 ));
             }
             for (key, url) in [
@@ -366,6 +335,17 @@ impl Config {
             ] {
                 if let Some(url) = url {
                     check_http_url(url).map_err(|message| {
+                        invalid(&format!("connections.{name}.{key}"), message)
+                    })?;
+                }
+            }
+            for (key, env) in [
+                ("token_env", &settings.token_env),
+                ("client_id_env", &settings.client_id_env),
+                ("client_secret_env", &settings.client_secret_env),
+            ] {
+                if let Some(var) = env {
+                    check_env_name(&SecretEnv(var.clone())).map_err(|message| {
                         invalid(&format!("connections.{name}.{key}"), message)
                     })?;
                 }
@@ -439,6 +419,14 @@ impl crate::cli::GlobalOpts {
     }
 }
 
+/// A connection name as the rule language spells it (`[a-z][a-z0-9_]*`).
+fn is_rule_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 fn check_http_url(url: &str) -> Result<(), String> {
     if (url.starts_with("http://") || url.starts_with("https://")) && !url.ends_with('/') {
         Ok(())
@@ -491,15 +479,23 @@ mod tests {
         assert_eq!(config.default_region, "GB");
         assert_eq!(config.sync_interval, Duration::from_secs(90));
         let hubspot = &config.connections["hubspot"];
-        assert_eq!(
-            hubspot.token_env.as_ref().unwrap().var_name(),
-            "HUBSPOT_TOKEN"
-        );
+        assert_eq!(hubspot.token_env.as_deref().unwrap(), "HUBSPOT_TOKEN");
         assert_eq!(hubspot.rate_limit.as_ref().unwrap().burst, 4);
         let llm = config.llm.unwrap();
         assert_eq!(llm.timeout_ms, 3000);
         assert_eq!(config.server.body_limit, 4096);
         assert_eq!(config.server.api_token_env.var_name(), "CRMSYNC_API_TOKEN");
+    }
+
+    #[test]
+    fn a_missing_key_is_named_once() {
+        let err = parse("connections:\n  hubspot:\n    rate_limit: {requests_per_second: 3}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("crmsync.yaml: connections.hubspot.rate_limit: missing field `burst`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -529,14 +525,18 @@ mod tests {
     fn invalid_values_name_their_key() {
         let cases = [
             ("default_region: usa\n", "default_region"),
-            ("active_connection: pipedrive\n", "active_connection"),
-            ("connections:\n  pipedrive: {}\n", "connections.pipedrive"),
+            ("active_connection: Sales-Force\n", "active_connection"),
+            ("connections:\n  Pipe Drive: {}\n", "connections.Pipe Drive"),
+            (
+                "connections:\n  hubspot:\n    token_env: \"pat-na1-abc\"\n",
+                "connections.hubspot.token_env",
+            ),
             (
                 "connections:\n  hubspot:\n    base_url: api.hubapi.com\n",
                 "connections.hubspot.base_url",
             ),
             (
-                "connections:\n  hubspot:\n    rate_limit: {requests_per_second: 0}\n",
+                "connections:\n  hubspot:\n    rate_limit: {requests_per_second: 0, burst: 1}\n",
                 "connections.hubspot.rate_limit.requests_per_second",
             ),
             ("sync_interval: 0s\n", "sync_interval"),

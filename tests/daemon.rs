@@ -9,3 +9,6 @@ mod harness;
 
 #[path = "daemon/auth_and_limits.rs"]
 mod auth_and_limits;
+
+#[path = "daemon/webhooks.rs"]
+mod webhooks;

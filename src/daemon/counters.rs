@@ -21,6 +21,7 @@ pub struct Counters {
     sync_runs: Family<Labels, Counter>,
     sync_records: Family<Labels, Counter>,
     crm_requests: Family<Labels, Counter>,
+    crm_problems: Family<Labels, Counter>,
     outbox_depth: Family<Labels, Gauge>,
     dead_letters: Gauge,
     contacts: Gauge,
@@ -56,8 +57,14 @@ impl Counters {
         let crm_requests = Family::<Labels, Counter>::default();
         registry.register(
             "crm_requests",
-            "HTTP requests made to a CRM, by connection and response status",
+            "HTTP requests made to a CRM, retries included, by connection and endpoint",
             crm_requests.clone(),
+        );
+        let crm_problems = Family::<Labels, Counter>::default();
+        registry.register(
+            "crm_request_problems",
+            "CRM responses by problem: throttled (429 / REQUEST_LIMIT_EXCEEDED), retried (429/5xx/timeout, sent again), failed (permanent error or attempts exhausted), token_refresh (401 then a new token)",
+            crm_problems.clone(),
         );
         let outbox_depth = Family::<Labels, Gauge>::default();
         registry.register(
@@ -79,6 +86,7 @@ impl Counters {
             sync_runs,
             sync_records,
             crm_requests,
+            crm_problems,
             outbox_depth,
             dead_letters,
             contacts,
@@ -115,14 +123,36 @@ impl Counters {
         }
     }
 
-    pub fn crm_requests(&self, connection: &str, status: &str, count: u64) {
-        if count > 0 {
-            self.crm_requests
-                .get_or_create(&vec![
+    /// Brings the CRM request counters up to a connector's cumulative snapshot.
+    pub fn observe_crm(
+        &self,
+        connection: &str,
+        snapshot: &crate::connector::metrics::MetricsSnapshot,
+    ) {
+        for (endpoint, count) in &snapshot.calls_by_endpoint {
+            raise(
+                &self.crm_requests,
+                vec![
                     ("connection", connection.to_string()),
-                    ("status", status.to_string()),
-                ])
-                .inc_by(count);
+                    ("endpoint", endpoint.clone()),
+                ],
+                *count,
+            );
+        }
+        for (problem, count) in [
+            ("throttled", snapshot.throttled),
+            ("retried", snapshot.retries),
+            ("failed", snapshot.failed_requests),
+            ("token_refresh", snapshot.token_refreshes),
+        ] {
+            raise(
+                &self.crm_problems,
+                vec![
+                    ("connection", connection.to_string()),
+                    ("problem", problem.to_string()),
+                ],
+                count,
+            );
         }
     }
 
@@ -154,6 +184,16 @@ impl Counters {
     }
 }
 
+/// Raises a counter to `total` (connector counters are cumulative snapshots; a Prometheus
+/// counter only goes up).
+fn raise(family: &Family<Labels, Counter>, labels: Labels, total: u64) {
+    let counter = family.get_or_create(&labels);
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,13 +204,20 @@ mod tests {
         counters.event("retell", "applied");
         counters.event("retell", "applied");
         counters.sync_records("salesforce", "created", 7);
-        counters.crm_requests("hubspot", "429", 2);
+        let mut snapshot = crate::connector::metrics::MetricsSnapshot::default();
+        snapshot
+            .calls_by_endpoint
+            .insert("contacts_search".to_string(), 5);
+        snapshot.throttled = 2;
+        counters.observe_crm("hubspot", &snapshot);
+        counters.observe_crm("hubspot", &snapshot);
         counters.set_store_gauges(3, 1, 4, 50);
         let text = counters.render();
         for line in [
             "crmsync_events_total{source=\"retell\",outcome=\"applied\"} 2",
             "crmsync_sync_records_total{connection=\"salesforce\",outcome=\"created\"} 7",
-            "crmsync_crm_requests_total{connection=\"hubspot\",status=\"429\"} 2",
+            "crmsync_crm_requests_total{connection=\"hubspot\",endpoint=\"contacts_search\"} 5",
+            "crmsync_crm_request_problems_total{connection=\"hubspot\",problem=\"throttled\"} 2",
             "crmsync_outbox_depth{kind=\"write\"} 3",
             "crmsync_outbox_depth{kind=\"activity\"} 1",
             "crmsync_dead_letters 4",

@@ -16,8 +16,10 @@
 //! committed or never started; the cursor only moves after a commit) and lets the dispatcher
 //! finish the batch in hand. Whatever was not sent stays in the outbox for the next start.
 
+pub mod backend;
 pub mod counters;
 pub mod http;
+pub mod scheduler;
 pub mod signature;
 
 use std::future::Future;
@@ -29,10 +31,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::engine::Engine;
+use crate::merge::Merger;
 use crate::store::{Store, StoreError};
 use crate::value::phone::PhoneNormalizer;
 use counters::Counters;
 use http::error::{ApiError, ApiResult};
+use scheduler::{Scheduler, SyncBackend};
 
 /// Everything the daemon needs, resolved: secrets read, rules compiled, store open. The CLI
 /// builds it from the config file; tests build it directly (no environment variables).
@@ -45,8 +50,14 @@ pub struct DaemonOptions {
     pub retell_api_key: String,
     /// Largest request body, in bytes.
     pub body_limit: usize,
-    pub store: Arc<Store>,
-    /// Region for phone numbers without a country code.
+    /// The engine (it owns the store), with the active connection and default region set.
+    pub engine: Arc<Engine>,
+    /// Resolves `merge` mappings (the LLM, or the fallback).
+    pub merger: Arc<dyn Merger>,
+    /// Sync and dispatch of the active connection; `None` runs the daemon without a CRM
+    /// (webhooks and contacts only).
+    pub backend: Option<Arc<dyn SyncBackend>>,
+    /// Region for phone numbers without a country code (must match the engine's).
     pub phone: PhoneNormalizer,
     /// Time between scheduled incremental syncs.
     pub sync_interval: Duration,
@@ -62,9 +73,11 @@ const BLOCKING_PERMITS: usize = 8;
 pub struct AppState {
     pub api_token: String,
     pub retell_api_key: String,
-    pub store: Arc<Store>,
+    pub engine: Arc<Engine>,
+    pub merger: Arc<dyn Merger>,
     pub phone: PhoneNormalizer,
     pub counters: Counters,
+    pub scheduler: Arc<Scheduler>,
     blocking_permits: Semaphore,
     shutdown: watch::Receiver<bool>,
 }
@@ -88,23 +101,40 @@ impl AppState {
             .map_err(|err| ApiError::internal(format!("a store task failed: {err}")))?
     }
 
+    /// The contact store (owned by the engine).
+    pub fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    /// Tells the dispatcher there is something new in the outbox.
+    pub fn wake_dispatcher(&self) {
+        self.scheduler.dispatch_wake.notify_one();
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
     }
 
     /// A cheap read, to prove the store answers.
     pub async fn store_probe(&self) -> Result<(), String> {
-        let store = self.store.clone();
-        self.blocking(move || store.contact_count().map(|_| ()).map_err(store_error))
-            .await
-            .map_err(|err| err.message)
+        let engine = self.engine.clone();
+        self.blocking(move || {
+            engine
+                .store()
+                .contact_count()
+                .map(|_| ())
+                .map_err(store_error)
+        })
+        .await
+        .map_err(|err| err.message)
     }
 
     /// Reads outbox depth, dead letters and contact count into the metrics gauges.
     pub async fn refresh_store_gauges(&self) -> ApiResult<()> {
-        let store = self.store.clone();
+        let engine = self.engine.clone();
         let (counts, contacts) = self
             .blocking(move || {
+                let store = engine.store();
                 let counts = store.outbox_counts().map_err(store_error)?;
                 let contacts = store.contact_count().map_err(store_error)?;
                 Ok((counts, contacts))
@@ -116,6 +146,9 @@ impl AppState {
             counts.dead_letters,
             contacts,
         );
+        if let Some((connection, snapshot)) = self.scheduler.crm_metrics() {
+            self.counters.observe_crm(&connection, &snapshot);
+        }
         Ok(())
     }
 }
@@ -201,12 +234,21 @@ pub async fn start_with_shutdown(
         source,
     })?;
     let (stop, shutdown) = watch::channel(false);
+    let counters = Counters::new();
+    let scheduler = Arc::new(Scheduler::new(
+        options.backend,
+        options.sync_interval,
+        options.dispatch_interval,
+        counters.clone(),
+    ));
     let state = Arc::new(AppState {
         api_token: options.api_token,
         retell_api_key: options.retell_api_key,
-        store: options.store,
+        engine: options.engine,
+        merger: options.merger,
         phone: options.phone,
-        counters: Counters::new(),
+        counters,
+        scheduler: scheduler.clone(),
         blocking_permits: Semaphore::new(BLOCKING_PERMITS),
         shutdown: shutdown.clone(),
     });
@@ -219,13 +261,20 @@ pub async fn start_with_shutdown(
         let _ = external.send(true);
     });
 
+    let sync_task = tokio::spawn(scheduler.clone().run_sync_loop(shutdown.clone()));
+    let dispatch_task = tokio::spawn(scheduler.run_dispatch_loop(shutdown.clone()));
     let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = server_shutdown.wait_for(|stopping| *stopping).await;
             })
-            .await
+            .await;
+        // The HTTP server has finished its in-flight requests; wait for the background loops
+        // to reach a safe point too, so the store can be closed by the caller.
+        let _ = sync_task.await;
+        let _ = dispatch_task.await;
+        served
     });
     tracing::info!(%addr, "crmsync daemon listening");
     Ok(RunningDaemon {

@@ -1,9 +1,13 @@
 //! Starting a daemon in-process for one test, and talking to it.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crmsync::daemon::scheduler::SyncBackend;
 use crmsync::daemon::{self, DaemonOptions, RunningDaemon};
+use crmsync::engine::Engine;
+use crmsync::merge::FallbackMerger;
 use crmsync::store::Store;
 use crmsync::value::phone::PhoneNormalizer;
 
@@ -13,20 +17,38 @@ pub const RETELL_KEY: &str = "key_test_retell_webhook";
 /// A daemon on 127.0.0.1:0 with its own store, and a client.
 pub struct TestDaemon {
     pub daemon: RunningDaemon,
-    pub store: Arc<Store>,
+    pub engine: Arc<Engine>,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 pub struct Setup {
     pub body_limit: usize,
+    /// The active connection (the example rules define `salesforce` and `hubspot`).
+    pub active: Option<&'static str>,
+    /// Builds the sync backend from the engine (a real connector against a sandbox).
+    pub backend: Option<Box<dyn FnOnce(Arc<Engine>) -> Arc<dyn SyncBackend>>>,
+    pub sync_interval: Duration,
+    pub dispatch_interval: Duration,
 }
 
 impl Default for Setup {
     fn default() -> Self {
         Setup {
             body_limit: 64 * 1024,
+            active: Some("salesforce"),
+            backend: None,
+            sync_interval: Duration::from_secs(3600),
+            dispatch_interval: Duration::from_secs(3600),
         }
+    }
+}
+
+/// The example rule set of `rules/`.
+pub fn example_ruleset() -> crmsync::lang::eval::Ruleset {
+    match crmsync::lang::compile_dir(Path::new("rules")) {
+        Ok(compiled) => compiled.ruleset,
+        Err(diagnostics) => panic!("rules/ does not compile: {diagnostics:?}"),
     }
 }
 
@@ -37,23 +59,27 @@ impl TestDaemon {
 
     pub async fn start_with(setup: Setup) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(dir.path().join("store.redb")).expect("open store"));
+        let store = Store::open(dir.path().join("store.redb")).expect("open store");
+        let engine = Arc::new(Engine::new(store, example_ruleset(), setup.active).expect("engine"));
+        let backend = setup.backend.map(|build| build(engine.clone()));
         let options = DaemonOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
             api_token: TOKEN.to_string(),
             retell_api_key: RETELL_KEY.to_string(),
             body_limit: setup.body_limit,
-            store: store.clone(),
+            engine: engine.clone(),
+            merger: Arc::new(FallbackMerger),
+            backend,
             phone: PhoneNormalizer::default(),
-            sync_interval: Duration::from_secs(3600),
-            dispatch_interval: Duration::from_secs(3600),
+            sync_interval: setup.sync_interval,
+            dispatch_interval: setup.dispatch_interval,
         };
         let daemon = daemon::start(options).await.expect("daemon starts");
         TestDaemon {
             daemon,
-            store,
+            engine,
             http: reqwest::Client::new(),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -64,5 +90,33 @@ impl TestDaemon {
     /// A request to a `/v1` route with the right bearer token.
     pub fn v1(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, self.url(path)).bearer_auth(TOKEN)
+    }
+
+    /// POSTs a Retell webhook body signed now with the test key.
+    pub fn signed(&self, path: &str, body: &str) -> reqwest::RequestBuilder {
+        let header = crmsync::daemon::signature::sign(
+            RETELL_KEY,
+            body.as_bytes(),
+            crmsync::daemon::signature::now_ms(),
+        );
+        self.http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("x-retell-signature", header)
+            .body(body.to_string())
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value as JsonValue};
 
 use super::error::{ApiError, ApiResult};
+use super::events::engine_error;
 use crate::daemon::{store_error, AppState};
 use crate::store::ContactRecord;
 use crate::value::dynamic::DynValue;
@@ -57,10 +58,10 @@ pub async fn get_contact(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<JsonValue>> {
     let phone = parse_phone(&state, &raw)?;
-    let store = state.store.clone();
+    let engine = state.engine.clone();
     let lookup = phone.clone();
     let contact = state
-        .blocking(move || store.contact(&lookup).map_err(store_error))
+        .blocking(move || engine.store().contact(&lookup).map_err(store_error))
         .await?;
     match contact {
         Some(contact) => Ok(Json(contact_json(&contact))),
@@ -96,12 +97,13 @@ pub async fn list_contacts(
             format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
         ));
     }
-    let store = state.store.clone();
+    let engine = state.engine.clone();
     let after = query.after.clone();
     // Fetch one extra row to know whether another page exists.
     let mut contacts = state
         .blocking(move || {
-            store
+            engine
+                .store()
                 .contacts(after.as_deref(), limit + 1)
                 .map_err(store_error)
         })
@@ -114,4 +116,56 @@ pub async fn list_contacts(
     };
     let items: Vec<JsonValue> = contacts.iter().map(contact_json).collect();
     Ok(Json(json!({"contacts": items, "next": next})))
+}
+
+/// Body of `PATCH /v1/contacts/{phone}`: `{"fields": {"lead_status": "working", "email": null}}`.
+/// Values are coerced strictly to the field's type (`"42"` for a number is fine, `"soon"` for a
+/// date is not); `null` clears a field. On any error nothing is written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    pub fields: Map<String, JsonValue>,
+}
+
+/// `PATCH /v1/contacts/{phone}`: a manual edit (created when the contact is missing). Changed
+/// fields with an outbound mapping are queued for the active connection like any non-inbound
+/// change. Answers `{"report": {...}, "contact": {...}}`.
+pub async fn patch_contact(
+    State(state): State<Arc<AppState>>,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<JsonValue>> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(&body);
+    let patch: PatchBody = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        ApiError::bad_request(
+            "invalid_body",
+            format!(
+                "`{path}`: {} (expected {{\"fields\": {{\"name\": value, ...}}}})",
+                err.into_inner()
+            ),
+        )
+    })?;
+    let engine = state.engine.clone();
+    let (report, contact) = state
+        .blocking(move || {
+            let mut fields = crate::value::Fields::new();
+            for (name, value) in &patch.fields {
+                let value = engine
+                    .parse_field_value(name, value)
+                    .map_err(engine_error)?;
+                fields.insert(name.clone(), value);
+            }
+            let report = engine.manual_set(&raw, fields).map_err(engine_error)?;
+            let contact = engine.store().contact(&report.phone).map_err(store_error)?;
+            Ok((report, contact))
+        })
+        .await?;
+    if !report.outbound.is_empty() {
+        state.wake_dispatcher();
+    }
+    Ok(Json(json!({
+        "report": report,
+        "contact": contact.as_ref().map(contact_json),
+    })))
 }

@@ -13,14 +13,19 @@
 
 pub mod auth;
 pub mod contacts;
+pub mod conversations;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod inbound;
 pub mod metrics;
+pub mod retell;
+pub mod sync;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -31,7 +36,12 @@ use error::ApiError;
 pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     let v1 = Router::new()
         .route("/contacts", get(contacts::list_contacts))
-        .route("/contacts/{phone}", get(contacts::get_contact))
+        .route(
+            "/contacts/{phone}",
+            get(contacts::get_contact).patch(contacts::patch_contact),
+        )
+        .route("/conversations", post(conversations::post))
+        .route("/sync", post(sync::start).get(sync::status))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,
@@ -39,6 +49,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
+        .route("/webhooks/retell", post(retell::webhook))
+        .route("/webhooks/retell/inbound", post(inbound::inbound))
         .nest("/v1", v1)
         .fallback(|| async { ApiError::not_found("no such route") })
         // axum's own 2 MB default would shadow the configured limit; the tower-http layer
