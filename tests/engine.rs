@@ -1127,7 +1127,7 @@ mod analysis {
         assert_eq!(ev.duration_ms, Some(195000));
         assert_eq!(
             ev.start_time.map(|t| t.timestamp_millis()),
-            Some(1763715600000)
+            Some(1795251600000)
         );
         assert_eq!(ev.disconnection_reason.as_deref(), Some("user_hangup"));
         assert_eq!(ev.agent_id.as_deref(), Some("agent_3f1d0c9b8a7e"));

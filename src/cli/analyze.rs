@@ -43,7 +43,9 @@ pub fn run(global: &GlobalOpts, args: AnalyzeArgs) -> CliResult {
             }
         }
     } else {
-        parse_event(&place, json)?
+        // Parsed again from the text so errors carry line and column.
+        serde_json::from_slice::<ConversationEvent>(&text)
+            .map_err(|err| CliError::input(format!("{place}: not a conversation event: {err}")))?
     };
     let merger = merger_for(llm_config(&config).as_ref());
     let report = engine

@@ -206,10 +206,7 @@ impl Engine {
     fn phone_of(&self, connection: &str, record: &Json) -> Result<String, String> {
         self.ruleset
             .inbound_phone(connection, record)
-            .map_err(|err| match &err.value {
-                Json::Null => err.reason,
-                value => format!("{value}: {}", err.reason),
-            })
+            .map_err(|err| err.reason)
     }
 
     fn import_one(

@@ -1,0 +1,295 @@
+//! The real `crmsync` binary: import, analyze, contact, vars, outbox, and their bad-input errors.
+//! Each test runs in its own tempdir holding the rules, a config naming the active connection,
+//! and the sample files (relative paths keep the output free of machine-specific paths).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const RULES: &str = r#"
+field email: string
+field lead_status: enum [new, working, qualified, unqualified]
+field interaction_summary: string "Running notes from conversations. Keep the ten most recent points."
+field deal_size: number
+field demo_requested: boolean
+field renewal_date: date
+field last_contacted_at: datetime
+
+analysis {
+  lead_qualification_status -> lead_status          overwrite
+  email_address             -> email                fill_if_empty
+  customer_notes            -> interaction_summary  merge
+  conversation.end_time     -> last_contacted_at
+  demo_requested            -> demo_requested       when conversation.successful
+}
+
+connection salesforce {
+  object Contact
+  inbound {
+    Phone              -> phone_number
+    FirstName          -> first_name
+    LastName           -> last_name
+    DoNotCall          -> do_not_call   when DoNotCall
+    lower(trim(Email)) -> email
+    Lead_Status__c     -> lead_status {
+      "Open - Not Contacted" => new
+      "Working - Contacted"  => working
+      "Closed - Converted"   => qualified
+      else                   => unqualified
+    }
+    AnnualRevenue      -> deal_size
+    Renewal_Date__c    -> renewal_date           fill_if_empty
+  }
+  outbound {
+    lead_status -> Lead_Status__c {
+      new => "Open - Not Contacted"
+      working => "Working - Contacted"
+      qualified => "Closed - Converted"
+      unqualified => "Closed - Not Converted"
+    }
+    interaction_summary -> Notes__c
+  }
+  activity {
+    log calls
+    log chats
+  }
+}
+
+connection hubspot {
+  inbound {
+    phone          -> phone_number
+    firstname      -> first_name
+    lastname       -> last_name
+    email          -> email
+    hs_lead_status -> lead_status {
+      "NEW" => new
+      "IN_PROGRESS" => working
+      "QUALIFIED" => qualified
+      else => unqualified
+    }
+  }
+  outbound {
+    interaction_summary -> notes
+  }
+  activity { log calls }
+}
+"#;
+
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new() -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules/crm.rules"), RULES).unwrap();
+        std::fs::write(
+            dir.path().join("crmsync.yaml"),
+            "active_connection: salesforce\n",
+        )
+        .unwrap();
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        for (from, to) in [
+            ("records/salesforce_contacts.json", "salesforce.json"),
+            ("records/hubspot_contacts.json", "hubspot.json"),
+            ("events/call_analyzed.json", "call.json"),
+            ("events/chat_analyzed.json", "chat.json"),
+            ("events/generic_call.json", "generic.json"),
+            ("events/web_call_analyzed.json", "web.json"),
+        ] {
+            std::fs::copy(examples.join(from), dir.path().join(to)).unwrap();
+        }
+        Workspace { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path(name), text).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_crmsync"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and expects exit 0; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and expects exit 1 with nothing on stdout; returns stderr.
+    fn bad(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn contact_count(&self) -> usize {
+        self.json(&["contact", "list"]).as_array().unwrap().len()
+    }
+}
+
+#[test]
+fn import_prints_a_summary_with_reasons() {
+    let ws = Workspace::new();
+    let out = ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);
+    insta::assert_snapshot!(out);
+    let again = ws.json(&["import", "--connection", "salesforce", "salesforce.json"]);
+    assert_eq!(again["created"], 0);
+    assert_eq!(again["unchanged"], 3);
+    assert_eq!(again["skipped"].as_array().unwrap().len(), 2);
+    assert_eq!(again["field_errors"][0]["record_id"], "003Dn00000A1bQ7IAJ");
+}
+
+#[test]
+fn import_hubspot_results() {
+    let ws = Workspace::new();
+    let report = ws.json(&["import", "--connection", "hubspot", "hubspot.json"]);
+    assert_eq!(report["read"], 3);
+    assert_eq!(report["created"], 2);
+    assert_eq!(report["skipped"][0]["record_id"], "53");
+    let contact = ws.json(&["contact", "get", "+16465550144"]);
+    assert_eq!(contact["fields"]["lead_status"], "new");
+    assert_eq!(contact["links"]["hubspot"], "52");
+}
+
+#[test]
+fn import_streams_a_plain_array_in_pages() {
+    let ws = Workspace::new();
+    // 2,500 records: three pages of at most 1,000.
+    let records: Vec<serde_json::Value> = (0..2500)
+        .map(|i| {
+            serde_json::json!({
+                "Id": format!("003{i:012}"),
+                "Phone": format!("+1415555{:04}", i),
+                "FirstName": format!("P{i}"),
+                "SystemModstamp": "2026-11-20T10:00:00Z"
+            })
+        })
+        .collect();
+    ws.write("many.json", &serde_json::to_string(&records).unwrap());
+    let report = ws.json(&["import", "--connection", "salesforce", "many.json"]);
+    assert_eq!(report["read"], 2500);
+    assert_eq!(report["created"], 2500);
+    let list = ws.json(&["contact", "list", "--limit", "5000"]);
+    assert_eq!(list.as_array().unwrap().len(), 2500);
+}
+
+#[test]
+fn analyze_applies_once_and_queues_intents() {
+    let ws = Workspace::new();
+    ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);
+    let first = ws.ok(&["analyze", "call.json"]);
+    let second = ws.ok(&["analyze", "call.json"]);
+    let chat = ws.ok(&["analyze", "chat.json"]);
+    let generic = ws.ok(&["analyze", "generic.json"]);
+    let web = ws.ok(&["analyze", "web.json"]);
+    insta::assert_snapshot!(format!("{first}{second}{chat}{generic}{web}"));
+    insta::assert_snapshot!(
+        "contact_after_call",
+        ws.ok(&["contact", "get", "(415) 555-0101"])
+    );
+    insta::assert_snapshot!("outbox_after_events", ws.ok(&["outbox"]));
+    let outbox = ws.json(&["outbox"]);
+    assert_eq!(outbox["counts"]["pending_writes"], 2);
+    assert_eq!(outbox["counts"]["pending_activities"], 2);
+}
+
+#[test]
+fn contact_set_get_list_and_vars() {
+    let ws = Workspace::new();
+    ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);
+    let out = ws.ok(&[
+        "contact",
+        "set",
+        "415-555-0101",
+        "lead_status=qualified",
+        "deal_size=12.5",
+        "demo_requested=yes",
+        "renewal_date=",
+    ]);
+    assert_eq!(
+        out,
+        "updated contact +14155550101: changed deal_size, demo_requested, lead_status, renewal_date\n  queued CRM write: Lead_Status__c\n"
+    );
+    insta::assert_snapshot!(ws.ok(&["contact", "list"]));
+    insta::assert_snapshot!(ws.ok(&["vars", "+14155550101"]));
+    let vars = ws.json(&["vars", "4155550101"]);
+    assert_eq!(vars["deal_size"], "12.5");
+    assert_eq!(vars["demo_requested"], "true");
+    assert!(vars.get("renewal_date").is_none());
+    // No contact: no variables, exit 0.
+    assert_eq!(ws.json(&["vars", "+12025550173"]), serde_json::json!({}));
+}
+
+#[test]
+fn bad_input_is_named_exits_1_and_changes_nothing() {
+    let ws = Workspace::new();
+    ws.write(
+        "broken.json",
+        "[{\"Id\": \"1\", \"Phone\": \"+14155550101\"},\n {\"Id\": \"2\", \"Phone\": }]",
+    );
+    ws.write("object.json", "{\"totalSize\": 1}");
+    ws.write("numbers.json", "[1, 2]");
+    ws.write(
+        "event.json",
+        "{\"id\": \"c1\", \"kind\": \"sms\", \"direction\": \"inbound\"}",
+    );
+    ws.write(
+        "retell.json",
+        "{\"event\": \"call_analyzed\", \"call\": {\"direction\": \"inbound\"}}",
+    );
+    let errors = [
+        ws.bad(&["import", "--connection", "salesforce", "broken.json"]),
+        ws.bad(&["import", "--connection", "salesforce", "object.json"]),
+        ws.bad(&["import", "--connection", "salesforce", "numbers.json"]),
+        ws.bad(&["import", "--connection", "pipedrive", "salesforce.json"]),
+        ws.bad(&["import", "--connection", "salesforce", "nowhere.json"]),
+        ws.bad(&["analyze", "event.json"]),
+        ws.bad(&["analyze", "retell.json"]),
+        ws.bad(&["contact", "set", "555", "first_name=Ada"]),
+        ws.bad(&["contact", "set", "+14155550101", "frist_name=Ada"]),
+        ws.bad(&["contact", "set", "+14155550101", "deal_size=lots"]),
+        ws.bad(&["contact", "set", "+14155550101", "lead_status=hot"]),
+        ws.bad(&[
+            "contact",
+            "set",
+            "+14155550101",
+            "phone_number=+14155550102",
+        ]),
+        ws.bad(&["contact", "set", "+14155550101", "first_name"]),
+        ws.bad(&["contact", "get", "+14155550101"]),
+    ];
+    insta::assert_snapshot!(errors.join(""));
+    assert_eq!(ws.contact_count(), 0, "the store is unchanged");
+}
+
+#[test]
+fn broken_rules_print_diagnostics_and_exit_1() {
+    let ws = Workspace::new();
+    ws.write("rules/crm.rules", "field email: strin\n");
+    let stderr = ws.bad(&["vars", "+14155550101"]);
+    assert!(stderr.contains("crm.rules"), "{stderr}");
+    assert!(stderr.contains("error"), "{stderr}");
+}
