@@ -12,3 +12,6 @@ mod auth_and_limits;
 
 #[path = "daemon/webhooks.rs"]
 mod webhooks;
+
+#[path = "daemon/api.rs"]
+mod api;

@@ -14,6 +14,7 @@ pub mod import;
 pub mod open;
 pub mod outbox;
 pub mod records;
+pub mod run;
 pub mod sandbox;
 pub mod sync;
 pub mod vars;
@@ -68,6 +69,8 @@ pub enum Command {
     Outbox(outbox::OutboxArgs),
     /// One inbound sync of a connection plus a dispatch of the outbox, then exit.
     Sync(sync::SyncArgs),
+    /// The daemon: HTTP API and Retell webhooks, scheduled sync, continuous outbox dispatch.
+    Run(run::RunArgs),
     /// Salesforce- and HubSpot-compatible servers on 127.0.0.1 with seeded contacts; prints
     /// their URLs and credentials and runs until interrupted.
     Sandbox(sandbox::SandboxArgs),
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Vars(args) => vars::run(&cli.global, args),
         Command::Outbox(args) => outbox::run(&cli.global, args),
         Command::Sync(args) => sync::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, args),
         Command::Sandbox(args) => sandbox::run(&cli.global, args),
     };
     match result {

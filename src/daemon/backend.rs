@@ -118,9 +118,14 @@ impl SyncBackend for ConnectorBackend {
                 ("duplicate".to_string(), report.duplicates.len() as u64),
                 ("field_error".to_string(), report.field_errors.len() as u64),
             ];
+            let full = report.mode == "full";
             let report = serde_json::to_value(&report)
                 .unwrap_or_else(|err| json!({"error": format!("cannot encode the report: {err}")}));
-            Ok(SyncOutcome { records, report })
+            Ok(SyncOutcome {
+                full,
+                records,
+                report,
+            })
         })
     }
 

@@ -76,6 +76,8 @@ impl SyncProgress {
 /// What a finished sync reports.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncOutcome {
+    /// Whether it was a full read (the first sync of a connection is full even when not asked).
+    pub full: bool,
     /// Records by outcome (`created`, `updated`, `unchanged`, `skipped`, ...), for metrics.
     pub records: Vec<(String, u64)>,
     /// The connector's own summary, shown as `last_report` in `GET /v1/sync`.
@@ -116,6 +118,7 @@ pub struct SyncStatus {
     /// The active connection (`null` when none is configured).
     pub connection: Option<String>,
     pub trigger: Option<Trigger>,
+    /// Whether the current (or last) run re-reads everything.
     pub full: Option<bool>,
     /// When the current (or last) run started.
     pub started_at: Option<DateTime<Utc>>,
@@ -342,6 +345,7 @@ impl Scheduler {
             }
             Some(Ok(outcome)) => {
                 status.runs += 1;
+                status.full = Some(outcome.full);
                 status.last_report = Some(outcome.report);
                 for (label, count) in &outcome.records {
                     self.counters.sync_records(&connection, label, *count);

@@ -19,7 +19,7 @@ pub struct TestDaemon {
     pub daemon: RunningDaemon,
     pub engine: Arc<Engine>,
     pub http: reqwest::Client,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 pub struct Setup {
@@ -79,7 +79,7 @@ impl TestDaemon {
             daemon,
             engine,
             http: reqwest::Client::new(),
-            dir,
+            _dir: dir,
         }
     }
 

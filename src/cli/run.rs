@@ -1,0 +1,119 @@
+//! `crmsync run`: the daemon. Loads and validates the config, compiles the rules (refusing to
+//! start on errors, with the diagnostics printed), opens the store, reads the secrets from the
+//! environment variables the config names, then serves until SIGINT or SIGTERM.
+//!
+//! Once listening it prints one line on stdout, `crmsync listening on http://ADDR`, so a
+//! supervisor (or a test) started with `listen: 127.0.0.1:0` can find the port.
+
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{open, CliError, CliResult, GlobalOpts};
+use crate::config::LoadedConfig;
+use crate::daemon::{self, DaemonOptions};
+use crate::engine::Engine;
+use crate::value::phone::PhoneNormalizer;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Listen on this address instead of the config's `server.listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+pub fn run(global: &GlobalOpts, args: RunArgs) -> CliResult {
+    init_logging();
+    let (engine, config) = open::engine(global)?;
+    let options = options(engine, &config, args.listen)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::runtime(format!("cannot start the async runtime: {err}")))?;
+    runtime.block_on(async move {
+        let running = daemon::start_with_shutdown(options, shutdown_signal())
+            .await
+            .map_err(|err| CliError::runtime(err.to_string()))?;
+        println!("crmsync listening on {}", running.base_url());
+        running
+            .wait()
+            .await
+            .map_err(|err| CliError::runtime(err.to_string()))?;
+        eprintln!("crmsync stopped cleanly");
+        Ok(())
+    })
+}
+
+/// Everything the daemon needs, from the config and the environment.
+pub fn options(
+    engine: Engine,
+    loaded: &LoadedConfig,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<DaemonOptions, CliError> {
+    let config = &loaded.config;
+    let input = |err: crate::config::ConfigError| CliError::input(format!("config: {err}"));
+    let api_token = config
+        .server
+        .api_token_env
+        .resolve("server.api_token_env")
+        .map_err(input)?;
+    let retell_api_key = config
+        .server
+        .retell_api_key_env
+        .resolve("server.retell_api_key_env")
+        .map_err(input)?;
+    let phone = PhoneNormalizer::new(&config.default_region)
+        .map_err(|err| CliError::input(format!("config: default_region: {err}")))?;
+    let merger = crate::merge::merger_for(config.llm.as_ref());
+    let engine = Arc::new(engine);
+    let backend = daemon::backend::from_config(&engine, config).map_err(CliError::input)?;
+    Ok(DaemonOptions {
+        listen: listen.unwrap_or(config.server.listen),
+        api_token,
+        retell_api_key,
+        body_limit: config.server.body_limit,
+        engine,
+        merger,
+        backend,
+        phone,
+        sync_interval: config.sync_interval,
+        dispatch_interval: config.dispatch_interval,
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    eprintln!("crmsync: shutting down (finishing in-flight requests)");
+}
+
+/// Logs to stderr; `CRMSYNC_LOG` (e.g. `debug`, `crmsync=trace`) overrides the `info` default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (tests running several commands in one process) is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
