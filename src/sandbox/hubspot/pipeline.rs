@@ -152,20 +152,21 @@ pub async fn pipeline(State(shared): State<Arc<Shared>>, request: Request, next:
 
 /// Charges the request to the burst (or search) budget and the daily budget.
 fn admit(shared: &Shared, is_search: bool) -> Result<(), Response> {
-    {
+    let admitted = {
         let mut limiter = lock(&shared.limiter);
-        let admitted = if is_search {
+        if is_search {
             limiter.admit_search()
         } else {
             limiter.admit_burst().map(|_| ())
-        };
-        if let Err(policy) = admitted {
-            let mut response = too_many_requests(policy);
-            if !is_search {
-                add_headers(response.headers_mut(), shared.budget(0));
-            }
-            return Err(response);
         }
+    };
+    // The limiter lock is released here: `budget` takes it again.
+    if let Err(policy) = admitted {
+        let mut response = too_many_requests(policy);
+        if !is_search {
+            add_headers(response.headers_mut(), shared.budget(0));
+        }
+        return Err(response);
     }
     if shared.faults.charge_api_call().is_err() {
         let mut response = too_many_requests(Policy::Daily);

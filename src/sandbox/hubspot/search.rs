@@ -428,8 +428,11 @@ impl Filter {
                     Operand::Text(t) => t.clone(),
                     Operand::Number(n) => n.to_string(),
                 };
+                // Stored text may carry stray whitespace (seeded emails do); HubSpot's index
+                // normalizes it away.
+                let (have, want) = (have.trim(), want.trim());
                 Some(if self.case_sensitive {
-                    have.as_ref().cmp(want.as_str())
+                    have.cmp(want)
                 } else {
                     have.to_lowercase().cmp(&want.to_lowercase())
                 })
