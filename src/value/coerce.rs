@@ -26,12 +26,12 @@ pub struct CoerceError {
     pub reason: String,
 }
 
-fn fail(value: &DynValue<'_>, target: &FieldType, reason: impl Into<String>) -> CoerceError {
-    CoerceError {
+fn fail(value: &DynValue<'_>, target: &FieldType, reason: impl Into<String>) -> Box<CoerceError> {
+    Box::new(CoerceError {
         value: value.to_json(),
         target: target.keyword(),
         reason: reason.into(),
-    }
+    })
 }
 
 /// Coerce a JSON value (CRM or analysis payload) to `ty`. `null` stays `Value::Null`.
@@ -42,6 +42,12 @@ pub fn coerce_json(json: &serde_json::Value, ty: &FieldType) -> Result<Value, Co
 /// Coerce an evaluated value to `ty`. `Null` and `Missing` become `Value::Null`; callers decide
 /// beforehand whether an absent value is written at all.
 pub fn coerce(value: DynValue<'_>, ty: &FieldType) -> Result<Value, CoerceError> {
+    coerce_boxed(value, ty).map_err(|e| *e)
+}
+
+/// [`coerce`] with the error boxed: the evaluator's hot path moves results around, and a small
+/// `Result` keeps the success case cheap.
+pub fn coerce_boxed(value: DynValue<'_>, ty: &FieldType) -> Result<Value, Box<CoerceError>> {
     if value.is_absent() {
         return Ok(Value::Null);
     }
@@ -65,7 +71,7 @@ pub fn coerce(value: DynValue<'_>, ty: &FieldType) -> Result<Value, CoerceError>
     }
 }
 
-fn to_string(value: DynValue<'_>, ty: &FieldType) -> Result<Value, CoerceError> {
+fn to_string(value: DynValue<'_>, ty: &FieldType) -> Result<Value, Box<CoerceError>> {
     let text = match value {
         DynValue::Str(s) | DynValue::Enum(s) => s.into_owned(),
         DynValue::Number(n) => format_number(n),
@@ -142,7 +148,7 @@ pub fn to_date(value: &DynValue<'_>) -> Result<NaiveDate, String> {
         DynValue::Date(d) => return Ok(*d),
         DynValue::Str(s) => {
             let t = s.trim();
-            if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            if let Some(d) = parse_iso_date(t) {
                 return Ok(d);
             }
             parse_datetime(t).map_err(|_| format!("{s:?} is not a date (expected YYYY-MM-DD)"))?
@@ -189,9 +195,25 @@ pub fn parse_datetime(t: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
         return Ok(d.with_timezone(&Utc));
     }
-    // Salesforce: 2024-05-01T12:00:00.000+0000 (offset without colon).
-    if let Ok(d) = DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z") {
-        return Ok(d.with_timezone(&Utc));
+    // Salesforce: 2024-05-01T12:00:00.000+0000 (offset without colon). Insert the colon on the
+    // stack and use chrono's fast RFC 3339 parser rather than a format string.
+    let b = t.as_bytes();
+    if b.len() >= 5 && b.len() < 64 {
+        let (head, zone) = b.split_at(b.len() - 5);
+        if matches!(zone[0], b'+' | b'-') && zone[1..].iter().all(u8::is_ascii_digit) {
+            let mut buf = [0u8; 70];
+            let n = head.len();
+            buf[..n].copy_from_slice(head);
+            buf[n..n + 3].copy_from_slice(&zone[..3]);
+            buf[n + 3] = b':';
+            buf[n + 4..n + 6].copy_from_slice(&zone[3..]);
+            if let Ok(d) = std::str::from_utf8(&buf[..n + 6])
+                .map_err(|_| ())
+                .and_then(|s| DateTime::parse_from_rfc3339(s).map_err(|_| ()))
+            {
+                return Ok(d.with_timezone(&Utc));
+            }
+        }
     }
     for fmt in [
         "%Y-%m-%dT%H:%M:%S%.f",
@@ -202,12 +224,27 @@ pub fn parse_datetime(t: &str) -> Result<DateTime<Utc>, String> {
             return Ok(Utc.from_utc_datetime(&d));
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+    if let Some(d) = parse_iso_date(t) {
         return Ok(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)));
     }
     Err(format!(
         "{t:?} is not a datetime (expected ISO-8601 such as 2026-03-09T14:05:00Z, or epoch milliseconds)"
     ))
+}
+
+/// Exactly `YYYY-MM-DD` (a real calendar date). Checked byte by byte: this is the common case
+/// and chrono's format-string parser costs more than the rest of a mapping.
+pub fn parse_iso_date(t: &str) -> Option<NaiveDate> {
+    let b = t.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
 }
 
 /// Epoch milliseconds to UTC; must be a whole number in chrono's range.
@@ -330,12 +367,31 @@ mod tests {
     }
 
     #[test]
+    fn iso_date_fast_path_is_strict() {
+        assert_eq!(
+            parse_iso_date("2024-02-29"),
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+        );
+        for bad in [
+            "2023-02-29",
+            "2024-2-29",
+            "2024/02/29",
+            "2024-02-2x",
+            "+024-02-29",
+            "20240229",
+        ] {
+            assert_eq!(parse_iso_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn datetimes_are_utc() {
         let want = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
         for t in [
             json!("2026-03-09T12:00:00Z"),
             json!("2026-03-09T14:00:00+02:00"),
             json!("2026-03-09T12:00:00.000+0000"),
+            json!("2026-03-09T07:00:00-0500"),
             json!("2026-03-09T12:00:00"),
             json!(1773057600000_i64),
             json!("1773057600000"),

@@ -37,6 +37,7 @@ impl Default for DynValue<'_> {
 
 impl<'a> DynValue<'a> {
     /// Borrow a JSON value: scalars become their typed variants, arrays and objects stay JSON.
+    #[inline]
     pub fn from_json(json: &'a serde_json::Value) -> DynValue<'a> {
         match json {
             serde_json::Value::Null => DynValue::Null,
@@ -49,6 +50,7 @@ impl<'a> DynValue<'a> {
     }
 
     /// Borrow a stored contact value.
+    #[inline]
     pub fn from_value(value: &'a Value) -> DynValue<'a> {
         match value {
             Value::Null => DynValue::Null,
@@ -62,6 +64,7 @@ impl<'a> DynValue<'a> {
     }
 
     /// True for `Missing` and `Null`: the values `??` falls back on.
+    #[inline]
     pub fn is_absent(&self) -> bool {
         matches!(self, DynValue::Missing | DynValue::Null)
     }

@@ -16,6 +16,9 @@
 //! `rlibphonenumber` was considered; it is younger and its published figures disagree between
 //! its own README versions, so the better-known crate plus these guards was preferred.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
 use phonenumber::Mode;
@@ -38,13 +41,29 @@ pub enum PhoneError {
 }
 
 /// Normalizes phone numbers to E.164 for one default region.
+///
+/// Results are memoized (bounded): libphonenumber-style parsing costs microseconds, and the same
+/// numbers come back constantly — the engine reads a record's phone to find the contact and
+/// again when applying its mappings, incremental syncs re-read the same records, and every
+/// conversation names a number already seen. The memo is shared by clones.
 #[derive(Debug, Clone)]
 pub struct PhoneNormalizer {
     region: Id,
     region_code: String,
     /// The default region's country calling code (1 for US).
     calling_code: u16,
+    memo: Arc<Memo>,
 }
+
+/// Input text → result, cleared when full (simple, and the working set is usually small).
+#[derive(Debug, Default)]
+struct Memo {
+    capacity: usize,
+    map: Mutex<HashMap<Box<str>, Result<String, PhoneError>>>,
+}
+
+/// Default number of memoized phone numbers.
+pub const DEFAULT_MEMO_CAPACITY: usize = 65_536;
 
 impl Default for PhoneNormalizer {
     fn default() -> Self {
@@ -53,6 +72,10 @@ impl Default for PhoneNormalizer {
             region: Id::US,
             region_code: "US".to_string(),
             calling_code: 1,
+            memo: Arc::new(Memo {
+                capacity: DEFAULT_MEMO_CAPACITY,
+                map: Mutex::default(),
+            }),
         }
     }
 }
@@ -71,7 +94,25 @@ impl PhoneNormalizer {
             region: id,
             region_code: code,
             calling_code: meta.country_code(),
+            memo: Arc::new(Memo {
+                capacity: DEFAULT_MEMO_CAPACITY,
+                map: Mutex::default(),
+            }),
         })
+    }
+
+    /// The same normalizer with a memo of `capacity` numbers (0: no memo).
+    pub fn with_memo_capacity(mut self, capacity: usize) -> PhoneNormalizer {
+        self.memo = Arc::new(Memo {
+            capacity,
+            map: Mutex::default(),
+        });
+        self
+    }
+
+    /// How many normalizations are memoized (0: none).
+    pub fn memo_capacity(&self) -> usize {
+        self.memo.capacity
     }
 
     /// The default region's ISO code.
@@ -81,6 +122,29 @@ impl PhoneNormalizer {
 
     /// `input` as E.164 (`+14155550123`).
     pub fn normalize(&self, input: &str) -> Result<String, PhoneError> {
+        if self.memo.capacity == 0 {
+            return self.normalize_uncached(input);
+        }
+        // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
+        if let Some(hit) = self
+            .memo
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(input)
+        {
+            return hit.clone();
+        }
+        let result = self.normalize_uncached(input);
+        let mut map = self.memo.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.memo.capacity {
+            map.clear();
+        }
+        map.insert(input.into(), result.clone());
+        result
+    }
+
+    fn normalize_uncached(&self, input: &str) -> Result<String, PhoneError> {
         let line = strip_extension(input).trim();
         if line.is_empty() {
             return Err(PhoneError::Empty);
@@ -179,7 +243,23 @@ mod tests {
     use super::*;
 
     fn us(s: &str) -> Result<String, PhoneError> {
-        PhoneNormalizer::default().normalize(s)
+        let cold = PhoneNormalizer::default()
+            .with_memo_capacity(0)
+            .normalize(s);
+        // The memo must never change an answer: ask a memoizing normalizer twice.
+        let warm = PhoneNormalizer::default().with_memo_capacity(2);
+        assert_eq!(warm.normalize(s), cold);
+        assert_eq!(warm.normalize(s), cold);
+        cold
+    }
+
+    #[test]
+    fn memo_is_bounded() {
+        let p = PhoneNormalizer::default().with_memo_capacity(2);
+        for n in ["4155550132", "4155550133", "4155550134", "4155550135"] {
+            assert!(p.normalize(n).is_ok());
+        }
+        assert!(p.memo.map.lock().unwrap().len() <= 2);
     }
 
     #[test]

@@ -16,6 +16,8 @@ use crate::value::{DynValue, Fields, Value};
 /// A compiled expression.
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
+    /// A one-segment path (the common case, looked up without walking a slice).
+    Field(Box<str>),
     /// A path into the record or analysis payload.
     Input(Box<[Box<str>]>),
     Conversation(ConversationField),
@@ -64,10 +66,21 @@ pub(crate) struct EvalError {
     pub reason: String,
 }
 
+/// Boxed so that `Result<DynValue, Fail>` stays as small as the value: errors are rare, and
+/// every node returns one of these.
+pub(crate) type Fail = Box<EvalError>;
+
+impl EvalError {
+    pub(crate) fn new(value: serde_json::Value, reason: String) -> Fail {
+        Box::new(EvalError { value, reason })
+    }
+}
+
 impl Node {
     /// Compile a checked expression.
     pub(crate) fn build(expr: &TypedExpr, field_name: &dyn Fn(u16) -> String) -> Node {
         match &expr.kind {
+            TypedExprKind::Input(path) if path.len() == 1 => Node::Field(path[0].as_str().into()),
             TypedExprKind::Input(path) => {
                 Node::Input(path.iter().map(|s| s.as_str().into()).collect())
             }
@@ -97,8 +110,9 @@ impl Node {
     }
 
     /// Evaluate against one input.
-    pub(crate) fn eval<'a>(&'a self, s: &Scope<'a>) -> Result<DynValue<'a>, EvalError> {
+    pub(crate) fn eval<'a>(&'a self, s: &Scope<'a>) -> Result<DynValue<'a>, Fail> {
         match self {
+            Node::Field(name) => Ok(resolve_field(name, s.root)),
             Node::Input(path) => Ok(resolve_input(path, s.root)),
             Node::Conversation(f) => Ok(match s.root {
                 Root::Conversation(event) => conversation(*f, event),
@@ -154,7 +168,7 @@ impl Node {
         call: Call,
         args: &'a [Node],
         s: &Scope<'a>,
-    ) -> Result<DynValue<'a>, EvalError> {
+    ) -> Result<DynValue<'a>, Fail> {
         // Arguments live on the stack for the common arities: no allocation per call.
         let result = match args {
             [] => call(&mut [], &s.cx),
@@ -169,14 +183,14 @@ impl Node {
                 call(&mut v, &s.cx)
             }
         };
-        result.map_err(|reason| EvalError {
+        result.map_err(|reason| {
             // Errors are rare and evaluation is pure: evaluate the first argument again to
             // report the value at fault instead of copying it before every call.
-            value: args
+            let value = args
                 .first()
                 .and_then(|a| a.eval(s).ok())
-                .map_or(serde_json::Value::Null, |v| v.to_json()),
-            reason: format!("{name}: {reason}"),
+                .map_or(serde_json::Value::Null, |v| v.to_json());
+            EvalError::new(value, format!("{name}: {reason}"))
         })
     }
 }
@@ -187,6 +201,20 @@ fn unknown_function<'a>(
 ) -> Result<DynValue<'a>, String> {
     // The checker rejects unknown functions; a hand-built program could still name one.
     Err("no such built-in function".to_string())
+}
+
+/// Look up a one-segment path.
+#[inline]
+fn resolve_field<'a>(name: &str, root: Root<'a>) -> DynValue<'a> {
+    let found = match root {
+        Root::Record { primary, secondary } => match primary.and_then(|m| m.get(name)) {
+            Some(v) => Some(v),
+            None => secondary.and_then(|m| m.get(name)),
+        },
+        Root::Conversation(event) => event.analysis.get(name),
+        Root::None => None,
+    };
+    found.map_or(DynValue::Missing, DynValue::from_json)
 }
 
 /// Follow a path; `Missing` as soon as a segment is absent or the value is not an object.
@@ -248,14 +276,15 @@ fn conversation(f: ConversationField, e: &ConversationEvent) -> DynValue<'_> {
 
 /// A value as a condition: `None` for missing/null, strict boolean coercion otherwise (CRMs
 /// such as HubSpot send booleans as `"true"`).
-pub(crate) fn truth(v: DynValue<'_>) -> Result<Option<bool>, EvalError> {
-    if v.is_absent() {
-        return Ok(None);
+#[inline]
+pub(crate) fn truth(v: DynValue<'_>) -> Result<Option<bool>, Fail> {
+    match v {
+        DynValue::Bool(b) => Ok(Some(b)),
+        DynValue::Missing | DynValue::Null => Ok(None),
+        v => coerce::to_bool(&v)
+            .map(Some)
+            .map_err(|reason| EvalError::new(v.to_json(), format!("not a condition: {reason}"))),
     }
-    coerce::to_bool(&v).map(Some).map_err(|reason| EvalError {
-        value: v.to_json(),
-        reason: format!("not a condition: {reason}"),
-    })
 }
 
 /// `== != < <= > >=`. Numbers compare with numeric text and booleans with boolean words (CRM

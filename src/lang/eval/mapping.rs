@@ -6,7 +6,7 @@ use crate::lang::check::{CheckedMapping, FieldTable};
 use crate::lang::syntax::ast::Mode;
 use crate::value::{coerce, DynValue, FieldType, Value};
 
-use super::expr::{truth, EvalError, Node, Scope};
+use super::expr::{truth, EvalError, Fail, Node, Scope};
 use super::print::print;
 use super::value_map::CompiledValueMap;
 use super::{Change, EvalOutput, FieldError};
@@ -71,16 +71,6 @@ impl CompiledMapping {
         }
     }
 
-    fn error(&self, record_id: RecordId<'_>, source: &str, e: EvalError) -> FieldError {
-        FieldError {
-            record_id: record_id(),
-            field: self.target.clone(),
-            source: source.to_string(),
-            value: e.value,
-            reason: e.reason,
-        }
-    }
-
     /// Evaluate and append the resulting change or error to `out`.
     pub(crate) fn apply<'a>(
         &'a self,
@@ -89,101 +79,109 @@ impl CompiledMapping {
         record_id: RecordId<'_>,
         out: &mut EvalOutput,
     ) {
-        match self.change(s, flow) {
-            Ok(Some(change)) => {
-                if self.repeated {
-                    // The later of two mappings to one target wins (the checker warns).
-                    out.changes.retain(|c| c.field() != self.target);
-                }
-                out.changes.push(change);
-            }
-            Ok(None) => {}
-            Err((source, e)) => {
-                let text = if source {
-                    &self.source_text
-                } else {
-                    &self.guard_text
-                };
-                out.errors.push(self.error(record_id, text, e));
-            }
+        if let Err(failure) = self.change(s, flow, &mut out.changes) {
+            let (in_guard, e) = *failure;
+            let source = if in_guard {
+                &self.guard_text
+            } else {
+                &self.source_text
+            };
+            out.errors.push(FieldError {
+                record_id: record_id(),
+                field: self.target.clone(),
+                source: source.clone(),
+                value: e.value,
+                reason: e.reason,
+            });
         }
     }
 
-    /// `Err((true, _))`: the source failed; `Err((false, _))`: the guard failed.
+    fn push(&self, changes: &mut Vec<Change>, change: Change) {
+        if self.repeated {
+            // The later of two mappings to one target wins (the checker warns).
+            changes.retain(|c| c.field() != self.target);
+        }
+        changes.push(change);
+    }
+
+    /// Push the change (if any) this mapping makes. The error says whether the guard failed.
     fn change<'a>(
         &'a self,
         s: &Scope<'a>,
         flow: Flow,
-    ) -> Result<Option<Change>, (bool, EvalError)> {
+        changes: &mut Vec<Change>,
+    ) -> Result<(), Box<(bool, EvalError)>> {
+        let in_guard = |e: Fail| Box::new((true, *e));
+        let in_source = |e: Fail| Box::new((false, *e));
         if let Some(guard) = &self.guard {
-            let v = guard.eval(s).map_err(|e| (false, e))?;
-            if truth(v).map_err(|e| (false, e))? != Some(true) {
-                return Ok(None);
+            let v = guard.eval(s).map_err(in_guard)?;
+            if truth(v).map_err(in_guard)? != Some(true) {
+                return Ok(());
             }
         }
-        let mut v = self.source.eval(s).map_err(|e| (true, e))?;
+        let mut v = self.source.eval(s).map_err(in_source)?;
         if matches!(v, DynValue::Missing) {
-            return Ok(None);
+            return Ok(());
         }
         if let Some(map) = &self.value_map {
             v = map.apply(v);
         }
         // Blank text means "no value" for every type but string (HubSpot sends "" for unset
         // properties); it is not a coercion error.
-        if self.ty != FieldType::String {
+        if !matches!(self.ty, FieldType::String) {
             if let DynValue::Str(t) = &v {
                 if t.trim().is_empty() {
                     v = DynValue::Null;
                 }
             }
         }
-        if v.is_absent() && (flow == Flow::Analysis || self.is_phone) {
+        if v.is_absent() {
             if self.is_phone {
-                return Err((
-                    true,
-                    EvalError {
-                        value: v.to_json(),
-                        reason: "no phone number".to_string(),
-                    },
-                ));
+                let e = EvalError::new(v.to_json(), "no phone number".to_string());
+                return Err(in_source(e));
             }
-            return Ok(None);
+            if flow == Flow::Analysis {
+                return Ok(());
+            }
         }
         let new = if self.is_phone {
-            self.phone(v, s)?
+            self.phone(v, s).map_err(in_source)?
         } else {
-            coerce::coerce(v, &self.ty).map_err(|e| {
-                (
-                    true,
+            coerce::coerce_boxed(v, &self.ty).map_err(|e| {
+                let reason = format!("cannot be a {}: {}", e.target, e.reason);
+                Box::new((
+                    false,
                     EvalError {
                         value: e.value,
-                        reason: format!("cannot be a {}: {}", e.target, e.reason),
+                        reason,
                     },
-                )
+                ))
             })?
         };
         let current = s.current.get(&self.target);
         if same(current, &new) {
-            return Ok(None);
+            return Ok(());
         }
         let current_empty = current.is_none_or(is_empty);
-        Ok(match self.mode {
-            Mode::Overwrite => Some(self.set(new)),
-            Mode::FillIfEmpty if current_empty => Some(self.set(new)),
-            Mode::FillIfEmpty => None,
-            Mode::Merge if current_empty => Some(self.set(new)),
+        let change = match self.mode {
+            Mode::Overwrite => self.set(new),
+            Mode::FillIfEmpty if current_empty => self.set(new),
+            Mode::FillIfEmpty => return Ok(()),
+            Mode::Merge if current_empty => self.set(new),
             Mode::Merge => match (current, new) {
-                (_, new) if is_empty(&new) => None,
-                (Some(Value::String(old)), Value::String(new)) => Some(Change::Merge {
+                (_, new) if is_empty(&new) => return Ok(()),
+                (Some(Value::String(old)), Value::String(new)) => Change::Merge {
                     field: self.target.clone(),
                     old: old.clone(),
                     new,
                     instruction: self.instruction.clone(),
-                }),
+                },
                 // Merge is checked to string fields; a stored value of another type is replaced.
-                (_, new) => Some(self.set(new)),
+                (_, new) => self.set(new),
             },
-        })
+        };
+        self.push(changes, change);
+        Ok(())
     }
 
     fn set(&self, value: Value) -> Change {
@@ -193,36 +191,22 @@ impl CompiledMapping {
         }
     }
 
-    fn phone(&self, v: DynValue<'_>, s: &Scope<'_>) -> Result<Value, (bool, EvalError)> {
+    fn phone(&self, v: DynValue<'_>, s: &Scope<'_>) -> Result<Value, Fail> {
         let text = match &v {
             DynValue::Str(t) => s.cx.phone.normalize(t),
             DynValue::Number(n) => s.cx.phone.normalize(&crate::value::vars::format_number(*n)),
             other => {
-                return Err((
-                    true,
-                    EvalError {
-                        value: other.to_json(),
-                        reason: format!(
-                            "a phone number must be text, found a {}",
-                            other.type_name()
-                        ),
-                    },
-                ))
+                let reason = format!("a phone number must be text, found a {}", other.type_name());
+                return Err(EvalError::new(other.to_json(), reason));
             }
         };
-        text.map(Value::String).map_err(|e| {
-            (
-                true,
-                EvalError {
-                    value: v.to_json(),
-                    reason: e.to_string(),
-                },
-            )
-        })
+        text.map(Value::String)
+            .map_err(|e| EvalError::new(v.to_json(), e.to_string()))
     }
 }
 
 /// Null, or text that is blank.
+#[inline]
 pub(crate) fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -232,6 +216,7 @@ pub(crate) fn is_empty(v: &Value) -> bool {
 }
 
 /// A new value equal to the stored one writes nothing; all empty values are equal.
+#[inline]
 fn same(current: Option<&Value>, new: &Value) -> bool {
     match current {
         None => is_empty(new),

@@ -271,8 +271,13 @@ impl Ruleset {
 
     /// Default region for phone numbers without a country code (ISO 3166, default `US`).
     pub fn set_default_region(&mut self, region: &str) -> Result<(), RulesetError> {
-        self.phone = PhoneNormalizer::new(region)?;
+        self.phone = PhoneNormalizer::new(region)?.with_memo_capacity(self.phone.memo_capacity());
         Ok(())
+    }
+
+    /// Memoize up to `capacity` phone normalizations (default 65,536; 0 disables the memo).
+    pub fn set_phone_memo_capacity(&mut self, capacity: usize) {
+        self.phone = self.phone.clone().with_memo_capacity(capacity);
     }
 
     /// The phone normalizer in use (default region applied).
@@ -442,13 +447,16 @@ impl Ruleset {
                     out.values.push((m.target.clone(), v));
                 }
                 Ok(None) => {}
-                Err(e) => out.errors.push(FieldError {
-                    record_id: None,
-                    field: m.target.clone(),
-                    source: m.source_text.clone(),
-                    value: e.value,
-                    reason: e.reason,
-                }),
+                Err(e) => {
+                    let e = *e;
+                    out.errors.push(FieldError {
+                        record_id: None,
+                        field: m.target.clone(),
+                        source: m.source_text.clone(),
+                        value: e.value,
+                        reason: e.reason,
+                    })
+                }
             }
         }
         out
@@ -458,7 +466,7 @@ impl Ruleset {
 fn outbound_value(
     m: &CompiledOutbound,
     s: &Scope<'_>,
-) -> Result<Option<serde_json::Value>, expr::EvalError> {
+) -> Result<Option<serde_json::Value>, expr::Fail> {
     if let Some(g) = &m.guard {
         if truth(g.eval(s)?)? != Some(true) {
             return Ok(None);
