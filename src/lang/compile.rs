@@ -146,10 +146,42 @@ fn read_source(path: &Path, sources: &mut Sources, diags: &mut Vec<Diagnostic>) 
         ));
         return (id, false);
     }
-    if bytes.len() > MAX_FILE_BYTES {
-        let size = fs::metadata(path)
+    let size = if bytes.len() > MAX_FILE_BYTES {
+        fs::metadata(path)
             .map(|m| m.len() as usize)
-            .unwrap_or(bytes.len());
+            .unwrap_or(bytes.len())
+    } else {
+        bytes.len()
+    };
+    add_bytes(name, bytes, size, sources, diags)
+}
+
+/// Compiles in-memory files given as raw bytes (`(name, bytes)`), applying the same size and
+/// UTF-8 checks as files read from disk.
+pub fn compile_bytes(files: Vec<(String, Vec<u8>)>) -> Result<Compiled, Diagnostics> {
+    let mut sources = Sources::new();
+    let mut texts = Vec::new();
+    let mut diags = Vec::new();
+    if files.is_empty() {
+        diags.push(Diagnostic::new(codes::NO_RULE_FILES, "no rule files given"));
+    }
+    for (name, bytes) in files {
+        let size = bytes.len();
+        texts.push(add_bytes(name, bytes, size, &mut sources, &mut diags));
+    }
+    finish(sources, texts, diags)
+}
+
+/// Adds a file's bytes to `sources`, refusing (with a diagnostic) files over the size limit or
+/// not in UTF-8. Returns the id and whether to parse it.
+fn add_bytes(
+    name: String,
+    bytes: Vec<u8>,
+    size: usize,
+    sources: &mut Sources,
+    diags: &mut Vec<Diagnostic>,
+) -> (FileId, bool) {
+    if size > MAX_FILE_BYTES {
         let id = sources.add(name, String::new());
         diags.push(file_too_large(id, size));
         return (id, false);

@@ -7,6 +7,6 @@ pub mod eval;
 pub mod functions;
 pub mod syntax;
 pub mod types;
-pub use compile::{compile_dir, compile_paths, compile_sources, summary, Compiled};
+pub use compile::{compile_bytes, compile_dir, compile_paths, compile_sources, summary, Compiled};
 pub use diagnostics::{Diagnostic, Diagnostics};
 pub use eval::Ruleset;

@@ -78,31 +78,44 @@ pub fn syntax_error(id: FileId, text: &str, base: usize, err: &Error<Rule>) -> (
         .help("the types are string, number, boolean, date, datetime and enum [a, b]")
     } else {
         let wanted = phrase_list(&positives);
-        let mut d = Diagnostic::new(codes::SYNTAX, format!("expected {wanted}, found {found}"))
-            .primary(span, "unexpected here");
-        let top_level = has(Rule::kw_field) || has(Rule::field_decl);
-        if top_level {
-            let word = word_at(text, at);
-            d = d.help(
-                word.and_then(|w| did_you_mean(w, ["field", "analysis", "connection"]))
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| {
-                        "a rule file holds `field` declarations, `analysis { ... }` and \
-                         `connection salesforce|hubspot { ... }` blocks"
-                            .to_string()
-                    }),
-            );
+        let top_level =
+            has(Rule::next_item) || has(Rule::item) || has(Rule::kw_field) || has(Rule::field_decl);
+        let help = if found.starts_with("an unterminated") {
+            "a string ends with `\"` on the same line".to_string()
+        } else if found == "end of file" {
+            "the file ends inside a block; close each `{` with `}`".to_string()
         } else if has(Rule::rbrace) && starts_item_keyword(text, at) {
-            d = d.help("a block above is missing its closing `}`");
-        } else if has(Rule::object_section) {
-            d = d.help(
-                "a connection holds `object NAME`, `inbound { ... }`, `outbound { ... }` and \
-                 `activity { ... }`",
-            );
-        } else if found.starts_with("an unterminated") {
-            d = d.help("a string ends with `\"` on the same line");
-        }
-        d
+            "a block above is missing its closing `}`".to_string()
+        } else if top_level {
+            word_at(text, at)
+                .and_then(|w| did_you_mean(w, ["field", "analysis", "connection"]))
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| {
+                    "a rule file holds `field` declarations, `analysis { ... }` and \
+                     `connection salesforce|hubspot { ... }` blocks"
+                        .to_string()
+                })
+        } else if has(Rule::object_section) || has(Rule::kw_object) {
+            let suggestion = word_at(text, at)
+                .and_then(|w| did_you_mean(w, ["object", "inbound", "outbound", "activity"]));
+            match suggestion {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "a connection holds `object NAME`, `inbound { ... }`, \
+                         `outbound { ... }` and `activity { ... }`"
+                    .to_string(),
+            }
+        } else if has(Rule::rparen) {
+            "a call's arguments are separated by `,` and the call ends with `)`".to_string()
+        } else if has(Rule::rbracket) {
+            "enum variants are separated by commas: `enum [new, working]`".to_string()
+        } else if has(Rule::log_entry) || has(Rule::kw_log) {
+            "an activity block holds `log calls` and `log chats`".to_string()
+        } else {
+            "see docs/rule-language.md for the forms a rule file may contain".to_string()
+        };
+        Diagnostic::new(codes::SYNTAX, format!("expected {wanted}, found {found}"))
+            .primary(span, "unexpected here")
+            .help(help)
     };
     (diagnostic, at)
 }
