@@ -62,21 +62,19 @@ pub fn declare_fields(files: &[ast::File], diags: &mut Vec<Diagnostic>) -> Schem
         first_decl.insert(name.clone(), decl.name.span);
 
         custom += 1;
-        if custom > MAX_FIELDS {
-            if !over_limit_reported {
-                over_limit_reported = true;
-                diags.push(
-                    Diagnostic::new(
-                        codes::TOO_MANY_FIELDS,
-                        format!("more than {MAX_FIELDS} fields declared"),
-                    )
-                    .primary(decl.name.span, format!("field number {custom}"))
-                    .help(format!(
-                        "a contact has at most {MAX_FIELDS} custom fields; remove fields you do not sync"
-                    )),
-                );
-            }
-            // Still known, so its uses do not cascade into "unknown field".
+        // Past the limit the field is still known, so its uses do not cascade into "unknown field".
+        if custom > MAX_FIELDS && !over_limit_reported {
+            over_limit_reported = true;
+            diags.push(
+                Diagnostic::new(
+                    codes::TOO_MANY_FIELDS,
+                    format!("more than {MAX_FIELDS} fields declared"),
+                )
+                .primary(decl.name.span, format!("field number {custom}"))
+                .help(format!(
+                    "a contact has at most {MAX_FIELDS} custom fields; remove fields you do not sync"
+                )),
+            );
         }
 
         let mut ok = check_name(decl, diags);
@@ -93,7 +91,8 @@ pub fn declare_fields(files: &[ast::File], diags: &mut Vec<Diagnostic>) -> Schem
             ty,
             description: decl.description.as_ref().map(|d| d.value.clone()),
             builtin: false,
-            span: Some(decl.span),
+            // Name through type: the declaration's span would include trailing blank lines.
+            span: Some(decl.name.span.to(decl.ty.span)),
         });
         if !ok {
             broken.insert(id);

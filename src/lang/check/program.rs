@@ -108,7 +108,7 @@ pub struct FieldDef {
     pub description: Option<String>,
     /// True for phone_number, first_name, last_name, do_not_call.
     pub builtin: bool,
-    /// The declaration (None for built-ins).
+    /// The declaration from its name through its type (None for built-ins).
     pub span: Option<Span>,
 }
 

@@ -543,12 +543,21 @@ impl Builder {
         let parts = pair.clone().into_inner().flatten().count();
         let span = self.span(&pair);
         if parts > MAX_EXPRESSION_PARTS {
+            // Point at the start only: the whole expression may be many lines long.
+            let first = pair
+                .clone()
+                .into_inner()
+                .next()
+                .map(|p| self.span(&p))
+                .unwrap_or(span);
             self.error(
                 Diagnostic::new(
                     codes::EXPRESSION_TOO_COMPLEX,
-                    format!("expression has {parts} parts; the limit is {MAX_EXPRESSION_PARTS}"),
+                    format!(
+                        "expression has {parts} syntax nodes; the limit is {MAX_EXPRESSION_PARTS}"
+                    ),
                 )
-                .primary(span, "this expression is too large")
+                .primary(first, "this expression is too large")
                 .help("split it into several mappings, or simplify it"),
             );
             return Expr {
