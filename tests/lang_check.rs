@@ -655,3 +655,93 @@ mod fuzz {
         }
     }
 }
+
+mod cli {
+    use super::*;
+    use std::process::Command;
+
+    fn crmsync(dir: &Path, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_crmsync"))
+            .current_dir(dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn check_example_rules_prints_a_summary() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = crmsync(root, &["check", "rules"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ok: 11 fields, analysis 5 mappings, hubspot 5 inbound / 1 outbound, salesforce 8 inbound / 2 outbound\n"
+        );
+        // `--rules DIR` is the default path.
+        let out = crmsync(root, &["--rules", "rules", "check"]);
+        assert_eq!(out.status.code(), Some(0));
+    }
+
+    #[test]
+    fn check_reports_errors_with_relative_paths_and_exit_1() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(
+            dir.path().join("rules/a.rules"),
+            "field email: string\nanalysis {\n  mail -> emial\n}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("rules/b.rules"), "connection hubspt {\n}\n").unwrap();
+        let out = crmsync(dir.path(), &["check"]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("error[E201]: unknown contact field `emial`"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("┌─ rules/a.rules:3:11"), "{stderr}");
+        assert!(stderr.contains("error[E501]"), "{stderr}");
+        assert!(stderr.contains("┌─ rules/b.rules:1:12"), "{stderr}");
+        assert!(
+            !stderr.contains(&dir.path().display().to_string()),
+            "{stderr}"
+        );
+        assert!(!stderr.contains('\u{1b}'), "no colours when not a terminal");
+        assert!(
+            stderr.ends_with("error: the rules do not compile: 3 errors\n"),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn check_json_goes_to_stdout() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("x.rules"),
+            "analysis {\n  a -> phone_number\n}\n",
+        )
+        .unwrap();
+        let out = crmsync(dir.path(), &["check", "--json", "x.rules"]);
+        assert_eq!(out.status.code(), Some(1));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["ok"], false);
+        assert_eq!(doc["diagnostics"][0]["code"], "E505");
+        assert_eq!(doc["diagnostics"][0]["file"], "x.rules");
+        assert_eq!(doc["diagnostics"][0]["line"], 2);
+
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out = crmsync(root, &["check", "--json"]);
+        assert_eq!(out.status.code(), Some(0));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["ok"], true);
+        assert_eq!(doc["summary"]["fields"], 11);
+        assert_eq!(doc["summary"]["connections"][1]["name"], "salesforce");
+        assert_eq!(doc["summary"]["connections"][1]["inbound"], 8);
+    }
+}
