@@ -79,7 +79,7 @@ fn to_string(value: DynValue<'_>, ty: &FieldType) -> Result<Value, Box<CoerceErr
         DynValue::Date(d) => format_date(d),
         DynValue::Datetime(d) => format_datetime(d),
         other => {
-            let reason = format!("a {} has no text form", other.type_name());
+            let reason = format!("{} has no text form", other.described());
             return Err(fail(&other, ty, reason));
         }
     };
@@ -92,7 +92,7 @@ pub fn to_number(value: &DynValue<'_>) -> Result<f64, String> {
     match value {
         DynValue::Number(n) => Ok(*n),
         DynValue::Str(s) => parse_number(s),
-        other => Err(format!("expected a number, found a {}", other.type_name())),
+        other => Err(format!("expected a number, found {}", other.described())),
     }
 }
 
@@ -120,7 +120,7 @@ pub fn to_bool(value: &DynValue<'_>) -> Result<bool, String> {
         DynValue::Number(n) if *n == 0.0 => Ok(false),
         DynValue::Number(n) => Err(format!("{} is not 1 or 0", format_number(*n))),
         DynValue::Str(s) => parse_bool(s),
-        other => Err(format!("expected a boolean, found a {}", other.type_name())),
+        other => Err(format!("expected a boolean, found {}", other.described())),
     }
 }
 
@@ -155,7 +155,7 @@ pub fn to_date(value: &DynValue<'_>) -> Result<NaiveDate, String> {
         }
         DynValue::Datetime(d) => *d,
         DynValue::Number(n) => from_epoch_ms(*n)?,
-        other => return Err(format!("expected a date, found a {}", other.type_name())),
+        other => return Err(format!("expected a date, found {}", other.described())),
     };
     if dt.time() == NaiveTime::MIN {
         Ok(dt.date_naive())
@@ -176,10 +176,7 @@ pub fn to_datetime(value: &DynValue<'_>) -> Result<DateTime<Utc>, String> {
         DynValue::Date(d) => Ok(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN))),
         DynValue::Number(n) => from_epoch_ms(*n),
         DynValue::Str(s) => parse_datetime(s.trim()),
-        other => Err(format!(
-            "expected a datetime, found a {}",
-            other.type_name()
-        )),
+        other => Err(format!("expected a datetime, found {}", other.described())),
     }
 }
 
@@ -264,9 +261,9 @@ pub fn to_enum<'v>(value: &DynValue<'_>, variants: &'v [String]) -> Result<&'v s
         DynValue::Str(s) | DynValue::Enum(s) => Cow::Borrowed(s.as_ref()),
         other => {
             return Err(format!(
-                "expected one of {}, found a {}",
+                "expected one of {}, found {}",
                 variants.join(", "),
-                other.type_name()
+                other.described()
             ))
         }
     };

@@ -85,6 +85,11 @@ impl<'a> DynValue<'a> {
         }
     }
 
+    /// The type name with its article (`a number`, `an enum`), for error messages.
+    pub fn described(&self) -> String {
+        with_article(self.type_name())
+    }
+
     /// The text of a string or enum value.
     pub fn as_text(&self) -> Option<&str> {
         match self {
@@ -98,6 +103,10 @@ impl<'a> DynValue<'a> {
         match self {
             DynValue::Missing | DynValue::Null => serde_json::Value::Null,
             DynValue::Bool(b) => serde_json::Value::Bool(*b),
+            // Whole numbers print as integers (`2`, not `2.0`), as the CRM sent them.
+            DynValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                serde_json::Value::Number((*n as i64).into())
+            }
             DynValue::Number(n) => serde_json::Number::from_f64(*n)
                 .map_or(serde_json::Value::Null, serde_json::Value::Number),
             DynValue::Str(s) | DynValue::Enum(s) => serde_json::Value::String(s.to_string()),
@@ -106,4 +115,14 @@ impl<'a> DynValue<'a> {
             DynValue::Json(j) => (*j).clone(),
         }
     }
+}
+
+/// `a number`, `an enum`, `an array`.
+pub fn with_article(word: &str) -> String {
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {word}")
 }

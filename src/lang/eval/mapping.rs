@@ -120,7 +120,7 @@ impl CompiledMapping {
             }
         }
         let mut v = self.source.eval(s).map_err(in_source)?;
-        if matches!(v, DynValue::Missing) {
+        if matches!(v, DynValue::Missing) && !self.is_phone {
             return Ok(());
         }
         if let Some(map) = &self.value_map {
@@ -148,7 +148,11 @@ impl CompiledMapping {
             self.phone(v, s).map_err(in_source)?
         } else {
             coerce::coerce_boxed(v, &self.ty).map_err(|e| {
-                let reason = format!("cannot be a {}: {}", e.target, e.reason);
+                let reason = format!(
+                    "cannot be {}: {}",
+                    crate::value::dynamic::with_article(e.target),
+                    e.reason
+                );
                 Box::new((
                     false,
                     EvalError {
@@ -196,7 +200,7 @@ impl CompiledMapping {
             DynValue::Str(t) => s.cx.phone.normalize(t),
             DynValue::Number(n) => s.cx.phone.normalize(&crate::value::vars::format_number(*n)),
             other => {
-                let reason = format!("a phone number must be text, found a {}", other.type_name());
+                let reason = format!("a phone number must be text, found {}", other.described());
                 return Err(EvalError::new(other.to_json(), reason));
             }
         };

@@ -128,7 +128,7 @@ pub(crate) fn take_text<'a>(args: &mut [DynValue<'a>], i: usize) -> Result<Text<
         DynValue::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
         DynValue::Date(d) => Cow::Owned(format_date(d)),
         DynValue::Datetime(d) => Cow::Owned(format_datetime(d)),
-        DynValue::Json(_) => return Err(format!("expected text, found an {}", v.type_name())),
+        DynValue::Json(_) => return Err(format!("expected text, found {}", v.described())),
     }))
 }
 
