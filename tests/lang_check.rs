@@ -112,6 +112,21 @@ mod diagnostics {
     }
 
     #[test]
+    fn every_code_is_documented() {
+        let guide = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rule-language.md"),
+        )
+        .unwrap();
+        for code in codes::ALL {
+            assert!(
+                guide.contains(&format!("\n#### {}\n", code.id)),
+                "docs/rule-language.md has no section for {}",
+                code.id
+            );
+        }
+    }
+
+    #[test]
     fn codes_are_unique_and_never_retired_ones() {
         let mut seen = BTreeSet::new();
         for code in codes::ALL {
