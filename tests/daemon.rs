@@ -15,3 +15,6 @@ mod webhooks;
 
 #[path = "daemon/api.rs"]
 mod api;
+
+#[path = "daemon/process.rs"]
+mod process;

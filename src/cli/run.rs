@@ -24,6 +24,12 @@ pub struct RunArgs {
 
 pub fn run(global: &GlobalOpts, args: RunArgs) -> CliResult {
     init_logging();
+    // Everything that can be checked without the store is checked first, so a bad start
+    // leaves no store file behind.
+    let loaded = global
+        .load_config()
+        .map_err(|err| CliError::input(err.to_string()))?;
+    secrets(&loaded)?;
     let (engine, config) = open::engine(global)?;
     let options = options(engine, &config, args.listen)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,17 +57,7 @@ pub fn options(
     listen: Option<std::net::SocketAddr>,
 ) -> Result<DaemonOptions, CliError> {
     let config = &loaded.config;
-    let input = |err: crate::config::ConfigError| CliError::input(format!("config: {err}"));
-    let api_token = config
-        .server
-        .api_token_env
-        .resolve("server.api_token_env")
-        .map_err(input)?;
-    let retell_api_key = config
-        .server
-        .retell_api_key_env
-        .resolve("server.retell_api_key_env")
-        .map_err(input)?;
+    let (api_token, retell_api_key) = secrets(loaded)?;
     let phone = PhoneNormalizer::new(&config.default_region)
         .map_err(|err| CliError::input(format!("config: default_region: {err}")))?;
     let merger = crate::merge::merger_for(config.llm.as_ref());
@@ -79,6 +75,22 @@ pub fn options(
         sync_interval: config.sync_interval,
         dispatch_interval: config.dispatch_interval,
     })
+}
+
+/// The API bearer token and the Retell API key, from the environment variables the config
+/// names. An unset variable is an input error naming the key and the variable.
+fn secrets(loaded: &LoadedConfig) -> Result<(String, String), CliError> {
+    let server = &loaded.config.server;
+    let input = |err: crate::config::ConfigError| CliError::input(format!("config: {err}"));
+    let api_token = server
+        .api_token_env
+        .resolve("server.api_token_env")
+        .map_err(input)?;
+    let retell_api_key = server
+        .retell_api_key_env
+        .resolve("server.retell_api_key_env")
+        .map_err(input)?;
+    Ok((api_token, retell_api_key))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -129,6 +129,14 @@ impl SyncBackend for ConnectorBackend {
         })
     }
 
+    fn has_cursor(&self) -> bool {
+        // An unreadable store will fail the sync itself, with the error in the status.
+        matches!(
+            self.engine.store().cursor(&self.plan.connection),
+            Ok(Some(_))
+        )
+    }
+
     fn dispatch(&self) -> BoxFuture<'_, Result<DispatchOutcome, String>> {
         Box::pin(async move {
             let report = dispatch_pass(self.connector.as_ref(), self.engine.store(), &self.target)

@@ -103,6 +103,10 @@ pub trait SyncBackend: Send + Sync {
         full: bool,
         progress: &'a SyncProgress,
     ) -> BoxFuture<'a, Result<SyncOutcome, String>>;
+    /// Whether the connection has a sync cursor (when not, the next sync is a full one).
+    fn has_cursor(&self) -> bool {
+        true
+    }
     /// One pass over the due outbox entries.
     fn dispatch(&self) -> BoxFuture<'_, Result<DispatchOutcome, String>>;
     /// The connector's cumulative request counters, for metrics.
@@ -280,7 +284,14 @@ impl Scheduler {
                 manual || trigger == Trigger::Manual
             };
             let trigger = if full { Trigger::Manual } else { trigger };
-            let finished = self.run_one(&backend, trigger, full, &mut shutdown).await;
+            // Reading the cursor is a quick store read; done off the async workers all the same.
+            let probe = backend.clone();
+            let first = tokio::task::spawn_blocking(move || !probe.has_cursor())
+                .await
+                .unwrap_or(false);
+            let finished = self
+                .run_one(&backend, trigger, full || first, &mut shutdown)
+                .await;
             if !finished {
                 return;
             }
