@@ -84,12 +84,12 @@ impl Authenticator {
             }
         }
         if let Credentials::Bearer(_) = self.credentials {
-            return Err(ConnectorError::Auth {
-                connection: self.connection.clone(),
-                message: "the private-app token was rejected (401); it cannot be refreshed — \
-                          check the token and its scopes"
-                    .into(),
-            });
+            // A private-app token cannot be refreshed, and HubSpot says a 401 alone does not
+            // mean the token is bad: the caller retries once with the same token, and a second
+            // 401 is reported as an authentication failure. Counted as a refresh: it is the
+            // same recovery.
+            metrics.token_refresh();
+            return Ok(stale.clone());
         }
         metrics.token_refresh();
         let s = Arc::new(self.login(http, backoff, metrics).await?);

@@ -26,7 +26,8 @@ pub struct MetricsSnapshot {
     pub retries: u64,
     /// Responses that were a rate-limit signal (HubSpot 429, Salesforce REQUEST_LIMIT_EXCEEDED).
     pub throttled: u64,
-    /// Access tokens fetched after the first (401 → refresh).
+    /// 401s recovered from: a new access token, or for a private-app token that cannot be
+    /// refreshed, one retry with the same token.
     pub token_refreshes: u64,
     /// Requests that failed for good (permanent error or attempts exhausted).
     pub failed_requests: u64,

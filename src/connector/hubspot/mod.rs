@@ -192,38 +192,45 @@ impl HubspotConnector {
             .into_iter()
             .map(|r| self.record_of(object, r))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = match l.paging.and_then(|p| p.next) {
+        let offset: u64 = after.and_then(|a| a.parse().ok()).unwrap_or(0);
+        let read_to = offset + records.len() as u64;
+        let next_offset = match l.paging.and_then(|p| p.next) {
+            Some(n) => Some(n.after.parse::<u64>().map_err(|_| {
+                self.decode_err(
+                    endpoint,
+                    format!("search `after` `{}` is not an offset", n.after),
+                )
+            })?),
+            // Some servers stop offering a next page at the cap while `total` says more match.
+            None if read_to >= SEARCH_RESULT_CAP && l.total.is_some_and(|t| t > read_to) => {
+                Some(read_to)
+            }
             None => None,
-            Some(n) => {
-                let offset: u64 = n.after.parse().map_err(|_| {
-                    self.decode_err(
+        };
+        let next = match next_offset {
+            None => None,
+            Some(o) if o < SEARCH_RESULT_CAP => Some(ReadPosition {
+                since: Some(since),
+                token: Some(o.to_string()),
+            }),
+            Some(_) => {
+                // The 10,000 cap: start a new query at the newest timestamp read (GTE keeps
+                // the records that share it; re-applying them is a no-op).
+                let newest = records.iter().map(|r| r.modified).max().unwrap_or(since);
+                if newest <= since {
+                    return Err(ConnectorError::Api {
+                        connection: self.settings.name.clone(),
                         endpoint,
-                        format!("search `after` `{}` is not an offset", n.after),
-                    )
-                })?;
-                if offset < SEARCH_RESULT_CAP {
-                    Some(ReadPosition {
-                        since: Some(since),
-                        token: Some(n.after),
-                    })
-                } else {
-                    // The 10,000 cap: start a new query at the newest timestamp read.
-                    let newest = records.iter().map(|r| r.modified).max().unwrap_or(since);
-                    if newest <= since {
-                        return Err(ConnectorError::Api {
-                            connection: self.settings.name.clone(),
-                            endpoint,
-                            message: format!(
-                                "more than {SEARCH_RESULT_CAP} records share {modified} {}; the search API cannot page past them",
-                                since.to_rfc3339_opts(SecondsFormat::Millis, true)
-                            ),
-                        });
-                    }
-                    Some(ReadPosition {
-                        since: Some(newest),
-                        token: None,
-                    })
+                        message: format!(
+                            "more than {SEARCH_RESULT_CAP} records share {modified} {}; the search API cannot page past them",
+                            since.to_rfc3339_opts(SecondsFormat::Millis, true)
+                        ),
+                    });
                 }
+                Some(ReadPosition {
+                    since: Some(newest),
+                    token: None,
+                })
             }
         };
         Ok(Page {
