@@ -359,16 +359,15 @@ impl Ruleset {
         &self,
         connection: &str,
         record: &serde_json::Value,
-    ) -> Result<String, FieldError> {
+    ) -> Result<String, Box<FieldError>> {
         let empty = Fields::new();
         let Some(rules) = self.connection(connection) else {
-            return Err(failure(
+            let mut out = failure(
                 None,
                 connection,
                 format!("no connection named {connection:?}"),
-            )
-            .errors
-            .remove(0));
+            );
+            return Err(Box::new(out.errors.remove(0)));
         };
         let scope = Scope {
             root: rules.root(record),
@@ -381,20 +380,20 @@ impl Ruleset {
             m.apply(&scope, Flow::Inbound, &record_id, &mut out);
         }
         if let Some(e) = out.errors.pop() {
-            return Err(e);
+            return Err(Box::new(e));
         }
         match out.changes.pop() {
             Some(Change::Set {
                 value: Value::String(p),
                 ..
             }) => Ok(p),
-            _ => Err(FieldError {
+            _ => Err(Box::new(FieldError {
                 record_id: record_id(),
                 field: "phone_number".to_string(),
                 source: rules.phone_source.clone().unwrap_or_default(),
                 value: serde_json::Value::Null,
                 reason: "no phone number".to_string(),
-            }),
+            })),
         }
     }
 
