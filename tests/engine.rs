@@ -1160,6 +1160,58 @@ mod analysis {
     }
 
     #[test]
+    fn a_batch_is_one_transaction_with_per_event_outcomes() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        let events = [
+            call(
+                "b1",
+                "inbound",
+                ADA,
+                "+1888",
+                json!({"customer_notes": "One."}),
+            ),
+            call(
+                "b1",
+                "inbound",
+                ADA,
+                "+1888",
+                json!({"customer_notes": "Dup."}),
+            ),
+            call("b2", "inbound", "not a number", "+1888", json!({})),
+            call(
+                "b3",
+                "outbound",
+                "+1888",
+                "+12125550102",
+                json!({"customer_notes": "Three."}),
+            ),
+        ];
+        let reports = e
+            .apply_conversations_blocking(&events, &FallbackMerger)
+            .unwrap();
+        assert!(matches!(
+            reports[0].as_ref().unwrap().outcome,
+            ConversationOutcome::Applied { activity: true, .. }
+        ));
+        assert_eq!(
+            reports[1].as_ref().unwrap().outcome,
+            ConversationOutcome::AlreadyApplied
+        );
+        assert!(matches!(reports[2], Err(EngineError::InvalidPhone { .. })));
+        assert!(matches!(
+            reports[3].as_ref().unwrap().outcome,
+            ConversationOutcome::Applied { created: true, .. }
+        ));
+        assert_eq!(
+            e.store().contact(ADA).unwrap().unwrap().fields["interaction_summary"],
+            s("One.")
+        );
+        assert_eq!(e.store().activities(None).unwrap().len(), 1);
+        assert!(e.store().conversation_applied("b3").unwrap());
+    }
+
+    #[test]
     fn a_merger_result_is_what_gets_written() {
         use crmsync::merge::{MergeFuture, MergeOutcome, MergeRequest, MergeVia, Merger};
         /// Joins with " | " so the test can tell its output from the fallback's.

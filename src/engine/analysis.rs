@@ -145,92 +145,137 @@ impl Engine {
         prepared: Prepared,
         merged: BTreeMap<MergeKey, MergeOutcome>,
     ) -> Result<ConversationReport, EngineError> {
-        let mut report = ConversationReport {
-            conversation_id: event.id.clone(),
-            outcome: ConversationOutcome::NoNumber,
-            field_errors: Vec::new(),
-            merge_fallbacks: Vec::new(),
-        };
         let Some(phone) = prepared.phone else {
-            return Ok(report);
+            return Ok(empty_report(event, ConversationOutcome::NoNumber));
         };
         let now = Utc::now();
-        let outcome = self.store.write(|tx| {
-            if tx.conversation(&event.id)?.is_some() {
-                return Ok::<_, EngineError>(ConversationOutcome::AlreadyApplied);
-            }
-            let existing = tx.contact(&phone)?;
-            let created = existing.is_none();
-            let mut contact = existing.unwrap_or_else(|| ContactRecord::new(&phone, now));
-            let output = self.ruleset.eval_analysis(event, &contact.fields);
-            for error in output.errors {
-                report.field_errors.push(FieldProblem {
-                    field: error.field,
-                    value: error.value,
-                    reason: error.reason,
+        self.store
+            .write(|tx| self.apply_in_tx(tx, event, &phone, &merged, now))
+    }
+
+    /// Applies several conversations in ONE write transaction (group commit: one fsync for
+    /// the batch). Each event is still all-or-nothing with respect to the others' outcome
+    /// reports; a store failure fails the whole batch (nothing of it is written). Events whose
+    /// number is invalid get their own error and do not stop the batch.
+    pub fn apply_conversations_blocking(
+        &self,
+        events: &[ConversationEvent],
+        merger: &dyn Merger,
+    ) -> Result<Vec<Result<ConversationReport, EngineError>>, EngineError> {
+        let mut prepared = Vec::with_capacity(events.len());
+        for event in events {
+            prepared.push(self.prepare_conversation(event).map(|p| {
+                let merged: BTreeMap<MergeKey, MergeOutcome> = p
+                    .merges
+                    .iter()
+                    .map(|req| {
+                        let outcome = crate::merge::merge_blocking(merger, req);
+                        (
+                            (req.field.clone(), req.old.clone(), req.new.clone()),
+                            outcome,
+                        )
+                    })
+                    .collect();
+                (p.phone, merged)
+            }));
+        }
+        let now = Utc::now();
+        self.store.write(|tx| {
+            let mut reports = Vec::with_capacity(events.len());
+            for (event, prepared) in events.iter().zip(prepared) {
+                reports.push(match prepared {
+                    Err(err) => Err(err),
+                    Ok((None, _)) => Ok(empty_report(event, ConversationOutcome::NoNumber)),
+                    Ok((Some(phone), merged)) => {
+                        Ok(self.apply_in_tx(tx, event, &phone, &merged, now)?)
+                    }
                 });
             }
-            let source = Source::Analysis {
-                conversation_id: event.id.clone(),
-            };
-            let mut changed = Vec::new();
-            for change in output.changes {
-                let (field, value) = match change {
-                    Change::Set { field, value } => (field, value),
-                    Change::Merge {
-                        field,
-                        old,
-                        new,
-                        instruction,
-                    } => {
-                        let key = (field.clone(), old.clone(), new.clone());
-                        let outcome = merged.get(&key).cloned().unwrap_or_else(|| {
-                            let req = MergeRequest {
-                                field: field.clone(),
-                                instruction,
-                                old: old.clone(),
-                                new: new.clone(),
-                            };
-                            fallback_merge(&req, MergeError::NotConfigured)
-                        });
-                        if let MergeVia::Fallback { reason } = &outcome.via {
-                            report.merge_fallbacks.push(FieldProblem {
-                                field: field.clone(),
-                                value: serde_json::Value::String(new),
-                                reason: reason.to_string(),
-                            });
-                        }
-                        (field, Value::String(outcome.text))
-                    }
-                };
-                if field == "phone_number" {
-                    continue;
-                }
-                if contact.set_field(&field, value, source.clone(), now) {
-                    changed.push(field);
-                }
-            }
-            let outbound = self.enqueue_outbound(tx, &contact, &changed, now)?;
-            let activity = self.enqueue_activity(tx, &contact, event, now)?;
-            tx.put_contact(&contact)?;
-            tx.mark_conversation_applied(&AppliedConversation {
-                conversation_id: event.id.clone(),
-                phone: Some(phone.clone()),
-                applied_at: now,
-            })?;
-            Ok(ConversationOutcome::Applied {
-                phone: phone.clone(),
-                created,
-                changed,
-                outbound: outbound.into_keys().collect(),
-                activity,
-            })
-        })?;
-        if outcome == ConversationOutcome::AlreadyApplied {
-            report.field_errors.clear();
-            report.merge_fallbacks.clear();
+            Ok::<_, EngineError>(reports)
+        })
+    }
+
+    /// One conversation inside a write transaction.
+    fn apply_in_tx(
+        &self,
+        tx: &mut crate::store::WriteTx<'_>,
+        event: &ConversationEvent,
+        phone: &str,
+        merged: &BTreeMap<MergeKey, MergeOutcome>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<ConversationReport, EngineError> {
+        if tx.conversation(&event.id)?.is_some() {
+            return Ok(empty_report(event, ConversationOutcome::AlreadyApplied));
         }
-        report.outcome = outcome;
+        let mut report = empty_report(event, ConversationOutcome::NoNumber);
+        let existing = tx.contact(phone)?;
+        let created = existing.is_none();
+        let mut contact = existing.unwrap_or_else(|| ContactRecord::new(phone, now));
+        let output = self.ruleset.eval_analysis(event, &contact.fields);
+        for error in output.errors {
+            report.field_errors.push(FieldProblem {
+                field: error.field,
+                value: error.value,
+                reason: error.reason,
+            });
+        }
+        let source = Source::Analysis {
+            conversation_id: event.id.clone(),
+        };
+        let mut changed = Vec::new();
+        for change in output.changes {
+            let (field, value) = match change {
+                Change::Set { field, value } => (field, value),
+                Change::Merge {
+                    field,
+                    old,
+                    new,
+                    instruction,
+                } => {
+                    let key = (field.clone(), old.clone(), new.clone());
+                    let outcome = merged.get(&key).cloned().unwrap_or_else(|| {
+                        // The stored text changed since the merge was resolved (or it was
+                        // never resolved): keep both rather than call an LLM under the lock.
+                        let req = MergeRequest {
+                            field: field.clone(),
+                            instruction,
+                            old: old.clone(),
+                            new: new.clone(),
+                        };
+                        fallback_merge(&req, MergeError::NotConfigured)
+                    });
+                    if let MergeVia::Fallback { reason } = &outcome.via {
+                        report.merge_fallbacks.push(FieldProblem {
+                            field: field.clone(),
+                            value: serde_json::Value::String(new),
+                            reason: reason.to_string(),
+                        });
+                    }
+                    (field, Value::String(outcome.text))
+                }
+            };
+            if field == "phone_number" {
+                continue;
+            }
+            if contact.set_field(&field, value, source.clone(), now) {
+                changed.push(field);
+            }
+        }
+        let outbound = self.enqueue_outbound(tx, &contact, &changed, now)?;
+        let activity = self.enqueue_activity(tx, &contact, event, now)?;
+        tx.put_contact(&contact)?;
+        tx.mark_conversation_applied(&AppliedConversation {
+            conversation_id: event.id.clone(),
+            phone: Some(phone.to_string()),
+            applied_at: now,
+        })?;
+        report.outcome = ConversationOutcome::Applied {
+            phone: phone.to_string(),
+            created,
+            changed,
+            outbound: outbound.into_keys().collect(),
+            activity,
+        };
         Ok(report)
     }
 
@@ -291,6 +336,15 @@ impl Engine {
             created_at: now,
         };
         Ok(tx.enqueue_activity(&intent)?)
+    }
+}
+
+fn empty_report(event: &ConversationEvent, outcome: ConversationOutcome) -> ConversationReport {
+    ConversationReport {
+        conversation_id: event.id.clone(),
+        outcome,
+        field_errors: Vec::new(),
+        merge_fallbacks: Vec::new(),
     }
 }
 
