@@ -186,6 +186,7 @@ fn field_type(decl: &FieldDecl, diags: &mut Vec<Diagnostic>) -> Option<FieldType
         TypeKind::Boolean => FieldType::Boolean,
         TypeKind::Date => FieldType::Date,
         TypeKind::Datetime => FieldType::Datetime,
+        TypeKind::Invalid => return None,
         TypeKind::Unknown(ident) => {
             let alias = match ident.name.to_ascii_lowercase().as_str() {
                 "text" | "str" | "varchar" => Some("string"),

@@ -114,6 +114,9 @@ pub enum TypeKind {
     /// A type keyword the language does not know (`text`, `int`, ...): kept so the checker can
     /// report it with a suggestion instead of a bare syntax error.
     Unknown(Ident),
+    /// The declaration had a syntax error (already reported). The field still exists, so its
+    /// uses elsewhere are not reported as unknown fields too.
+    Invalid,
 }
 
 /// A string literal: the unescaped text and the span of the literal including its quotes.

@@ -94,6 +94,7 @@ pub fn parse_file(id: FileId, text: &str) -> ParsedFile {
             Err(err) => {
                 let (diagnostic, at) = expected::syntax_error(id, text, pos, &err);
                 diagnostics.push(diagnostic);
+                items.extend(recover_field(id, text, skip_trivia(text, pos)).map(Item::Field));
                 match resume_point(text, pos, at) {
                     Some(next) => pos = next,
                     None => break,
@@ -144,6 +145,37 @@ fn resume_point(text: &str, pos: usize, error_at: usize) -> Option<usize> {
         let newline = text[line_start..].find('\n')?;
         line_start += newline + 1;
     }
+}
+
+/// After a syntax error in an item that starts `field NAME`, a declaration of NAME with an
+/// invalid type, so the rest of the rule set does not also report NAME as unknown.
+fn recover_field(id: FileId, text: &str, start: usize) -> Option<FieldDecl> {
+    let rest = text[start..].strip_prefix("field")?;
+    let after_kw = start + "field".len();
+    let name_at = after_kw + rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    if name_at == after_kw {
+        return None;
+    }
+    let name_len = text[name_at..]
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len() - name_at);
+    if name_len == 0 || !text[name_at..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let span = Span::new(id, name_at, name_at + name_len);
+    Some(FieldDecl {
+        name: Ident {
+            name: text[name_at..name_at + name_len].to_string(),
+            quoted: false,
+            span,
+        },
+        ty: TypeExpr {
+            kind: TypeKind::Invalid,
+            span,
+        },
+        description: None,
+        span,
+    })
 }
 
 fn starts_item(rest: &str) -> bool {
@@ -737,6 +769,19 @@ mod tests {
     fn resumes_after_a_syntax_error() {
         let parsed = parse("field a string\nfield b: number\nfield c: \nfield d: date\n");
         assert_eq!(parsed.diagnostics.len(), 2, "{:?}", parsed.diagnostics);
-        assert_eq!(parsed.file.items.len(), 2);
+        // The broken declarations are kept with an invalid type, so their names stay known.
+        let fields: Vec<(&str, bool)> = parsed
+            .file
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Field(f) => Some((f.name.name.as_str(), f.ty.kind == TypeKind::Invalid)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [("a", true), ("b", false), ("c", true), ("d", false)]
+        );
     }
 }
