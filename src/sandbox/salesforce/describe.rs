@@ -3,7 +3,6 @@
 //! The schema drives everything else: SOQL field resolution (`INVALID_FIELD`), write validation
 //! (picklists, types, lengths, updateability) and the JSON shape of records.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use axum::extract::{Path, State};
@@ -194,7 +193,6 @@ pub struct Schema {
     pub label_plural: &'static str,
     pub key_prefix: &'static str,
     pub fields: Vec<FieldDef>,
-    by_lower_name: HashMap<String, usize>,
 }
 
 /// Positions of the fields every record has, the same in every schema below.
@@ -227,24 +225,21 @@ impl Schema {
             FieldDef::new("SystemModstamp", "System Modstamp", FieldKind::DateTime).system(),
         ];
         fields.extend(specific);
-        let by_lower_name = fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name.to_ascii_lowercase(), i))
-            .collect();
         Schema {
             object,
             label,
             label_plural,
             key_prefix,
             fields,
-            by_lower_name,
         }
     }
 
-    /// The position of a field, by any casing of its API name.
+    /// The position of a field, by any casing of its API name. A linear scan without
+    /// allocating beats hashing a lower-cased copy for schemas of a couple dozen fields.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.by_lower_name.get(&name.to_ascii_lowercase()).copied()
+        self.fields
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     pub fn field(&self, index: usize) -> &FieldDef {

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tokio::sync::OnceCell;
 
 use super::describe::{FieldKind, SObject, Schema, ID, LAST_MODIFIED_DATE, SYSTEM_MODSTAMP};
 use super::errors::ApiError;
@@ -619,8 +621,21 @@ pub async fn query(
         };
         (page, total, locator_id)
     };
-    let next_url =
-        locator_id.map(|id| format!("/services/data/{version}/query/{id}-{}", page.rows.len()));
+    let returned = page.rows.len() as u64;
+    let next_url = locator_id
+        .as_ref()
+        .map(|id| format!("/services/data/{version}/query/{id}-{returned}"));
+    if let Some(id) = locator_id {
+        prefetch(
+            &app,
+            PageKey {
+                locator: id,
+                offset: returned,
+                page_size,
+                version: version.clone(),
+            },
+        );
+    }
     Ok(json_response(page_body(
         &app, &compiled, &version, total, next_url, page.rows,
     )))
@@ -635,18 +650,99 @@ pub async fn query_more(
     let invalid = || ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let offset: u64 = offset.parse().map_err(|_| invalid())?;
-    let page_size = page_size(app.page_size, &headers);
+    let key = PageKey {
+        locator: id.to_string(),
+        offset,
+        page_size: page_size(app.page_size, &headers),
+        version,
+    };
+    let cell = {
+        let slot = lock(&app.prefetch);
+        match slot.as_ref() {
+            Some(prefetch) if prefetch.key == key => prefetch.cell.clone(),
+            _ => Arc::new(OnceCell::new()),
+        }
+    };
+    let (body, next_offset) = render_in(&app, &cell, &key).await.ok_or_else(invalid)?;
+    match next_offset {
+        Some(next) => prefetch(
+            &app,
+            PageKey {
+                offset: next,
+                ..key
+            },
+        ),
+        None => {
+            let mut slot = lock(&app.prefetch);
+            if slot.as_ref().is_some_and(|p| p.key == key) {
+                *slot = None;
+            }
+        }
+    }
+    Ok(json_response(body))
+}
+
+/// Identifies one page of an open query as a client asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageKey {
+    locator: String,
+    offset: u64,
+    page_size: usize,
+    version: String,
+}
+
+/// A rendered page body and the offset of the page after it (`None` when done).
+type Rendered = Option<(Bytes, Option<u64>)>;
+
+/// The next page of the query being read, rendered while the client digests the current one.
+/// One slot for the whole org: enough for a sync reading pages in order, and it bounds memory
+/// to one page however many queries are abandoned half-read.
+#[derive(Debug)]
+pub struct Prefetch {
+    key: PageKey,
+    cell: Arc<OnceCell<Rendered>>,
+}
+
+/// Render `key` into `cell` once (on a blocking thread: generating a page is CPU work);
+/// concurrent callers wait for the same result.
+async fn render_in(app: &AppState, cell: &Arc<OnceCell<Rendered>>, key: &PageKey) -> Rendered {
+    cell.get_or_init(|| {
+        let app = app.clone();
+        let key = key.clone();
+        async move {
+            tokio::task::spawn_blocking(move || render_more(&app, &key))
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await
+    .clone()
+}
+
+fn prefetch(app: &AppState, key: PageKey) {
+    let cell = Arc::new(OnceCell::new());
+    *lock(&app.prefetch) = Some(Prefetch {
+        key: key.clone(),
+        cell: cell.clone(),
+    });
+    let app = app.clone();
+    tokio::spawn(async move {
+        render_in(&app, &cell, &key).await;
+    });
+}
+
+/// One page of an open query; `None` when the locator or offset is unknown.
+fn render_more(app: &AppState, key: &PageKey) -> Rendered {
     let (compiled, total, page) = {
         let org = lock(&app.org);
         let mut locators = lock(&app.locators);
-        let locator = locators.open.get_mut(id).ok_or_else(invalid)?;
-        let position = locator
-            .checkpoints
-            .get(&offset)
-            .cloned()
-            .ok_or_else(invalid)?;
-        let max =
-            page_size.min(usize::try_from(locator.total - offset.min(locator.total)).unwrap_or(0));
+        let locator = locators.open.get_mut(&key.locator)?;
+        let position = locator.checkpoints.get(&key.offset).cloned()?;
+        let remaining = locator.total - key.offset.min(locator.total);
+        let max = key
+            .page_size
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let page = collect_page(
             &org,
             &locator.query,
@@ -658,16 +754,20 @@ pub async fn query_more(
         if let Some(next) = &page.next {
             locator
                 .checkpoints
-                .insert(offset + page.rows.len() as u64, next.clone());
+                .insert(key.offset + page.rows.len() as u64, next.clone());
         }
         (locator.query.clone(), locator.total, page)
     };
-    let returned = offset + page.rows.len() as u64;
-    let next_url = (page.next.is_some() && returned < total && !page.rows.is_empty())
-        .then(|| format!("/services/data/{version}/query/{id}-{returned}"));
-    Ok(json_response(page_body(
-        &app, &compiled, &version, total, next_url, page.rows,
-    )))
+    let returned = key.offset + page.rows.len() as u64;
+    let more = page.next.is_some() && returned < total && !page.rows.is_empty();
+    let next_url = more.then(|| {
+        format!(
+            "/services/data/{}/query/{}-{returned}",
+            key.version, key.locator
+        )
+    });
+    let body = page_body(app, &compiled, &key.version, total, next_url, page.rows);
+    Some((Bytes::from(body), more.then_some(returned)))
 }
 
 /// Page size for this request: the server's configured batch size, lowered by a
@@ -725,11 +825,11 @@ fn page_body(
     out
 }
 
-fn json_response(body: Vec<u8>) -> Response {
+fn json_response(body: impl Into<axum::body::Body>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
-        body,
+        body.into(),
     )
         .into_response()
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Timelike, Utc};
 use serde_json::Value as JsonValue;
 
 use super::describe::{self, FieldDef, FieldKind, SObject, Schema};
@@ -82,41 +82,86 @@ impl Record {
     }
 }
 
-/// A seeded contact as a full record.
-pub fn contact_from_person(id: String, person: &Person) -> Record {
+/// Positions of the Contact fields a seeded person fills, resolved once.
+struct ContactPositions {
+    first_name: usize,
+    last_name: usize,
+    title: usize,
+    email: usize,
+    phone: usize,
+    mobile_phone: usize,
+    do_not_call: usize,
+    lead_status: usize,
+    notes: usize,
+    renewal_date: usize,
+    annual_revenue: usize,
+}
+
+fn contact_positions() -> &'static ContactPositions {
+    static POSITIONS: std::sync::OnceLock<ContactPositions> = std::sync::OnceLock::new();
+    POSITIONS.get_or_init(|| {
+        let schema = SObject::Contact.schema();
+        ContactPositions {
+            first_name: schema.require("FirstName"),
+            last_name: schema.require("LastName"),
+            title: schema.require("Title"),
+            email: schema.require("Email"),
+            phone: schema.require("Phone"),
+            mobile_phone: schema.require("MobilePhone"),
+            do_not_call: schema.require("DoNotCall"),
+            lead_status: schema.require("Lead_Status__c"),
+            notes: schema.require("Notes__c"),
+            renewal_date: schema.require("Renewal_Date__c"),
+            annual_revenue: schema.require("AnnualRevenue"),
+        }
+    })
+}
+
+/// A seeded contact as a full record (moves the person's strings; this runs per served row).
+pub fn contact_from_person(id: String, person: Person) -> Record {
+    let at = contact_positions();
     let mut record = Record::new(SObject::Contact, id, person.created_ms, person.modified_ms);
-    let text = |s: &Option<String>| s.clone().map(Val::Str).unwrap_or(Val::Null);
-    record.set_by_name("FirstName", Val::Str(person.first_name.clone()));
-    record.set_by_name("LastName", Val::Str(person.last_name.clone()));
-    record.set_by_name("Title", text(&person.title));
-    record.set_by_name("Email", text(&person.email));
-    record.set_by_name("Phone", text(&person.phone));
-    record.set_by_name("MobilePhone", text(&person.mobile_phone));
-    record.set_by_name("DoNotCall", Val::Bool(person.do_not_call));
-    record.set_by_name(
-        "Lead_Status__c",
-        person
-            .lead_stage
-            .map(|s| Val::Str(s.salesforce_value().to_string()))
-            .unwrap_or(Val::Null),
-    );
-    record.set_by_name("Notes__c", text(&person.notes));
-    record.set_by_name(
-        "Renewal_Date__c",
-        person.renewal_date.map(Val::Date).unwrap_or(Val::Null),
-    );
-    record.set_by_name(
-        "AnnualRevenue",
-        person.annual_revenue.map(Val::Num).unwrap_or(Val::Null),
-    );
+    let text = |s: Option<String>| s.map(Val::Str).unwrap_or(Val::Null);
+    let values = &mut record.values;
+    values[at.first_name] = Val::Str(person.first_name);
+    values[at.last_name] = Val::Str(person.last_name);
+    values[at.title] = text(person.title);
+    values[at.email] = text(person.email);
+    values[at.phone] = text(person.phone);
+    values[at.mobile_phone] = text(person.mobile_phone);
+    values[at.do_not_call] = Val::Bool(person.do_not_call);
+    values[at.lead_status] = person
+        .lead_stage
+        .map(|s| Val::Str(s.salesforce_value().to_string()))
+        .unwrap_or(Val::Null);
+    values[at.notes] = text(person.notes);
+    values[at.renewal_date] = person.renewal_date.map(Val::Date).unwrap_or(Val::Null);
+    values[at.annual_revenue] = person.annual_revenue.map(Val::Num).unwrap_or(Val::Null);
     record
 }
 
 /// Salesforce's datetime format: `2024-05-01T10:11:12.000+0000`.
 pub fn format_datetime(ms: i64) -> String {
-    match Utc.timestamp_millis_opt(ms).single() {
-        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string(),
-        None => String::new(),
+    let mut out = Vec::with_capacity(28);
+    write_datetime(&mut out, ms);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Append `format_datetime(ms)`: written field by field, because chrono's format strings are
+/// re-parsed on every call and this runs for every served record.
+fn write_datetime(out: &mut Vec<u8>, ms: i64) {
+    if let Some(dt) = Utc.timestamp_millis_opt(ms).single() {
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.timestamp_subsec_millis()
+        );
     }
 }
 
@@ -174,10 +219,12 @@ fn write_val_json(out: &mut Vec<u8>, value: &Val) {
             let _ = write!(out, "{n}");
         }
         Val::Date(d) => {
-            let _ = write!(out, "\"{}\"", d.format("%Y-%m-%d"));
+            let _ = write!(out, "\"{:04}-{:02}-{:02}\"", d.year(), d.month(), d.day());
         }
         Val::DateTime(ms) => {
-            let _ = write!(out, "\"{}\"", format_datetime(*ms));
+            out.push(b'"');
+            write_datetime(out, *ms);
+            out.push(b'"');
         }
     }
 }

@@ -317,7 +317,7 @@ fn stamp_of(record: &Record) -> i64 {
 
 /// A seeded contact as a full record (pure: no org state needed).
 pub fn seeded_contact(population: Population, index: u32) -> Record {
-    contact_from_person(contact_id(index), &population.person(index))
+    contact_from_person(contact_id(index), population.person(index))
 }
 
 /// First index in `0..n` for which `pred` is false (`pred` must be true then false).
