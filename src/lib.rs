@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod lang;

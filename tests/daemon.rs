@@ -18,3 +18,6 @@ mod api;
 
 #[path = "daemon/process.rs"]
 mod process;
+
+#[path = "daemon/demo.rs"]
+mod demo;

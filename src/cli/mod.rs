@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod analyze;
 pub mod check;
 pub mod contact;
+pub mod demo;
 pub mod import;
 pub mod open;
 pub mod outbox;
@@ -71,6 +72,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     /// The daemon: HTTP API and Retell webhooks, scheduled sync, continuous outbox dispatch.
     Run(run::RunArgs),
+    /// End to end on sandboxes: full sync, sample conversations, write-back; prints a report.
+    Demo(demo::DemoArgs),
     /// Salesforce- and HubSpot-compatible servers on 127.0.0.1 with seeded contacts; prints
     /// their URLs and credentials and runs until interrupted.
     Sandbox(sandbox::SandboxArgs),
@@ -120,6 +123,7 @@ pub fn main() -> ExitCode {
         Command::Outbox(args) => outbox::run(&cli.global, args),
         Command::Sync(args) => sync::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Demo(args) => demo::run(&cli.global, args),
         Command::Sandbox(args) => sandbox::run(&cli.global, args),
     };
     match result {
