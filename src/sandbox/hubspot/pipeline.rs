@@ -126,7 +126,7 @@ pub async fn pipeline(State(shared): State<Arc<Shared>>, request: Request, next:
             response
         }),
         Some(InjectedFault::ServerError(status)) => Some(server_error(status)),
-        None => admit(&shared, is_search).err(),
+        None => refusal(&shared, is_search),
     };
     if let Some(response) = refused {
         shared
@@ -150,8 +150,9 @@ pub async fn pipeline(State(shared): State<Arc<Shared>>, request: Request, next:
     response
 }
 
-/// Charges the request to the burst (or search) budget and the daily budget.
-fn admit(shared: &Shared, is_search: bool) -> Result<(), Response> {
+/// Charges the request to the burst (or search) budget and the daily budget; the 429 to send
+/// when a budget is spent.
+fn refusal(shared: &Shared, is_search: bool) -> Option<Response> {
     let admitted = {
         let mut limiter = lock(&shared.limiter);
         if is_search {
@@ -166,15 +167,15 @@ fn admit(shared: &Shared, is_search: bool) -> Result<(), Response> {
         if !is_search {
             add_headers(response.headers_mut(), shared.budget(0));
         }
-        return Err(response);
+        return Some(response);
     }
     if shared.faults.charge_api_call().is_err() {
         let mut response = too_many_requests(Policy::Daily);
         let remaining = lock(&shared.limiter).burst_remaining();
         add_headers(response.headers_mut(), shared.budget(remaining));
-        return Err(response);
+        return Some(response);
     }
-    Ok(())
+    None
 }
 
 impl Shared {

@@ -722,7 +722,7 @@ mod tests {
         let two_sorts = br#"{"sorts": [{"propertyName": "email"}, {"propertyName": "phone"}]}"#;
         assert!(compile(kind, two_sorts).is_err());
         let filter = r#"{"propertyName": "email", "operator": "HAS_PROPERTY"}"#;
-        let group = format!(r#"{{"filters": [{}]}}"#, vec![filter; 7].join(","));
+        let group = format!(r#"{{"filters": [{}]}}"#, [filter; 7].join(","));
         assert!(compile(kind, format!(r#"{{"filterGroups": [{group}]}}"#).as_bytes()).is_err());
         let long = format!(r#"{{"query": "{}"}}"#, "x".repeat(3_000));
         assert!(compile(kind, long.as_bytes()).is_err());

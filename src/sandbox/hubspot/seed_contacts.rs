@@ -27,6 +27,10 @@ impl SeededContacts {
         u64::from(self.population.len())
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.population.is_empty()
+    }
+
     /// One past the last seeded id: the first id free for new records.
     pub fn end_id(&self) -> u64 {
         FIRST_CONTACT_ID + self.len()
@@ -73,7 +77,7 @@ impl SeededContacts {
 fn lead_status(stage: LeadStage, index: u32) -> &'static str {
     match stage {
         LeadStage::New => "NEW",
-        LeadStage::Working if index % 5 == 0 => "ATTEMPTED_TO_CONTACT",
+        LeadStage::Working if index.is_multiple_of(5) => "ATTEMPTED_TO_CONTACT",
         LeadStage::Working => "IN_PROGRESS",
         LeadStage::Qualified => "QUALIFIED",
         LeadStage::Unqualified => match index % 3 {
