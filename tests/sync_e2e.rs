@@ -570,3 +570,156 @@ mod salesforce {
         assert!(sf.requests("sf.query") >= 2, "the Task was looked up");
     }
 }
+
+mod hubspot {
+    use super::*;
+    use crmsync::sandbox::hubspot::{HubSpotSandbox, HubSpotSandboxConfig};
+
+    pub struct Hs(pub HubSpotSandbox);
+
+    pub async fn start(contacts: u32) -> Hs {
+        Hs(HubSpotSandbox::start(HubSpotSandboxConfig {
+            contacts,
+            seed: 5,
+            ..HubSpotSandboxConfig::default()
+        })
+        .await
+        .unwrap())
+    }
+
+    fn id(record_id: &str) -> u64 {
+        record_id.parse().unwrap()
+    }
+
+    impl Crm for Hs {
+        const CONNECTION: &'static str = "hubspot";
+        const NOTES_FIELD: &'static str = "notes";
+        const UPDATE_ENDPOINT: &'static str = "hs.contacts.batch_update";
+        const BATCH: usize = 100;
+
+        fn settings(&self) -> ConnectionSettings {
+            tune(ConnectionSettings::new(
+                "hubspot",
+                ConnectorKind::Hubspot,
+                self.0.base_url(),
+                Credentials::Bearer(self.0.token().to_string()),
+            ))
+        }
+        fn rename(&self, rid: &str, first_name: &str) {
+            self.0
+                .edit_contact(id(rid), &[("firstname", first_name)])
+                .unwrap();
+        }
+        fn delete(&self, rid: &str) {
+            self.0.archive_contact(id(rid)).unwrap();
+        }
+        fn field(&self, rid: &str, field: &str) -> Option<String> {
+            self.0.contact_property(id(rid), field)
+        }
+        fn activities(&self, rid: &str) -> Vec<String> {
+            let calls = self.0.calls().into_iter().map(|a| (a, "hs_call_title"));
+            let chats = self
+                .0
+                .communications()
+                .into_iter()
+                .map(|a| (a, "hs_communication_body"));
+            calls
+                .chain(chats)
+                .filter(|(a, _)| a.contact_ids.contains(&id(rid)) && !a.archived)
+                .map(|(a, p)| a.properties.get(p).cloned().unwrap_or_default())
+                .collect()
+        }
+        fn requests(&self, endpoint: &str) -> u64 {
+            self.0.counters().get(endpoint)
+        }
+        fn set_faults(&self, throttled: f64, errors: f64) {
+            self.0.faults().update(|f| {
+                f.throttle_fraction = throttled;
+                f.server_error_fraction = errors;
+            });
+        }
+        fn revoke_tokens_at(&self, request: u64) {
+            self.0
+                .faults()
+                .update(|f| f.revoke_tokens_at_request = Some(request));
+        }
+        fn requests_seen(&self) -> u64 {
+            self.0.faults().requests_seen()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lifecycle() {
+        let hs = start(450).await;
+        super::lifecycle(&hs, 450).await;
+        assert_eq!(hs.requests("hs.properties.contacts"), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_read_costs_one_request_per_page() {
+        let hs = start(1000).await;
+        let env = env("hubspot", hs.settings());
+        let r = env.sync(false).await;
+        assert_eq!(r.inbound.read, 1000);
+        assert_eq!(r.inbound.pages, 10);
+        assert_eq!(hs.requests("hs.contacts.list"), 10);
+        assert_eq!(r.api.calls("contacts_properties"), 1);
+        assert_eq!(r.api.total_calls(), 11, "{:?}", r.api);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chaos() {
+        let hs = start(300).await;
+        super::chaos(&hs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batching() {
+        let hs = start(400).await;
+        super::batching(&hs).await;
+    }
+
+    /// More than 10,000 changed records: the search restarts from the newest timestamp read
+    /// instead of paging past the cap (which HubSpot refuses with a 400).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn incremental_past_the_search_cap() {
+        let hs = start(11_200).await;
+        let env = env("hubspot", hs.settings());
+        env.sync(false).await;
+        let linked = env.linked();
+        let n = linked.len().min(10_300);
+        assert!(n > 10_100, "only {n} linked contacts");
+        for (i, c) in linked.iter().take(n).enumerate() {
+            hs.rename(&env.record_id(c), &format!("Renamed{i}"));
+        }
+        let r = env.sync(false).await;
+        assert_eq!(r.inbound.mode, "incremental");
+        assert_eq!(r.inbound.updated, n, "{:?}", r.api);
+        assert!(
+            r.api.calls("contacts_search") > 51,
+            "a second query started: {:?}",
+            r.api
+        );
+        assert_eq!(hs.0.counters().get_status("hs.contacts.search", 400), 0);
+        let last = &linked[n - 1];
+        assert_eq!(
+            env.contact(&last.phone).fields.get("first_name"),
+            Some(&Value::String(format!("Renamed{}", n - 1)))
+        );
+    }
+
+    /// Merging a contact away in HubSpot unlinks the loser's record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_merged_away_contact_is_unlinked() {
+        let hs = start(50).await;
+        let env = env("hubspot", hs.settings());
+        env.sync(false).await;
+        let linked = env.linked();
+        let (primary, loser) = (env.record_id(&linked[0]), env.record_id(&linked[1]));
+        hs.0.merge_contacts(id(&primary), id(&loser)).unwrap();
+        let r = env.sync(false).await;
+        assert!(r.inbound.unlinked >= 1, "{:?}", r.inbound);
+        assert!(!env.contact(&linked[1].phone).links.contains_key("hubspot"));
+        assert_eq!(env.contact(&linked[0].phone).links["hubspot"], primary);
+    }
+}
