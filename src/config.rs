@@ -488,6 +488,16 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_example_parses() {
+        let config = parse(include_str!("../examples/crmsync.yaml")).unwrap();
+        assert_eq!(config.active_connection.as_deref(), Some("salesforce"));
+        assert_eq!(config.sync_interval, Duration::from_secs(300));
+        assert_eq!(config.connections.len(), 2);
+        assert_eq!(config.server, ServerSettings::default());
+        assert_eq!(config.llm.unwrap().timeout_ms, 10_000);
+    }
+
+    #[test]
     fn a_missing_key_is_named_once() {
         let err = parse("connections:\n  hubspot:\n    rate_limit: {requests_per_second: 3}\n")
             .unwrap_err()
