@@ -1164,6 +1164,31 @@ mod faults {
     }
 }
 
+mod held_before {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_held_before_processing_answers_503_and_changes_nothing() {
+        let api = Api::start(5).await;
+        let contact = HubSpotSandbox::contact_id(0);
+        let next = api.sandbox.faults().requests_seen() + 1;
+        api.sandbox.faults().update(|f| {
+            f.hold_requests.insert(next, HoldWhen::BeforeProcessing);
+            f.hold_duration = Duration::from_millis(50);
+        });
+        let reply = api
+            .post(
+                "/crm/v3/objects/calls",
+                json!({"properties": {"hs_timestamp": "2026-01-01T00:00:00Z"},
+                       "associations": [{"to": {"id": contact}, "types": [{"associationTypeId": 194}]}]}),
+            )
+            .await;
+        assert_envelope(&reply, 503, "INTERNAL_ERROR");
+        assert!(api.sandbox.calls().is_empty());
+        assert_eq!(api.sandbox.counters().get_status("hs.calls.create", 503), 1);
+    }
+}
+
 mod counters {
     use super::*;
 

@@ -99,9 +99,15 @@ pub async fn pipeline(State(shared): State<Arc<Shared>>, request: Request, next:
         tokio::time::sleep(plan.latency).await;
     }
     if let Some((HoldWhen::BeforeProcessing, hold)) = plan.hold {
-        // The client gives up long before this ends; dropping the connection drops this future,
-        // so the request has no effect.
+        // The client gives up long before this ends (dropping the connection drops this
+        // future); a client that waits it out gets a 503, never the request applied. Same as
+        // the Salesforce sandbox.
         tokio::time::sleep(hold).await;
+        let response = server_error(503);
+        shared
+            .counters
+            .record(&endpoint, response.status().as_u16());
+        return response;
     }
     if plan.revoke_tokens {
         lock(&shared.tokens).revoke_all();
