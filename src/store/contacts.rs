@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::tables::{decode, encode};
+use super::row;
 use super::StoreError;
 use crate::value::{Fields, Value};
 
@@ -107,7 +107,7 @@ pub(crate) fn get_contact(
     phone: &str,
 ) -> Result<Option<ContactRecord>, StoreError> {
     match table.get(phone)? {
-        Some(guard) => Ok(Some(decode("contacts", phone, guard.value())?)),
+        Some(guard) => Ok(Some(row::decode(phone, guard.value())?)),
         None => Ok(None),
     }
 }
@@ -116,7 +116,7 @@ pub(crate) fn put_contact(
     table: &mut ContactsTable<'_>,
     contact: &ContactRecord,
 ) -> Result<(), StoreError> {
-    let bytes = encode(contact)?;
+    let bytes = row::encode(contact)?;
     table.insert(contact.phone.as_str(), bytes.as_slice())?;
     Ok(())
 }
@@ -148,7 +148,7 @@ pub(crate) fn list_contacts(
             break;
         }
         let (key, value) = entry?;
-        out.push(decode("contacts", key.value(), value.value())?);
+        out.push(row::decode(key.value(), value.value())?);
     }
     Ok(out)
 }

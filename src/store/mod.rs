@@ -33,6 +33,7 @@ mod contacts;
 mod conversations;
 mod cursors;
 mod outbox;
+mod row;
 mod tables;
 
 use std::collections::BTreeMap;
