@@ -454,6 +454,35 @@ mod hostile {
     }
 
     #[test]
+    fn tens_of_thousands_of_fields_and_misses_are_reported_not_hung() {
+        // Name lookups are hashed and suggestions bounded, so this stays linear.
+        let mut fields = String::new();
+        let mut n = 0;
+        while fields.len() < 1_000_000 {
+            fields.push_str(&format!("field f{n}: string\n"));
+            n += 1;
+        }
+        let mut mappings = String::from("analysis {\n");
+        let mut m = 0;
+        while mappings.len() < 1_000_000 {
+            mappings.push_str(&format!("  x -> g{m}\n"));
+            m += 1;
+        }
+        mappings.push_str("}\n");
+        let d = compile_sources(vec![
+            ("fields.rules".into(), fields),
+            ("mappings.rules".into(), mappings),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            d.list.iter().filter(|x| x.code.id == "E206").count(),
+            1,
+            "one E206 for the whole schema"
+        );
+        assert_eq!(d.list.iter().filter(|x| x.code.id == "E201").count(), m);
+    }
+
+    #[test]
     fn a_large_realistic_file_compiles() {
         let mut text = String::new();
         for i in 0..200 {

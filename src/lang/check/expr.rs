@@ -406,7 +406,13 @@ fn plural(n: usize, word: &str) -> String {
 
 /// E201 for a name that is not a contact field, with "did you mean".
 pub fn unknown_field(fields: &FieldTable, name: &Ident) -> Diagnostic {
-    let suggestion = did_you_mean(&name.name, fields.fields.iter().map(|f| f.name.as_str()));
+    // Bounded: a hostile schema with thousands of fields must not make each miss expensive.
+    let candidates = fields
+        .fields
+        .iter()
+        .take(crate::lang::syntax::limits::MAX_FIELDS + FieldTable::BUILTINS.len())
+        .map(|f| f.name.as_str());
+    let suggestion = did_you_mean(&name.name, candidates);
     Diagnostic::new(
         codes::UNKNOWN_FIELD,
         format!("unknown contact field `{}`", name.name),

@@ -85,15 +85,16 @@ pub fn declare_fields(files: &[ast::File], diags: &mut Vec<Diagnostic>) -> Schem
                 FieldType::String
             }
         };
-        let id = FieldId(table.fields.len() as u16);
-        table.fields.push(FieldDef {
+        let Some(id) = table.push(FieldDef {
             name: name.clone(),
             ty,
             description: decl.description.as_ref().map(|d| d.value.clone()),
             builtin: false,
             // Name through type: the declaration's span would include trailing blank lines.
             span: Some(decl.name.span.to(decl.ty.span)),
-        });
+        }) else {
+            continue; // tens of thousands of fields: E206 is already reported
+        };
         if !ok {
             broken.insert(id);
         }

@@ -5,6 +5,8 @@
 //! here is already valid: every field id exists, every value-map result fits its target type,
 //! every function exists with the right arity.
 
+use std::collections::HashMap;
+
 use crate::lang::syntax::ast::{self, BinaryOp, Mode, Span};
 use crate::lang::types::ExprType;
 use crate::value::{FieldType, Value};
@@ -36,7 +38,10 @@ pub struct FieldId(pub u16);
 /// The contact schema: built-in fields then declared ones.
 #[derive(Debug, Clone, Default)]
 pub struct FieldTable {
+    /// Read-only for users of a checked program; the checker adds fields with [`Self::push`].
     pub fields: Vec<FieldDef>,
+    /// Name → id, so lookups stay constant-time even for hostile schemas.
+    index: HashMap<String, FieldId>,
 }
 
 impl FieldTable {
@@ -53,26 +58,34 @@ impl FieldTable {
 
     /// A table holding only the built-in fields.
     pub fn with_builtins() -> FieldTable {
-        FieldTable {
-            fields: Self::BUILTINS
-                .iter()
-                .map(|(name, ty)| FieldDef {
-                    name: (*name).to_string(),
-                    ty: ty.clone(),
-                    description: None,
-                    builtin: true,
-                    span: None,
-                })
-                .collect(),
+        let mut table = FieldTable::default();
+        for (name, ty) in Self::BUILTINS.iter() {
+            table.push(FieldDef {
+                name: (*name).to_string(),
+                ty: ty.clone(),
+                description: None,
+                builtin: true,
+                span: None,
+            });
         }
+        table
+    }
+
+    /// Adds a field and returns its id; None when the table is full (ids are 16-bit, far above
+    /// the 200-field limit) or the name is taken.
+    pub fn push(&mut self, def: FieldDef) -> Option<FieldId> {
+        if self.fields.len() >= u16::MAX as usize || self.index.contains_key(&def.name) {
+            return None;
+        }
+        let id = FieldId(self.fields.len() as u16);
+        self.index.insert(def.name.clone(), id);
+        self.fields.push(def);
+        Some(id)
     }
 
     /// Looks a field up by name.
     pub fn lookup(&self, name: &str) -> Option<FieldId> {
-        self.fields
-            .iter()
-            .position(|f| f.name == name)
-            .map(|i| FieldId(i as u16))
+        self.index.get(name).copied()
     }
 
     /// The field with this id. Ids come from this table, so this never fails for them.
