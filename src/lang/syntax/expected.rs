@@ -133,6 +133,20 @@ fn phrase_list(positives: &[Rule]) -> String {
     if phrases.len() > 1 {
         phrases.retain(|p| *p != "an operator");
     }
+    // Where a block may close, a new expression starts the next mapping.
+    if phrases.contains(&"`}`") {
+        for p in phrases.iter_mut() {
+            if *p == "an expression" {
+                *p = "another mapping";
+            }
+        }
+    }
+    // Closing brackets first: they are the likeliest fix.
+    phrases.sort_by_key(|p| match *p {
+        "`}`" | "`)`" | "`]`" => 0,
+        "a mapping" | "another mapping" | "a value-map entry" => 1,
+        _ => 2,
+    });
     match phrases.len() {
         0 => "something else".to_string(),
         1 => phrases[0].to_string(),
