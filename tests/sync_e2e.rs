@@ -723,3 +723,106 @@ mod hubspot {
         assert_eq!(env.contact(&linked[0].phone).links["hubspot"], primary);
     }
 }
+
+/// `crmsync sync` as a process, configured by a YAML file, against an in-process sandbox.
+mod cli {
+    use std::process::Command;
+
+    use super::*;
+
+    fn config(dir: &Path, login_url: &str) -> std::path::PathBuf {
+        let path = dir.join("crmsync.yaml");
+        let text = format!(
+            "store: store.redb\nrules: {}\nactive_connection: salesforce\nconnections:\n  salesforce:\n    login_url: {login_url}\n    client_id: sandbox-client\n    client_secret_env: CRMSYNC_E2E_SF_SECRET\n    page_size: 200\n",
+            harness::rules_dir().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    async fn crmsync(args: Vec<String>, secret: Option<&'static str>) -> std::process::Output {
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_crmsync"));
+            cmd.args(&args).env_remove("CRMSYNC_E2E_SF_SECRET");
+            if let Some(s) = secret {
+                cmd.env("CRMSYNC_E2E_SF_SECRET", s);
+            }
+            cmd.output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sync_command_full_then_incremental_with_a_json_report() {
+        let sf = salesforce::start(300).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &sf.0.login_url());
+        let args = vec![
+            "--config".to_string(),
+            cfg.display().to_string(),
+            "--json".into(),
+            "sync".into(),
+        ];
+        let out = crmsync(args.clone(), Some("sandbox-secret")).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "no progress bar when not a terminal");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["inbound"]["mode"], "full");
+        assert_eq!(report["inbound"]["read"], 300);
+        assert_eq!(report["api"]["calls_by_endpoint"]["query"], 1);
+        assert_eq!(report["api"]["calls_by_endpoint"]["query_more"], 1);
+        assert_eq!(report["dispatch"]["write_requests"], 0);
+
+        let out = crmsync(args, Some("sandbox-secret")).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["inbound"]["mode"], "incremental");
+        assert_eq!(report["inbound"]["created"], 0);
+
+        // The human summary.
+        let out = crmsync(
+            vec![
+                "--config".into(),
+                cfg.display().to_string(),
+                "sync".into(),
+                "--full".into(),
+            ],
+            Some("sandbox-secret"),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("full sync of `salesforce` (salesforce)"),
+            "{text}"
+        );
+        assert!(text.contains("read 300"), "{text}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_secret_names_the_variable_and_exits_1() {
+        let sf = salesforce::start(10).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &sf.0.login_url());
+        let out = crmsync(
+            vec!["--config".into(), cfg.display().to_string(), "sync".into()],
+            None,
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("CRMSYNC_E2E_SF_SECRET") && err.contains("salesforce"),
+            "{err}"
+        );
+        assert_eq!(sf.requests("sf.query"), 0);
+    }
+}
