@@ -261,11 +261,9 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let key = err.path().to_string();
             let message = err.into_inner().to_string();
-            // serde_yaml sometimes starts its message with the same path; say it once.
-            let message = message
-                .strip_prefix(&format!("{key}: "))
-                .map(str::to_string)
-                .unwrap_or(message);
+            // serde_yaml sometimes starts its message with the path (or its parent's); the
+            // error names the key already, so say it once.
+            let message = strip_path_prefix(&key, message);
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 key: if key == "." {
@@ -419,6 +417,18 @@ impl crate::cli::GlobalOpts {
     }
 }
 
+/// `message` without a leading `"{p}: "` where `p` is `key` or one of its parents.
+fn strip_path_prefix(key: &str, message: String) -> String {
+    let mut prefixes: Vec<&str> = key.match_indices('.').map(|(i, _)| &key[..i]).collect();
+    prefixes.push(key);
+    for prefix in prefixes.into_iter().rev() {
+        if let Some(rest) = message.strip_prefix(&format!("{prefix}: ")) {
+            return rest.to_string();
+        }
+    }
+    message
+}
+
 /// A connection name as the rule language spells it (`[a-z][a-z0-9_]*`).
 fn is_rule_name(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -517,7 +527,12 @@ mod tests {
             err.starts_with("crmsync.yaml: connections.salesforce"),
             "{err}"
         );
-        assert!(err.contains("unknown field `client_secret`"), "{err}");
+        assert!(
+            err.starts_with(
+                "crmsync.yaml: connections.salesforce.client_secret: unknown field `client_secret`"
+            ),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
     }
 
