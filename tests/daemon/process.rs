@@ -74,7 +74,7 @@ async fn config_errors_name_the_key_and_stop_the_start() {
     let (code, stderr) = run_to_exit(daemon_command(&config)).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("server: unknown field `body_limt`"),
+        stderr.contains("server.body_limt: unknown field `body_limt`"),
         "{stderr}"
     );
 
