@@ -129,10 +129,10 @@ pub fn salesforce_record(index: u64) -> Value {
         "LastName": last,
         "Phone": phone,
         "Email": format!("  {}.{}{index}@Example.COM ", first, last),
-        "DoNotCall": index % 17 == 0,
+        "DoNotCall": index.is_multiple_of(17),
         "Lead_Status__c": STATUSES[(index % 5) as usize],
         "AnnualRevenue": (index % 1000) as f64 * 1250.0,
-        "Renewal_Date__c": if index % 4 == 0 { Value::Null } else { json!(format!("2025-{:02}-{:02}", 1 + index % 12, 1 + index % 28)) },
+        "Renewal_Date__c": if index.is_multiple_of(4) { Value::Null } else { json!(format!("2025-{:02}-{:02}", 1 + index % 12, 1 + index % 28)) },
         "Title": "Head of Operations",
         "MailingCity": "San Francisco",
         "AccountId": format!("001{:015}", index / 3),
@@ -161,7 +161,7 @@ pub fn write_salesforce_file(path: &Path, count: u64) -> io::Result<()> {
 /// A generic conversation event (DESIGN.md §4) for contact `contact_index`, with id
 /// `conv-{serial}`.
 pub fn conversation_event(serial: u64, contact_index: u64) -> Value {
-    let direction = if serial % 2 == 0 {
+    let direction = if serial.is_multiple_of(2) {
         "inbound"
     } else {
         "outbound"
@@ -186,12 +186,12 @@ pub fn conversation_event(serial: u64, contact_index: u64) -> Value {
         "duration_ms": 45_000,
         "summary": format!("Caller asked about plan {} and pricing.", serial % 7),
         "sentiment": "Positive",
-        "successful": serial % 3 != 0,
+        "successful": !serial.is_multiple_of(3),
         "disconnection_reason": "user_hangup",
         "analysis": {
             "lead_qualification_status": lead_status,
             "email_address": format!("caller{contact_index}@example.com"),
-            "demo_requested": serial % 2 == 0,
+            "demo_requested": serial.is_multiple_of(2),
         },
     })
 }
