@@ -427,12 +427,12 @@ mod hostile {
     fn parser_limit_is_a_diagnostic() {
         // pest refuses to recurse when little native stack is left ("stack limit reached") or
         // when a parse exceeds its call budget; either must surface as E105, not a crash.
-        // Nesting within the limit, parsed on a thread with a deliberately small stack, runs
-        // into pest's stack guard.
+        // Nesting within the limit, parsed on a thread with a deliberately small stack (so
+        // small that debug and release builds alike hit it), runs into pest's stack guard.
         let nested = format!("{}x{}", "(".repeat(60), ")".repeat(60));
         let text = mapping_with(&nested);
         let parsed = std::thread::Builder::new()
-            .stack_size(192 * 1024)
+            .stack_size(80 * 1024)
             .spawn(move || {
                 crmsync::lang::syntax::parse_file(crmsync::lang::syntax::ast::FileId(0), &text)
                     .diagnostics
@@ -443,7 +443,10 @@ mod hostile {
             .unwrap()
             .join()
             .unwrap();
-        assert_eq!(parsed, ["E105"]);
+        assert!(
+            !parsed.is_empty() && parsed.iter().all(|c| *c == "E105"),
+            "{parsed:?}"
+        );
         // The same text on an ordinary thread parses cleanly: the limit is the stack, not the
         // input.
         let ok = crmsync::lang::syntax::parse_file(
