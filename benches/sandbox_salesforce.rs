@@ -8,6 +8,8 @@
 //!
 //! Baseline measured in the same run, on the same data: `generate+serialize`, the same records
 //! generated and written as page JSON in-process, without HTTP or parsing (the server's floor).
+//! After the full read, 1% of the contacts are edited CRM-side and read back with the
+//! incremental query (`SystemModstamp > last seen`): its cost should follow the changes.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +32,61 @@ struct Run {
     bytes: u64,
 }
 
-async fn read_all(contacts: u32) -> Run {
+/// A client session: the token response's instance URL and bearer token.
+struct Session {
+    http: reqwest::Client,
+    instance: String,
+    bearer: String,
+}
+
+impl Session {
+    /// Read every page of `soql`; returns the run and the last record's SystemModstamp.
+    async fn read(&self, soql: &str) -> (Run, String) {
+        let started = Instant::now();
+        let mut url = format!("{}/services/data/v62.0/query", self.instance);
+        let mut first = true;
+        let (mut records, mut requests, mut bytes) = (0u64, 0u64, 0u64);
+        let mut last_stamp = String::new();
+        loop {
+            let mut request = self.http.get(&url).bearer_auth(&self.bearer);
+            if first {
+                request = request.query(&[("q", soql)]);
+            }
+            let body = request
+                .send()
+                .await
+                .expect("page")
+                .bytes()
+                .await
+                .expect("body");
+            requests += 1;
+            bytes += body.len() as u64;
+            let page: Value = serde_json::from_slice(&body).expect("page json");
+            if let Some(rows) = page["records"].as_array() {
+                records += rows.len() as u64;
+                if let Some(stamp) = rows.last().and_then(|r| r["SystemModstamp"].as_str()) {
+                    last_stamp = stamp.to_string();
+                }
+            }
+            match page["nextRecordsUrl"].as_str() {
+                Some(next) => url = format!("{}{next}", self.instance),
+                None => break,
+            }
+            first = false;
+        }
+        let run = Run {
+            wall: started.elapsed(),
+            records,
+            requests,
+            bytes,
+        };
+        (run, last_stamp)
+    }
+}
+
+/// A full read of `contacts`, then a CRM-side edit of 1% of them and the incremental read
+/// (`SystemModstamp > last seen`) that picks those up.
+async fn full_then_incremental(contacts: u32) -> (Run, Run) {
     let sandbox = SalesforceSandbox::start(SalesforceSandboxConfig {
         contacts,
         seed: SEED,
@@ -53,52 +109,42 @@ async fn read_all(contacts: u32) -> Run {
         .json()
         .await
         .expect("token json");
-    let instance = token["instance_url"]
-        .as_str()
-        .expect("instance_url")
-        .to_string();
-    let bearer = token["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_string();
-    let soql = format!("SELECT {FIELDS} FROM Contact ORDER BY SystemModstamp, Id");
-    let mut url = format!("{instance}/services/data/v62.0/query");
-    let mut first = true;
-    let (mut records, mut requests, mut bytes) = (0u64, 0u64, 0u64);
-    loop {
-        let mut request = http.get(&url).bearer_auth(&bearer);
-        if first {
-            request = request.query(&[("q", soql.as_str())]);
-        }
-        let body = request
-            .send()
-            .await
-            .expect("page")
-            .bytes()
-            .await
-            .expect("body");
-        requests += 1;
-        bytes += body.len() as u64;
-        let page: Value = serde_json::from_slice(&body).expect("page json");
-        records += page["records"].as_array().map_or(0, |r| r.len() as u64);
-        match page["nextRecordsUrl"].as_str() {
-            Some(next) => url = format!("{instance}{next}"),
-            None => break,
-        }
-        first = false;
+    let session = Session {
+        http,
+        instance: token["instance_url"]
+            .as_str()
+            .expect("instance_url")
+            .to_string(),
+        bearer: token["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string(),
+    };
+    let (mut full, last_stamp) = session
+        .read(&format!(
+            "SELECT {FIELDS} FROM Contact ORDER BY SystemModstamp, Id"
+        ))
+        .await;
+    full.wall = started.elapsed();
+    assert_eq!(full.records, u64::from(contacts));
+    let reads = sandbox.counters().get("sf.query") + sandbox.counters().get("sf.query_more");
+    assert_eq!(reads, full.requests);
+
+    let changed = contacts / 100;
+    for i in 0..changed {
+        let id = SalesforceSandbox::contact_id(i * 100);
+        sandbox
+            .edit_contact(&id, serde_json::json!({"Notes__c": "edited in the CRM"}))
+            .expect("edit");
     }
-    let wall = started.elapsed();
-    assert_eq!(records, u64::from(contacts));
-    assert_eq!(
-        sandbox.counters().get("sf.query") + sandbox.counters().get("sf.query_more"),
-        requests
-    );
-    Run {
-        wall,
-        records,
-        requests,
-        bytes,
-    }
+    let cursor = last_stamp.replace(".000+0000", "Z");
+    let (incremental, _) = session
+        .read(&format!(
+            "SELECT {FIELDS} FROM Contact WHERE SystemModstamp > {cursor} ORDER BY SystemModstamp, Id"
+        ))
+        .await;
+    assert_eq!(incremental.records, u64::from(changed));
+    (full, incremental)
 }
 
 /// The server's floor: generate and serialize every record, no HTTP, no parsing.
@@ -153,9 +199,10 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "{:>9}  {:>10}  {:>8}  {:>9}  {:>12}  {:>14}  {:>6}  {:>9}",
+        "{:>9}  {:>11}  {:>9}  {:>8}  {:>7}  {:>10}  {:>13}  {:>6}  {:>8}",
         "contacts",
-        "http read",
+        "read",
+        "wall",
         "requests",
         "MB",
         "records/s",
@@ -165,17 +212,26 @@ fn main() {
     );
     for contacts in sizes {
         let (floor, _) = generate_and_serialize(contacts);
-        let run = runtime.block_on(read_all(contacts));
-        println!(
-            "{:>9}  {:>9.2}s  {:>8}  {:>9.1}  {:>12.0}  {:>13.2}s  {:>5.1}x  {:>6.0} MB",
-            contacts,
-            run.wall.as_secs_f64(),
-            run.requests,
-            run.bytes as f64 / 1e6,
-            run.records as f64 / run.wall.as_secs_f64(),
-            floor.as_secs_f64(),
-            run.wall.as_secs_f64() / floor.as_secs_f64(),
-            peak_rss_mb(),
-        );
+        let (full, incremental) = runtime.block_on(full_then_incremental(contacts));
+        for (label, run, baseline) in [
+            ("full", &full, Some(floor)),
+            ("1% changed", &incremental, None),
+        ] {
+            println!(
+                "{:>9}  {:>11}  {:>8.3}s  {:>8}  {:>7.1}  {:>10.0}  {:>13}  {:>6}  {:>5.0} MB",
+                contacts,
+                label,
+                run.wall.as_secs_f64(),
+                run.requests,
+                run.bytes as f64 / 1e6,
+                run.records as f64 / run.wall.as_secs_f64(),
+                baseline.map_or("-".to_string(), |b| format!("{:.2}s", b.as_secs_f64())),
+                baseline.map_or("-".to_string(), |b| format!(
+                    "{:.1}x",
+                    run.wall.as_secs_f64() / b.as_secs_f64()
+                )),
+                peak_rss_mb(),
+            );
+        }
     }
 }
