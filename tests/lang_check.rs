@@ -650,6 +650,41 @@ mod fuzz {
         }
         let _ = d.render(false);
         let _ = d.to_json();
+        // Syntax errors speak in plain words, never in grammar rule names.
+        for diagnostic in d.list.iter().filter(|x| x.code.id == "E100") {
+            let text = format!(
+                "{} {:?} {:?}",
+                diagnostic.message,
+                diagnostic
+                    .labels
+                    .iter()
+                    .map(|l| &l.message)
+                    .collect::<Vec<_>>(),
+                diagnostic.help
+            );
+            for name in internal_rule_names() {
+                assert!(
+                    !text
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .any(|w| w == name),
+                    "rule name `{name}` leaked into: {text}"
+                );
+            }
+        }
+    }
+
+    /// Grammar rule names that must never reach a user.
+    fn internal_rule_names() -> Vec<String> {
+        use crmsync::lang::syntax::parser::Rule;
+        const PLAIN: &[&str] = &[
+            "string", "number", "mapping", "guard", "mode", "file", "item", "section", "name",
+            "literal", "escape", "path", "call",
+        ];
+        Rule::all_rules()
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .filter(|n| !PLAIN.contains(&n.as_str()))
+            .collect()
     }
 
     #[test]
