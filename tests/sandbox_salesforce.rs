@@ -1019,3 +1019,81 @@ mod faults {
         assert_eq!(sb.counters().get_status("sf.limits", 401), 1);
     }
 }
+
+mod cli {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    #[tokio::test]
+    async fn crmsync_sandbox_prints_urls_and_credentials_and_stops_on_sigterm() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crmsync"))
+            .args(["--json", "sandbox", "--contacts", "50", "--seed", "3"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn crmsync sandbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let banner = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await
+        .unwrap()
+        .expect("banner line");
+        let banner: Value = serde_json::from_str(&banner).expect("banner is JSON");
+        assert_eq!(banner["salesforce"]["client_id"], SALESFORCE_CLIENT_ID);
+        assert_eq!(
+            banner["salesforce"]["client_secret"],
+            SALESFORCE_CLIENT_SECRET
+        );
+        assert_eq!(banner["hubspot"]["token"], "sandbox-token");
+        let login_url = banner["salesforce"]["login_url"].as_str().unwrap();
+        assert!(login_url.starts_with("http://127.0.0.1:"));
+        assert!(banner["hubspot"]["base_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"));
+
+        let http = Client::new();
+        let token: Value = token_request(
+            &http,
+            login_url,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", SALESFORCE_CLIENT_ID),
+                ("client_secret", SALESFORCE_CLIENT_SECRET),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(token["instance_url"], banner["salesforce"]["instance_url"]);
+        let session = Session {
+            http,
+            instance_url: token["instance_url"].as_str().unwrap().to_string(),
+            token: token["access_token"].as_str().unwrap().to_string(),
+        };
+        let count = session.query_ok("SELECT COUNT() FROM Contact").await;
+        assert_eq!(count["totalSize"], 50);
+
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "crmsync sandbox did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "{status}");
+    }
+}
