@@ -28,17 +28,45 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
         .map_err(engine_error)?;
     // Syntax and shape first, so bad input leaves the store unchanged.
     records::validate(&args.file).map_err(records_error)?;
+    // One thread parses while this one applies pages (2 cores: parsing overlaps evaluation
+    // and the store). The bounded channel keeps at most a few pages in memory.
     let mut report = ImportReport::default();
-    let result = records::stream(&args.file, PAGE_SIZE, |page| {
-        let page_report = engine.import_page(&args.connection, page, None)?;
-        report.absorb(page_report);
-        Ok(())
+    let file = args.file.clone();
+    let applied: Result<(), CliError> = std::thread::scope(|scope| {
+        let (sender, pages) = std::sync::mpsc::sync_channel::<Vec<serde_json::Value>>(2);
+        let reader = scope.spawn(move || {
+            // A send fails only when the importer stopped (its error is reported instead).
+            records::stream(&file, PAGE_SIZE, |page| sender.send(page).map_err(|_| ()))
+        });
+        let mut failure = None;
+        for page in pages {
+            // Pages commit atomically without an fsync each; one sync at the end makes them
+            // all durable before the summary is printed.
+            match engine.import_page_with(&args.connection, &page, None, false) {
+                Ok(page_report) => report.absorb(page_report),
+                Err(err) => {
+                    failure = Some(engine_error(err));
+                    break;
+                }
+            }
+        }
+        // Dropping the receiver (end of loop scope) stops the reader at its next page.
+        let read = reader
+            .join()
+            .map_err(|_| CliError::runtime("the records reader panicked"))?;
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        match read {
+            Ok(_) | Err(StreamError::Sink(())) => Ok(()),
+            Err(StreamError::Records(err)) => Err(records_error(err)),
+        }
     });
-    match result {
-        Ok(_) => {}
-        Err(StreamError::Records(err)) => return Err(records_error(err)),
-        Err(StreamError::Sink(err)) => return Err(engine_error(err)),
-    }
+    applied?;
+    engine
+        .store()
+        .sync()
+        .map_err(|err| CliError::runtime(err.to_string()))?;
     if global.json {
         print_json(&report)
     } else {

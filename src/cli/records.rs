@@ -73,11 +73,11 @@ pub fn validate(path: &Path) -> Result<usize, RecordsError> {
     Ok(count)
 }
 
-/// Streams the records in pages of `page_size`, calling `on_page` for each.
+/// Streams the records in pages of `page_size`, handing each page to `on_page`.
 pub fn stream<E>(
     path: &Path,
     page_size: usize,
-    mut on_page: impl FnMut(&[Json]) -> Result<(), E>,
+    mut on_page: impl FnMut(Vec<Json>) -> Result<(), E>,
 ) -> Result<usize, StreamError<E>> {
     let reader = open(path).map_err(StreamError::Records)?;
     let mut de = serde_json::Deserializer::from_reader(reader);
@@ -90,11 +90,11 @@ pub fn stream<E>(
             count += 1;
         }
         if page.len() >= page_size {
-            if let Err(err) = on_page(&page) {
+            let full = std::mem::replace(&mut page, Vec::with_capacity(page_size));
+            if let Err(err) = on_page(full) {
                 failed = Some(err);
                 return Err(());
             }
-            page.clear();
         }
         Ok(())
     };
@@ -117,7 +117,7 @@ pub fn stream<E>(
         return Err(StreamError::Sink(err));
     }
     if !page.is_empty() {
-        on_page(&page).map_err(StreamError::Sink)?;
+        on_page(page).map_err(StreamError::Sink)?;
     }
     Ok(count)
 }

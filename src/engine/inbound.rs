@@ -102,6 +102,18 @@ impl Engine {
         records: &[Json],
         cursor: Option<&SyncCursor>,
     ) -> Result<ImportReport, EngineError> {
+        self.import_page_with(connection, records, cursor, true)
+    }
+
+    /// [`Engine::import_page`] whose commit is atomic but not synced to disk until a later
+    /// durable commit or `Store::sync` (bulk file imports: one fsync at the end, not per page).
+    pub fn import_page_with(
+        &self,
+        connection: &str,
+        records: &[Json],
+        cursor: Option<&SyncCursor>,
+        durable: bool,
+    ) -> Result<ImportReport, EngineError> {
         self.require_connection(connection)?;
         let kind = self
             .ruleset
@@ -168,7 +180,7 @@ impl Engine {
         let links = self.links(connection);
 
         // Pass 2: one write transaction for the whole page.
-        self.store.write(|tx| {
+        self.store.write_with(durable, |tx| {
             for record_id in &archived {
                 if tx.unlink(connection, record_id)?.is_some() {
                     report.archived += 1;

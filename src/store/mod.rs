@@ -140,12 +140,27 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts on `Err`.
+    /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts on `Err`. The
+    /// commit is durable (fsync) when this returns.
     pub fn write<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        self.write_with(true, f)
+    }
+
+    /// Like [`Store::write`]; with `durable = false` the commit is atomic but not yet synced to
+    /// disk (a crash may undo it, never half of it) until a later durable commit or
+    /// [`Store::sync`]. For bulk imports, where one fsync per page would dominate.
+    pub fn write_with<T, E: From<StoreError>>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
+        if !durable {
+            txn.set_durability(redb::Durability::Eventual);
+        }
         let result = {
             let mut tx = WriteTx::open(&txn)?;
             f(&mut tx)
@@ -162,6 +177,11 @@ impl Store {
                 Err(err)
             }
         }
+    }
+
+    /// Makes every earlier commit durable (an empty durable commit).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(()))
     }
 
     /// Runs `f` on a consistent read snapshot.
