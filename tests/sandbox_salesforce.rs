@@ -527,7 +527,7 @@ mod query {
             .map(|r| r["LastName"].as_str().unwrap())
             .collect();
         let mut expected = names.clone();
-        expected.sort_by(|a, b| b.to_lowercase().cmp(&a.to_lowercase()));
+        expected.sort_by_key(|name| std::cmp::Reverse(name.to_lowercase()));
         assert_eq!(names, expected);
     }
 }
