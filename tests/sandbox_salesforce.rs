@@ -847,6 +847,37 @@ mod writes {
     }
 
     #[tokio::test]
+    async fn a_full_batch_of_long_notes_is_accepted() {
+        let sb = sandbox(200, 2_000).await;
+        let session = login(&sb).await;
+        let notes = "n".repeat(20_000);
+        let records: Vec<Value> = (0..200)
+            .map(|i| {
+                update(
+                    &SalesforceSandbox::contact_id(i),
+                    json!({"Notes__c": notes}),
+                )
+            })
+            .collect();
+        let response = session
+            .send_json(
+                reqwest::Method::PATCH,
+                "composite/sobjects",
+                json!({"allOrNone": true, "records": records}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let results: Vec<Value> = response.json().await.unwrap();
+        assert!(results.iter().all(|r| r["success"] == true));
+        assert_eq!(
+            sb.contact(&SalesforceSandbox::contact_id(199)).unwrap()["Notes__c"]
+                .as_str()
+                .map(str::len),
+            Some(20_000)
+        );
+    }
+
+    #[tokio::test]
     async fn tasks_are_created_and_found_again_by_subject() {
         let sb = sandbox(5, 2_000).await;
         let session = login(&sb).await;

@@ -318,6 +318,9 @@ fn instance_router(app: AppState) -> Router {
         )
         .route("/services/data/{version}/limits", get(limits))
         .fallback(not_found)
+        // Collections of 200 records with long text fields exceed axum's 2 MB default; the
+        // sandbox accepts what Salesforce does (its REST request limit is 50 MB).
+        .layer(axum::extract::DefaultBodyLimit::max(50 * 1024 * 1024))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             pipeline::api_pipeline,
