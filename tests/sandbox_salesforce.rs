@@ -620,9 +620,10 @@ mod changes {
         let records = deleted["deletedRecords"].as_array().unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0]["id"], id);
+        // The log reaches back 15 days from the org clock (one tick past the epoch).
         assert_eq!(
             deleted["earliestDateAvailable"],
-            "2026-01-01T00:00:00.000+0000"
+            "2025-12-17T00:00:01.000+0000"
         );
         let gone = session.get(&format!("sobjects/Contact/{id}")).await;
         assert_eq!(gone.status(), StatusCode::NOT_FOUND);

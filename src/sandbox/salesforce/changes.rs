@@ -19,7 +19,6 @@ use super::errors::ApiError;
 use super::record::{format_datetime, parse_datetime};
 use super::AppState;
 use crate::sandbox::faults::lock;
-use crate::sandbox::seed::SANDBOX_EPOCH_MS;
 
 const DAY_MS: i64 = 86_400_000;
 const MAX_IDS: usize = 600_000;
@@ -120,8 +119,9 @@ pub async fn deleted(
         .deleted_between(start, end)
         .map(|(at, id)| json!({"id": id, "deletedDate": format_datetime(*at)}))
         .collect();
-    // The delete log starts when the sandbox does.
-    let earliest = SANDBOX_EPOCH_MS.max(org.now() - 15 * DAY_MS);
+    // As in an org whose delete log has run for longer than its 15-day retention (no
+    // deletions happened before the sandbox started, so nothing is missing from it).
+    let earliest = org.now() - 15 * DAY_MS;
     Ok(Json(json!({
         "deletedRecords": records,
         "earliestDateAvailable": format_datetime(earliest),
