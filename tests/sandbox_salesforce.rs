@@ -468,6 +468,29 @@ mod query {
     }
 
     #[tokio::test]
+    async fn sorted_queries_page_too_and_count_matches_the_records() {
+        let sb = sandbox(500, 200).await;
+        let session = login(&sb).await;
+        let (records, pages) = session
+            .query_all("SELECT Id, LastName FROM Contact ORDER BY LastName, Id")
+            .await;
+        assert_eq!(pages, 3);
+        assert_eq!(records.len(), 500);
+        let keys: Vec<(String, String)> = records
+            .iter()
+            .map(|r| {
+                (
+                    r["LastName"].as_str().unwrap().to_lowercase(),
+                    r["Id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        let ids: HashSet<&str> = records.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 500);
+    }
+
+    #[tokio::test]
     async fn bad_queries_get_salesforce_error_arrays() {
         let sb = sandbox(10, 2_000).await;
         let session = login(&sb).await;
