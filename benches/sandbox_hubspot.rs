@@ -116,6 +116,18 @@ async fn incremental_read(sandbox: &HubSpotSandbox, http: &reqwest::Client, curs
     }
 }
 
+/// Generation alone (the seeded people, mapped to HubSpot records), for the floor's split.
+fn generate_only(contacts: u32) -> Duration {
+    let seeded = SeededContacts::new(Population::new(contacts, SEED));
+    let started = Instant::now();
+    let mut properties = 0usize;
+    for index in 0..contacts {
+        properties += seeded.record(index).stored_values().count();
+    }
+    assert!(properties > 0);
+    started.elapsed()
+}
+
 /// The server's floor: generate every record and render it as the list page would.
 fn generate_and_serialize(contacts: u32) -> Duration {
     let seeded = SeededContacts::new(Population::new(contacts, SEED));
@@ -177,6 +189,12 @@ fn main() {
     );
     for contacts in sizes {
         let floor = generate_and_serialize(contacts);
+        let generation = generate_only(contacts);
+        println!(
+            "{contacts:>9}  floor split: generate {:.2}s, render+serialize {:.2}s",
+            generation.as_secs_f64(),
+            (floor.saturating_sub(generation)).as_secs_f64()
+        );
         runtime.block_on(async {
             let sandbox = HubSpotSandbox::start(HubSpotSandboxConfig {
                 contacts,
