@@ -290,6 +290,9 @@ mod list {
             400,
             "VALIDATION_ERROR",
         );
+        let wrong_method = api.get("/crm/v3/objects/contacts/search").await;
+        assert_envelope(&wrong_method, 405, "VALIDATION_ERROR");
+        assert_envelope(&api.get("/crm/v9/nothing").await, 404, "OBJECT_NOT_FOUND");
     }
 
     #[tokio::test]

@@ -180,6 +180,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/oauth/v1/token", post(oauth_token))
         .fallback(pipeline::not_found)
+        .method_not_allowed_fallback(pipeline::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             pipeline::pipeline,

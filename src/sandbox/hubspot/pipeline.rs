@@ -211,6 +211,20 @@ pub async fn not_found(request: Request<Body>) -> Response {
     .into_response()
 }
 
+/// Answers a known path with the wrong method with HubSpot's envelope (not an empty 405).
+pub async fn method_not_allowed(request: Request<Body>) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "VALIDATION_ERROR",
+        format!(
+            "{} is not supported on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+    .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
