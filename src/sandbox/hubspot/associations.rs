@@ -152,8 +152,8 @@ pub async fn read_v4(
         })
         .collect();
     let mut body = json!({"results": page});
-    if offset + limit < edges.len() {
-        body["paging"] = json!({"next": {"after": (offset + limit).to_string()}});
+    if offset.saturating_add(limit) < edges.len() {
+        body["paging"] = json!({"next": {"after": offset.saturating_add(limit).to_string()}});
     }
     Ok(Json(body).into_response())
 }

@@ -151,12 +151,12 @@ impl PortalState {
 
     /// Advances the clock for one write and returns the new time (monotonic, deterministic).
     pub fn tick(&mut self) -> i64 {
-        self.clock_ms += self.tick_ms;
+        self.clock_ms = self.clock_ms.saturating_add(self.tick_ms);
         self.clock_ms
     }
 
     pub fn advance_clock(&mut self, ms: i64) {
-        self.clock_ms += ms.max(0);
+        self.clock_ms = self.clock_ms.saturating_add(ms.max(0));
     }
 
     pub fn allocate_id(&mut self) -> u64 {
@@ -168,8 +168,8 @@ impl PortalState {
     /// When a write happening now becomes visible to search (`None`: at once).
     pub fn due_now(&self) -> Option<Due> {
         (!self.search_lag.is_zero()).then_some(Due {
-            request_seq: self.request_seq + self.search_lag.requests,
-            clock_ms: self.clock_ms + self.search_lag.sandbox_ms,
+            request_seq: self.request_seq.saturating_add(self.search_lag.requests),
+            clock_ms: self.clock_ms.saturating_add(self.search_lag.sandbox_ms),
         })
     }
 
