@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crmsync::engine::Engine;
@@ -115,15 +116,11 @@ fn engine(dir: &std::path::Path) -> Engine {
     engine
 }
 
-/// Applies `events` conversation events one after another, each awaited to its commit.
-fn engine_sequential(engine: &Engine, events: u64) -> Summary {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let parsed: Vec<ConversationEvent> = (0..events)
+/// Events `first..first + count`, spread over the imported contacts (every 10th to an unknown
+/// number, which creates a contact).
+fn events(first: u64, count: u64) -> Vec<ConversationEvent> {
+    (first..first + count)
         .map(|serial| {
-            // Spread over the imported contacts (and every 10th to an unknown number).
             let contact = if serial % 10 == 9 {
                 CONTACTS_IMPORTED + serial
             } else {
@@ -131,7 +128,15 @@ fn engine_sequential(engine: &Engine, events: u64) -> Summary {
             };
             serde_json::from_value(support::conversation_event(serial, contact)).unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// Applies the events one after another, each awaited to its commit.
+fn engine_sequential(engine: &Engine, parsed: Vec<ConversationEvent>) -> Summary {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut latencies = Vec::with_capacity(parsed.len());
     let started = Instant::now();
     runtime.block_on(async {
@@ -148,8 +153,70 @@ fn engine_sequential(engine: &Engine, events: u64) -> Summary {
     Summary::of(latencies, started.elapsed())
 }
 
+/// One queued event: the event, when it was submitted, and where to report its latency.
+type Submission = (ConversationEvent, Instant, mpsc::Sender<Duration>);
+
+/// Group commit, as a daemon would run it: `clients` threads each submit one event at a time
+/// and wait until it is durable; one writer thread takes everything queued (up to 256 events)
+/// and applies it with `Engine::apply_conversations_blocking` in ONE durable transaction.
+/// Latency is from submission to the commit that made the event durable, so it includes
+/// waiting for the batch in flight.
+fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients: usize) -> Summary {
+    let started = Instant::now();
+    let (queue, queued) = mpsc::channel::<Submission>();
+    let latencies = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while let Ok(first) = queued.recv() {
+                let mut batch = vec![first];
+                while batch.len() < 256 {
+                    match queued.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (events, waiters): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .map(|(event, submitted, reply)| (event, (submitted, reply)))
+                    .unzip();
+                let reports = engine
+                    .apply_conversations_blocking(&events, &FallbackMerger)
+                    .unwrap();
+                for report in reports {
+                    std::hint::black_box(report.unwrap());
+                }
+                for (submitted, reply) in waiters {
+                    let _ = reply.send(submitted.elapsed());
+                }
+            }
+        });
+        let per_client = events.len().div_ceil(clients);
+        let mut events = events.into_iter();
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let mine: Vec<ConversationEvent> = events.by_ref().take(per_client).collect();
+                let queue = queue.clone();
+                scope.spawn(move || {
+                    let (reply, done) = mpsc::channel();
+                    let mut latencies = Vec::with_capacity(mine.len());
+                    for event in mine {
+                        queue.send((event, Instant::now(), reply.clone())).unwrap();
+                        latencies.push(done.recv().unwrap());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        drop(queue);
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    Summary::of(latencies, started.elapsed())
+}
+
 fn main() {
-    let events: u64 = std::env::args()
+    let count: u64 = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(3000);
@@ -159,14 +226,22 @@ fn main() {
     let engine = engine(dir.path());
     println!(
         "{}",
-        engine_sequential(&engine, events).row("crmsync engine, 1 event per commit")
+        engine_sequential(&engine, events(0, count)).row("crmsync engine, 1 event per commit")
+    );
+    for clients in [8, 32] {
+        let name = format!("crmsync engine, group commit, {clients} concurrent clients");
+        let first = count * clients as u64;
+        println!(
+            "{}",
+            engine_group_commit(&engine, events(first, count * 2), clients).row(&name)
+        );
+    }
+    println!(
+        "{}",
+        raw_redb(dir.path(), count, 1).row("raw redb, 1 event per commit")
     );
     println!(
         "{}",
-        raw_redb(dir.path(), events, 1).row("raw redb, 1 event per commit")
-    );
-    println!(
-        "{}",
-        raw_redb(dir.path(), events, 32).row("raw redb, 32 events per commit")
+        raw_redb(dir.path(), count * 2, 32).row("raw redb, 32 events per commit")
     );
 }
