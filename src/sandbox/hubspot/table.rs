@@ -713,3 +713,116 @@ mod tests {
         assert!(candidate.generated.get().is_some());
     }
 }
+
+/// The search orders are merges of two sources (untouched seeded contacts and written records)
+/// with a lagging view; these properties check them against plain filtering and sorting.
+#[cfg(test)]
+mod order_properties {
+    use super::*;
+    use crate::sandbox::seed::Population;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Edit(u32),
+        Archive(u32),
+        Merge(u32, u32),
+        Create,
+        Mature,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u32..40).prop_map(Op::Edit),
+            1 => (0u32..40).prop_map(Op::Archive),
+            1 => (0u32..40, 0u32..40).prop_map(|(a, b)| Op::Merge(a, b)),
+            1 => Just(Op::Create),
+            1 => Just(Op::Mature),
+        ]
+    }
+
+    fn keys<'a>(it: impl Iterator<Item = Candidate<'a>>) -> Vec<(i64, u64)> {
+        it.map(|c| (c.updated_ms(), c.id())).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn search_orders_agree_with_filtering_and_sorting(
+            ops in proptest::collection::vec(op(), 0..40),
+            lagging in any::<bool>(),
+            cut in 0usize..60,
+        ) {
+            let mut table = ObjectTable::new(
+                ObjectKind::Contacts,
+                Some(SeededContacts::new(Population::new(30, 5))),
+            );
+            let notes = table.schema.index_of("notes").unwrap_or(0);
+            let mut now = crate::sandbox::seed::SANDBOX_EPOCH_MS;
+            let mut seq = 0u64;
+            let mut next_id = 5_000u64;
+            for op in ops {
+                now += 1_000;
+                seq += 1;
+                let due = lagging.then_some(Due { request_seq: seq + 2, clock_ms: 0 });
+                let id = |i: u32| SeededContacts::id_of(i % 32);
+                match op {
+                    Op::Edit(i) => {
+                        table.update(id(i), &vec![(notes, format!("n{seq}"))], now, due);
+                    }
+                    Op::Archive(i) => {
+                        table.archive(id(i), now);
+                    }
+                    Op::Merge(a, b) => {
+                        if let (Lookup::Live(a), Lookup::Live(b)) =
+                            (table.resolve(id(a)), table.resolve(id(b)))
+                        {
+                            if a != b {
+                                table.merge_away(b, a);
+                                table.update(a, &Vec::new(), now, due);
+                            }
+                        }
+                    }
+                    Op::Create => {
+                        next_id += 1;
+                        table.insert(Record::new(next_id, now, now), due);
+                    }
+                    Op::Mature => table.mature(seq, 0),
+                }
+            }
+            for flushed in [false, true] {
+                if flushed {
+                    table.flush_search();
+                }
+                let by_id = keys(table.search_by_id(0, true));
+                let mut sorted = by_id.clone();
+                sorted.sort_by_key(|(_, id)| *id);
+                prop_assert_eq!(&by_id, &sorted);
+                let ascending = keys(table.search_by_modified(i64::MIN, true));
+                let mut expected = by_id.clone();
+                expected.sort();
+                prop_assert_eq!(&ascending, &expected);
+                let mut descending = keys(table.search_by_modified(0, false));
+                descending.reverse();
+                prop_assert_eq!(&descending, &expected);
+                // Starting at a bound equals filtering the whole order.
+                if let Some(&(from, _)) = expected.get(cut.min(expected.len().saturating_sub(1))) {
+                    let tail: Vec<_> = expected.iter().copied().filter(|(t, _)| *t >= from).collect();
+                    prop_assert_eq!(keys(table.search_by_modified(from, true)), tail);
+                }
+                if let Some(&(_, from_id)) = sorted.get(cut.min(sorted.len().saturating_sub(1))) {
+                    let tail: Vec<_> = sorted.iter().copied().filter(|(_, id)| *id >= from_id).collect();
+                    prop_assert_eq!(keys(table.search_by_id(from_id, true)), tail);
+                }
+                // Once nothing lags, search sees exactly the live records, current versions.
+                if flushed || !lagging {
+                    let live: Vec<_> = table
+                        .iter_from(0)
+                        .filter(|c| !c.is_archived())
+                        .map(|c| (c.updated_ms(), c.id()))
+                        .collect();
+                    prop_assert_eq!(&by_id, &live);
+                }
+            }
+        }
+    }
+}
