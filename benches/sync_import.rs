@@ -1,5 +1,6 @@
-//! Sync benchmarks against the in-process sandboxes (real loopback HTTP, real connectors, real
-//! redb store, the repository's `rules/`).
+//! Sync benchmarks against the sandboxes (real loopback HTTP, real connectors, real redb store,
+//! the repository's `rules/`). The sandbox runs as a separate `crmsync sandbox` process, so the
+//! peak memory measured is that of the syncing process alone.
 //!
 //! ```text
 //! cargo bench --bench sync_import                  # 1,000,000 Salesforce + 100,000 HubSpot
@@ -9,26 +10,82 @@
 //! Per CRM, each run uses a new sandbox and a new store:
 //! - baseline: every page fetched and decoded by the connector, nothing applied;
 //! - full import: the same read through `sync_inbound` into an empty store;
-//! - incremental: 1% of the records edited in the CRM, then an incremental sync.
+//! - incremental: 1% of the records edited in the CRM (through its API, by another client),
+//!   then an incremental sync.
 //!
 //! Prints medians, the ratio of each to the baseline, request counts against
-//! ⌈N / page size⌉ + auth + describe, and the peak resident memory of the import (VmHWM,
-//! reset before each import; the in-process sandbox is included, so it is an upper bound).
+//! ⌈N / page size⌉ + auth + describe, and the peak resident memory of this process (VmHWM).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crmsync::connector::config::RateLimitConfig;
 use crmsync::connector::sync::{sync_inbound, NoProgress, SyncOptions, SyncPlan};
+use crmsync::connector::RecordUpdate;
 use crmsync::connector::{
     AnyConnector, ConnectionSettings, Connector, ConnectorKind, Credentials, ReadPosition,
 };
 use crmsync::engine::Engine;
-use crmsync::sandbox::credentials::{SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
-use crmsync::sandbox::hubspot::{HubSpotSandbox, HubSpotSandboxConfig};
-use crmsync::sandbox::salesforce::{SalesforceSandbox, SalesforceSandboxConfig};
-use crmsync::sandbox::FaultConfig;
+use crmsync::sandbox::credentials::{
+    HUBSPOT_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET,
+};
+use crmsync::sandbox::hubspot::HubSpotSandbox;
+use crmsync::sandbox::salesforce::SalesforceSandbox;
 use crmsync::store::Store;
+
+/// A `crmsync sandbox` child process, killed on drop.
+struct SandboxProcess {
+    child: std::process::Child,
+    banner: serde_json::Value,
+}
+
+impl SandboxProcess {
+    fn start(contacts: u32) -> SandboxProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_crmsync"))
+            .args(["--json", "sandbox", "--seed", "42", "--contacts"])
+            .arg(contacts.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("crmsync sandbox starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("banner");
+        let banner = serde_json::from_str(&line).expect("JSON banner");
+        SandboxProcess { child, banner }
+    }
+
+    fn url(&self, crm: &str, key: &str) -> String {
+        self.banner[crm][key].as_str().expect("url").to_string()
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Edit records through the CRM's API, as another client would.
+async fn edit(editor: &AnyConnector, object: &str, field: &str, ids: Vec<String>, tag: &str) {
+    let limit = editor.settings().kind.write_batch_limit();
+    let updates: Vec<RecordUpdate> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| RecordUpdate {
+            record_id: id,
+            fields: [(field.to_string(), serde_json::json!(format!("{tag}{i}")))]
+                .into_iter()
+                .collect(),
+        })
+        .collect();
+    for chunk in updates.chunks(limit) {
+        editor.update_records(object, chunk).await.expect("edit");
+    }
+}
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -46,8 +103,9 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 /// Reset the peak RSS counter to the current RSS (Linux: `echo 5 > /proc/self/clear_refs`).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// Returns whether the kernel allowed it; if not, the peak is that of the whole bench so far.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -101,6 +159,7 @@ struct Figures {
     import_other: u64,
     incremental_reads: u64,
     peak_mib: Vec<f64>,
+    peak_reset: bool,
 }
 
 impl Figures {
@@ -144,7 +203,14 @@ impl Figures {
             "read requests: full {} (expected ⌈{}/{}⌉ = {}) + {} auth/describe; incremental {} read requests for {} changes",
             self.import_reads, self.n, self.page, expected_reads, self.import_other, self.incremental_reads, self.changed
         );
-        println!("peak RSS during import (process incl. in-process sandbox): {peak:.0} MiB");
+        println!(
+            "peak RSS of the syncing process (sandbox in its own process): {peak:.0} MiB{}",
+            if self.peak_reset {
+                " (peak reset before each import)"
+            } else {
+                " (whole bench so far)"
+            }
+        );
     }
 }
 
@@ -162,23 +228,16 @@ async fn salesforce(n: u32, runs: usize) -> Figures {
         import_other: 0,
         incremental_reads: 0,
         peak_mib: vec![],
+        peak_reset: false,
     };
     for run in 0..runs {
-        let sb = SalesforceSandbox::start(SalesforceSandboxConfig {
-            contacts: n,
-            seed: 42,
-            page_size: page as usize,
-            faults: FaultConfig::default(),
-            login_port: 0,
-            instance_port: 0,
-        })
-        .await
-        .expect("sandbox");
+        let sb = SandboxProcess::start(n);
+        let login = sb.url("salesforce", "login_url");
         let settings = || {
             let mut s = fast(ConnectionSettings::new(
                 "salesforce",
                 ConnectorKind::Salesforce,
-                sb.login_url(),
+                login.clone(),
                 Credentials::ClientCredentials {
                     client_id: SALESFORCE_CLIENT_ID.into(),
                     client_secret: SALESFORCE_CLIENT_SECRET.into(),
@@ -198,7 +257,7 @@ async fn salesforce(n: u32, runs: usize) -> Figures {
         assert_eq!(fetched, u64::from(n));
 
         let connector = Arc::new(AnyConnector::new(settings()).expect("connector"));
-        reset_peak_rss();
+        f.peak_reset = reset_peak_rss();
         let t = Instant::now();
         let r = sync_inbound(
             connector.clone(),
@@ -219,14 +278,18 @@ async fn salesforce(n: u32, runs: usize) -> Figures {
         f.import_other = m.total_calls() - f.import_reads;
 
         // 1% changed in the CRM.
-        for i in 0..f.changed {
-            let id = SalesforceSandbox::contact_id(i * 100);
-            sb.edit_contact(
-                &id,
-                serde_json::json!({"FirstName": format!("Changed{run}x{i}")}),
-            )
-            .expect("edit");
-        }
+        let ids = (0..f.changed)
+            .map(|i| SalesforceSandbox::contact_id(i * 100))
+            .collect();
+        let editor = AnyConnector::new(settings()).expect("connector");
+        edit(
+            &editor,
+            "Contact",
+            "FirstName",
+            ids,
+            &format!("Changed{run}x"),
+        )
+        .await;
         let before = connector.metrics();
         let t = Instant::now();
         let r = sync_inbound(
@@ -247,7 +310,7 @@ async fn salesforce(n: u32, runs: usize) -> Figures {
         let d = connector.metrics().since(&before);
         f.incremental_reads = d.calls("query") + d.calls("query_more");
         drop(engine);
-        sb.shutdown().await;
+        drop(sb);
     }
     f
 }
@@ -266,21 +329,17 @@ async fn hubspot(n: u32, runs: usize) -> Figures {
         import_other: 0,
         incremental_reads: 0,
         peak_mib: vec![],
+        peak_reset: false,
     };
     for run in 0..runs {
-        let sb = HubSpotSandbox::start(HubSpotSandboxConfig {
-            contacts: n,
-            seed: 42,
-            ..HubSpotSandboxConfig::default()
-        })
-        .await
-        .expect("sandbox");
+        let sb = SandboxProcess::start(n);
+        let base = sb.url("hubspot", "base_url");
         let settings = || {
             fast(ConnectionSettings::new(
                 "hubspot",
                 ConnectorKind::Hubspot,
-                sb.base_url(),
-                Credentials::Bearer(sb.token().to_string()),
+                base.clone(),
+                Credentials::Bearer(HUBSPOT_TOKEN.to_string()),
             ))
         };
         let dir = tempfile::tempdir().expect("tempdir");
@@ -294,7 +353,7 @@ async fn hubspot(n: u32, runs: usize) -> Figures {
         assert_eq!(fetched, u64::from(n));
 
         let connector = Arc::new(AnyConnector::new(settings()).expect("connector"));
-        reset_peak_rss();
+        f.peak_reset = reset_peak_rss();
         let t = Instant::now();
         let r = sync_inbound(
             connector.clone(),
@@ -314,12 +373,18 @@ async fn hubspot(n: u32, runs: usize) -> Figures {
         f.import_reads = m.calls("contacts_list");
         f.import_other = m.total_calls() - f.import_reads;
 
-        for i in 0..f.changed {
-            let id = HubSpotSandbox::contact_id(i * 100);
-            let name = format!("Changed{run}x{i}");
-            sb.edit_contact(id, &[("firstname", name.as_str())])
-                .expect("edit");
-        }
+        let ids = (0..f.changed)
+            .map(|i| HubSpotSandbox::contact_id(i * 100).to_string())
+            .collect();
+        let editor = AnyConnector::new(settings()).expect("connector");
+        edit(
+            &editor,
+            "contacts",
+            "firstname",
+            ids,
+            &format!("Changed{run}x"),
+        )
+        .await;
         let before = connector.metrics();
         let t = Instant::now();
         let r = sync_inbound(
@@ -340,7 +405,7 @@ async fn hubspot(n: u32, runs: usize) -> Figures {
         let d = connector.metrics().since(&before);
         f.incremental_reads = d.calls("contacts_search");
         drop(engine);
-        sb.shutdown().await;
+        drop(sb);
     }
     f
 }
