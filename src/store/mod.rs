@@ -17,6 +17,12 @@
 //! changes and outbox intents together (transactional outbox). [`Store::read`] gives a
 //! consistent snapshot.
 //!
+//! [`Store::write_with`]`(false, ..)` commits atomically without an fsync (bulk file import:
+//! one [`Store::sync`] at the end); a crash may undo such commits, never half of one.
+//!
+//! Rows are compact JSON (`row.rs`); the page cache is bounded ([`DEFAULT_CACHE_BYTES`]) so
+//! memory stays flat as the store grows.
+//!
 //! # Dispatcher API (used by the connector's dispatcher)
 //! - field writes: [`Store::due_writes`] → send → [`Store::mark_write_sent`] (records
 //!   `last_pushed` on the contact for echo detection; removes only the fields whose pending value
@@ -89,6 +95,9 @@ from_redb!(
     redb::CommitError
 );
 
+/// The page cache [`Store::open`] uses: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 /// The contact store (cheap to share behind an `Arc`; redb serializes writers).
 pub struct Store {
     db: Database,
@@ -121,14 +130,28 @@ impl Store {
     /// Opens the store at `path`, creating it (and its tables) when missing. A file that is not
     /// a redb store, is corrupt, or is held by another process is an error naming the path.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (redb's default is 1 GiB, which a
+    /// large store would fill: the cache bounds the process's memory).
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: usize,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = Database::create(&path).map_err(|err| match err {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
-            other => StoreError::Open {
-                path: path.clone(),
-                message: other.to_string(),
-            },
-        })?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(|err| match err {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    StoreError::Locked { path: path.clone() }
+                }
+                other => StoreError::Open {
+                    path: path.clone(),
+                    message: other.to_string(),
+                },
+            })?;
         let store = Store { db, path };
         // Create every table up front so read transactions never meet a missing table.
         store.write(|_| Ok::<_, StoreError>(()))?;
