@@ -88,7 +88,9 @@ impl ContactRecord {
         source: Source,
         at: DateTime<Utc>,
     ) -> bool {
-        if self.fields.get(field) == Some(&value) {
+        let current = self.fields.get(field);
+        // Clearing a field that is not there changes nothing.
+        if current == Some(&value) || (current.is_none() && value == Value::Null) {
             return false;
         }
         self.fields.insert(field.to_string(), value);

@@ -214,7 +214,7 @@ mod tests {
         let inbound = Source::Inbound {
             connection: "salesforce".into(),
         };
-        c.set_field("a", Value::Null, Source::Manual, at);
+        c.fields.insert("a".into(), Value::Null);
         c.set_field(
             "b",
             Value::String(r#"["d","x"]"#.into()),
