@@ -49,7 +49,7 @@ fn body(n: usize) -> String {
                 "custom_analysis_data": {
                     "lead_qualification_status": status,
                     "email_address": format!("caller{}@example.com", n % 500),
-                    "demo_requested": n % 2 == 0
+                    "demo_requested": n.is_multiple_of(2)
                 }
             }
         }

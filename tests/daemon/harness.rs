@@ -22,12 +22,14 @@ pub struct TestDaemon {
     _dir: tempfile::TempDir,
 }
 
+/// Builds the sync backend from the engine (a real connector against a sandbox).
+pub type BackendFactory = Box<dyn FnOnce(Arc<Engine>) -> Arc<dyn SyncBackend>>;
+
 pub struct Setup {
     pub body_limit: usize,
     /// The active connection (the example rules define `salesforce` and `hubspot`).
     pub active: Option<&'static str>,
-    /// Builds the sync backend from the engine (a real connector against a sandbox).
-    pub backend: Option<Box<dyn FnOnce(Arc<Engine>) -> Arc<dyn SyncBackend>>>,
+    pub backend: Option<BackendFactory>,
     pub sync_interval: Duration,
     pub dispatch_interval: Duration,
 }

@@ -265,7 +265,7 @@ async fn sigterm_during_a_sync_then_restart_loses_and_duplicates_nothing() {
     };
     let imported = partial.values().filter(|l| l.is_some()).count();
     // Two pages of 200 read; a few records in them lack a usable phone.
-    assert!(imported >= 300 && imported < 2_500, "{imported} imported");
+    assert!((300..2_500).contains(&imported), "{imported} imported");
 
     // Restart: it catches up from the cursor and finishes.
     let second = Daemon::start(&config).await;
