@@ -870,6 +870,46 @@ mod inbound {
     }
 
     #[test]
+    fn a_page_prepared_on_another_thread_commits_like_import_page() {
+        let page = vec![
+            sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003B",
+                json!("415-555-0101"),
+                "2026-11-20T09:00:00Z",
+                json!({}),
+            ),
+            sf("003C", json!(null), "2026-11-20T10:00:00Z", json!({})),
+        ];
+        let direct = fixture(Some("salesforce"));
+        let expected = direct
+            .engine
+            .import_page("salesforce", &page, None)
+            .unwrap();
+        let split = fixture(Some("salesforce"));
+        let engine = &split.engine;
+        let prepared = std::thread::scope(|scope| {
+            scope
+                .spawn(|| engine.prepare_page("salesforce", page.clone()))
+                .join()
+                .unwrap()
+        })
+        .unwrap();
+        assert_eq!(
+            split.engine.store().contact_count().unwrap(),
+            0,
+            "preparing writes nothing"
+        );
+        let report = engine.commit_page(prepared, None, true).unwrap();
+        assert_eq!(report, expected);
+        assert_eq!(
+            engine.store().contact(ADA).unwrap().unwrap().fields,
+            direct.engine.store().contact(ADA).unwrap().unwrap().fields
+        );
+        assert!(engine.prepare_page("zoho", Vec::new()).is_err());
+    }
+
+    #[test]
     fn unknown_connection_is_an_error() {
         let f = fixture(Some("salesforce"));
         let err = f.engine.import_page("pipedrive", &[], None).unwrap_err();

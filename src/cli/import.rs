@@ -33,16 +33,23 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
     let mut report = ImportReport::default();
     let file = args.file.clone();
     let applied: Result<(), CliError> = std::thread::scope(|scope| {
-        let (sender, pages) = std::sync::mpsc::sync_channel::<Vec<serde_json::Value>>(2);
+        let (sender, pages) = std::sync::mpsc::sync_channel(2);
+        let engine_ref = &engine;
+        let connection = args.connection.as_str();
         let reader = scope.spawn(move || {
-            // A send fails only when the importer stopped (its error is reported instead).
-            records::stream(&file, PAGE_SIZE, |page| sender.send(page).map_err(|_| ()))
+            // Parsing and the pure half of the import (ids, phone numbers) run here; a send
+            // fails only when the importer stopped (its error is reported instead).
+            records::stream(&file, PAGE_SIZE, |page| {
+                let prepared = engine_ref.prepare_page(connection, page);
+                sender.send(prepared).map_err(|_| ())
+            })
         });
         let mut failure = None;
-        for page in pages {
+        for prepared in pages {
             // Pages commit atomically without an fsync each; one sync at the end makes them
             // all durable before the summary is printed.
-            match engine.import_page_with(&args.connection, &page, None, false) {
+            let result = prepared.and_then(|page| engine_ref.commit_page(page, None, false));
+            match result {
                 Ok(page_report) => report.absorb(page_report),
                 Err(err) => {
                     failure = Some(engine_error(err));
@@ -50,7 +57,7 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
                 }
             }
         }
-        // Dropping the receiver (end of loop scope) stops the reader at its next page.
+        // The receiver is gone after the loop, so a blocked reader stops at its next page.
         let read = reader
             .join()
             .map_err(|_| CliError::runtime("the records reader panicked"))?;

@@ -80,6 +80,28 @@ pub struct Duplicate {
     pub kept_record_id: String,
 }
 
+/// A page read and resolved by [`Engine::prepare_page`], waiting for [`Engine::commit_page`].
+pub struct PreparedPage {
+    connection: String,
+    records: Vec<Json>,
+    resolved: Resolved,
+}
+
+/// The outcome of pass 1 over a page.
+struct Resolved {
+    candidates: Vec<ResolvedRecord>,
+    archived: Vec<String>,
+    report: ImportReport,
+}
+
+/// A record that won its phone within the page, by position in the page.
+struct ResolvedRecord {
+    record_id: String,
+    phone: String,
+    modstamp: Option<DateTime<Utc>>,
+    position: usize,
+}
+
 /// One record, read and evaluated, before it meets the store.
 struct Candidate<'a> {
     record_id: String,
@@ -114,37 +136,71 @@ impl Engine {
         cursor: Option<&SyncCursor>,
         durable: bool,
     ) -> Result<ImportReport, EngineError> {
-        self.require_connection(connection)?;
-        let kind = self
-            .ruleset
-            .connection(connection)
-            .map(|c| c.kind)
-            .unwrap_or(ConnectionKind::Salesforce);
-        let now = Utc::now();
-        let mut report = ImportReport {
-            read: records.len(),
-            ..ImportReport::default()
-        };
+        let resolved = self.resolve(connection, records)?;
+        self.commit_resolved(connection, records, resolved, cursor, durable)
+    }
 
-        // Pass 1 (no store access): ids, phones, modstamps; archived records to unlink.
-        let mut archived = Vec::new();
+    /// The pure half of an import (record ids, phone numbers, duplicates within the page; no
+    /// store access), so a caller can run it on another thread than [`Engine::commit_page`].
+    pub fn prepare_page(
+        &self,
+        connection: &str,
+        records: Vec<Json>,
+    ) -> Result<PreparedPage, EngineError> {
+        let resolved = self.resolve(connection, &records)?;
+        Ok(PreparedPage {
+            connection: connection.to_string(),
+            records,
+            resolved,
+        })
+    }
+
+    /// Writes a page prepared by [`Engine::prepare_page`] in one transaction (see
+    /// [`Engine::import_page_with`] for `cursor` and `durable`).
+    pub fn commit_page(
+        &self,
+        page: PreparedPage,
+        cursor: Option<&SyncCursor>,
+        durable: bool,
+    ) -> Result<ImportReport, EngineError> {
+        self.commit_resolved(
+            &page.connection,
+            &page.records,
+            page.resolved,
+            cursor,
+            durable,
+        )
+    }
+
+    /// Pass 1: ids, phones, modstamps, in-page duplicates; archived records to unlink.
+    fn resolve(&self, connection: &str, records: &[Json]) -> Result<Resolved, EngineError> {
+        self.require_connection(connection)?;
+        let kind = self.kind(connection);
+        let mut out = Resolved {
+            candidates: Vec::new(),
+            archived: Vec::new(),
+            report: ImportReport {
+                read: records.len(),
+                ..ImportReport::default()
+            },
+        };
         let mut winners: HashMap<String, Candidate<'_>> = HashMap::new();
         for (position, record) in records.iter().enumerate() {
             let Some(record_id) = record_id(kind, record) else {
-                report.skipped.push(Skipped {
+                out.report.skipped.push(Skipped {
                     record_id: format!("#{position}"),
                     reason: format!("no record id (`{}`)", id_key(kind)),
                 });
                 continue;
             };
             if record.get("archived").and_then(Json::as_bool) == Some(true) {
-                archived.push(record_id);
+                out.archived.push(record_id);
                 continue;
             }
             let phone = match self.phone_of(connection, record) {
                 Ok(phone) => phone,
                 Err(reason) => {
-                    report.skipped.push(Skipped { record_id, reason });
+                    out.report.skipped.push(Skipped { record_id, reason });
                     continue;
                 }
             };
@@ -166,7 +222,7 @@ impl Engine {
                     } else {
                         (previous, candidate)
                     };
-                    report.duplicates.push(Duplicate {
+                    out.report.duplicates.push(Duplicate {
                         record_id: lose.record_id,
                         phone: keep.phone.clone(),
                         kept_record_id: keep.record_id.clone(),
@@ -175,19 +231,55 @@ impl Engine {
                 }
             }
         }
-        let mut candidates: Vec<Candidate<'_>> = winners.into_values().collect();
-        candidates.sort_by_key(|c| c.position);
-        let links = self.links(connection);
+        out.candidates = winners
+            .into_values()
+            .map(|c| ResolvedRecord {
+                record_id: c.record_id,
+                phone: c.phone,
+                modstamp: c.modstamp,
+                position: c.position,
+            })
+            .collect();
+        out.candidates.sort_by_key(|c| c.position);
+        Ok(out)
+    }
 
-        // Pass 2: one write transaction for the whole page.
+    /// Pass 2: one write transaction for the whole page.
+    fn commit_resolved(
+        &self,
+        connection: &str,
+        records: &[Json],
+        resolved: Resolved,
+        cursor: Option<&SyncCursor>,
+        durable: bool,
+    ) -> Result<ImportReport, EngineError> {
+        let kind = self.kind(connection);
+        let now = Utc::now();
+        let links = self.links(connection);
+        let Resolved {
+            candidates,
+            archived,
+            mut report,
+        } = resolved;
         self.store.write_with(durable, |tx| {
             for record_id in &archived {
                 if tx.unlink(connection, record_id)?.is_some() {
                     report.archived += 1;
                 }
             }
-            for candidate in &candidates {
-                self.import_one(tx, connection, candidate, links, now, &mut report)?;
+            for resolved in &candidates {
+                let Some(record) = records.get(resolved.position) else {
+                    continue;
+                };
+                let candidate = Candidate {
+                    record_id: resolved.record_id.clone(),
+                    record,
+                    body: rules_body(kind, record),
+                    phone: resolved.phone.clone(),
+                    modstamp: resolved.modstamp,
+                    position: resolved.position,
+                };
+                self.import_one(tx, connection, &candidate, links, now, &mut report)?;
             }
             if let Some(cursor) = cursor {
                 tx.advance_cursor(connection, cursor)?;
@@ -196,6 +288,13 @@ impl Engine {
         })?;
         report.skipped.sort_by(|a, b| a.record_id.cmp(&b.record_id));
         Ok(report)
+    }
+
+    fn kind(&self, connection: &str) -> ConnectionKind {
+        self.ruleset
+            .connection(connection)
+            .map(|c| c.kind)
+            .unwrap_or(ConnectionKind::Salesforce)
     }
 
     /// Unlinks CRM records that were deleted, archived or merged away: the contacts and their
