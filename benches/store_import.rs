@@ -24,8 +24,8 @@ use serde::de::{Deserializer, SeqAccess, Visitor};
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
 const RECORD_INDEX: TableDefinition<(&str, &str), &str> = TableDefinition::new("record_index");
-/// Records per store transaction in `crmsync import` (src/cli/records.rs `PAGE_SIZE`).
-const PAGE_SIZE: u64 = 1000;
+/// Records per store transaction in `crmsync import`.
+const PAGE_SIZE: u64 = crmsync::cli::records::PAGE_SIZE as u64;
 
 /// Counts the elements of a JSON array, building each as a `serde_json::Value`.
 struct CountValues;

@@ -24,7 +24,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
 
-/// Records in the import file: three pages (the CLI commits 1000 records per transaction).
+/// Records in the import file: three pages (the CLI commits `PAGE_SIZE` = 1000 records per
+/// transaction).
 const RECORDS: u64 = 2500;
 /// Conversation events applied one `crmsync analyze` process each, after the import.
 const EVENTS: u64 = 12;
@@ -383,7 +384,8 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
     println!("CRMSYNC_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let ws = Workspace::new();
-    let page = 1000;
+    // The CLI commits one transaction per page of this many records.
+    let page = crmsync::cli::records::PAGE_SIZE as u64;
 
     // Reference states. Import: the state after j whole pages is what importing the first
     // j pages alone gives.
