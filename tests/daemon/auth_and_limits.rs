@@ -122,6 +122,20 @@ async fn contact_lookup_normalizes_the_phone_and_answers_404_and_400() {
         "{body}"
     );
 
+    for encoded in ["%2B14155550100", "+14155550100", "415.555.0100"] {
+        let response = t
+            .v1(Method::GET, &format!("/v1/contacts/{encoded}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{encoded}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["error"]["message"], "no contact with phone +14155550100",
+            "{encoded}"
+        );
+    }
+
     let bad = t
         .v1(Method::GET, "/v1/contacts/not-a-phone")
         .send()
