@@ -7,8 +7,9 @@
 //! Baseline, measured in the same run on the same kind of store: the same events applied by
 //! calling `Engine::apply_conversation_blocking` directly from 8 threads (the daemon runs up to
 //! 8 store calls at once), with no HTTP and no signature verification; the ratio is what the
-//! HTTP layer costs. Also shown: the same calls one at a time. The paths alternate over five
-//! rounds on fresh stores; the median round of each is reported.
+//! HTTP layer costs. Also shown: the same calls one at a time, and the daemon without group
+//! commit (its mode when an LLM is configured). The paths alternate over five rounds on fresh
+//! stores; the median round of each is reported.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,7 +141,7 @@ fn direct_concurrent(engine: &Engine, bodies: &[String], threads: usize) -> Summ
     Summary::of(latencies, started.elapsed())
 }
 
-async fn over_http(engine: Arc<Engine>, bodies: Vec<String>) -> Summary {
+async fn over_http(engine: Arc<Engine>, bodies: Vec<String>, group_commit: bool) -> Summary {
     let running = daemon::start(DaemonOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         api_token: "bench".to_string(),
@@ -150,6 +151,7 @@ async fn over_http(engine: Arc<Engine>, bodies: Vec<String>) -> Summary {
         merger: Arc::new(FallbackMerger),
         backend: None,
         phone: PhoneNormalizer::default(),
+        group_commit,
         sync_interval: Duration::from_secs(3600),
         dispatch_interval: Duration::from_secs(3600),
     })
@@ -211,6 +213,7 @@ fn main() {
     let mut direct_runs = Vec::new();
     let mut concurrent_runs = Vec::new();
     let mut http_runs = Vec::new();
+    let mut single_runs = Vec::new();
     for round in 0..ROUNDS {
         let bodies: Vec<String> = (0..events).map(body).collect();
         // Alternate which path goes first, so neither always meets the disk in the same state.
@@ -231,6 +234,12 @@ fn main() {
         http_runs.push(runtime.block_on(over_http(
             engine(dir.path(), &format!("daemon{round}.redb")),
             bodies.clone(),
+            true,
+        )));
+        single_runs.push(runtime.block_on(over_http(
+            engine(dir.path(), &format!("single{round}.redb")),
+            bodies.clone(),
+            false,
         )));
         if round % 2 == 0 {
             run_direct(&mut direct_runs);
@@ -248,6 +257,7 @@ fn main() {
     let sequential = median(&mut direct_runs);
     let baseline = median(&mut concurrent_runs);
     let http = median(&mut http_runs);
+    let single = median(&mut single_runs);
 
     println!("| path | events | events/s | median ms | p99 ms |");
     println!("|---|---:|---:|---:|---:|");

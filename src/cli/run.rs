@@ -72,6 +72,8 @@ pub fn options(
         merger,
         backend,
         phone,
+        // Slow LLM merges must not hold up everyone's events in a shared transaction.
+        group_commit: config.llm.is_none(),
         sync_interval: config.sync_interval,
         dispatch_interval: config.dispatch_interval,
     })

@@ -21,6 +21,7 @@ pub mod counters;
 pub mod http;
 pub mod scheduler;
 pub mod signature;
+pub mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,6 +60,9 @@ pub struct DaemonOptions {
     pub backend: Option<Arc<dyn SyncBackend>>,
     /// Region for phone numbers without a country code (must match the engine's).
     pub phone: PhoneNormalizer,
+    /// Apply concurrent conversation events in shared transactions (one writer thread). Turn
+    /// it off when `merger` calls an LLM, so slow merges do not hold up everyone's events.
+    pub group_commit: bool,
     /// Time between scheduled incremental syncs.
     pub sync_interval: Duration,
     /// Time between outbox passes when nothing wakes the dispatcher.
@@ -78,6 +82,8 @@ pub struct AppState {
     pub phone: PhoneNormalizer,
     pub counters: Counters,
     pub scheduler: Arc<Scheduler>,
+    /// The group-commit writer, when enabled.
+    pub writer: Option<writer::ConversationWriter>,
     blocking_permits: Semaphore,
     shutdown: watch::Receiver<bool>,
 }
@@ -241,6 +247,16 @@ pub async fn start_with_shutdown(
         options.dispatch_interval,
         counters.clone(),
     ));
+    let writer = if options.group_commit {
+        Some(
+            writer::ConversationWriter::start(options.engine.clone(), options.merger.clone())
+                .map_err(|err| {
+                    DaemonError::Task(format!("cannot start the writer thread: {err}"))
+                })?,
+        )
+    } else {
+        None
+    };
     let state = Arc::new(AppState {
         api_token: options.api_token,
         retell_api_key: options.retell_api_key,
@@ -249,6 +265,7 @@ pub async fn start_with_shutdown(
         phone: options.phone,
         counters,
         scheduler: scheduler.clone(),
+        writer,
         blocking_permits: Semaphore::new(BLOCKING_PERMITS),
         shutdown: shutdown.clone(),
     });

@@ -20,7 +20,18 @@ use crmsync::sandbox::salesforce::{SalesforceSandbox, SalesforceSandboxConfig};
 /// new text, so every contact's summary must hold each of its four notes exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_conversation_posts_are_each_applied_exactly_once() {
-    let t = Arc::new(TestDaemon::start().await);
+    // Both ways of applying: batched by the group-commit writer, and one transaction each.
+    for group_commit in [true, false] {
+        concurrent_posts(Setup {
+            group_commit,
+            ..Setup::default()
+        })
+        .await;
+    }
+}
+
+async fn concurrent_posts(setup: Setup) {
+    let t = Arc::new(TestDaemon::start_with(setup).await);
     let phone = |contact: usize| format!("+1415555{:04}", 1000 + contact);
     let note = |contact: usize, n: usize| format!("note {n} for contact {contact}");
     let mut posts = Vec::new();

@@ -32,6 +32,8 @@ pub struct Setup {
     pub backend: Option<BackendFactory>,
     pub sync_interval: Duration,
     pub dispatch_interval: Duration,
+    /// Conversations through the group-commit writer (else one transaction per request).
+    pub group_commit: bool,
 }
 
 impl Default for Setup {
@@ -42,6 +44,7 @@ impl Default for Setup {
             backend: None,
             sync_interval: Duration::from_secs(3600),
             dispatch_interval: Duration::from_secs(3600),
+            group_commit: true,
         }
     }
 }
@@ -73,6 +76,7 @@ impl TestDaemon {
             merger: Arc::new(FallbackMerger),
             backend,
             phone: PhoneNormalizer::default(),
+            group_commit: setup.group_commit,
             sync_interval: setup.sync_interval,
             dispatch_interval: setup.dispatch_interval,
         };

@@ -32,15 +32,21 @@ pub async fn apply(
     source: &'static str,
     event: ConversationEvent,
 ) -> ApiResult<ConversationReport> {
-    let engine = state.engine.clone();
-    let merger = state.merger.clone();
-    let result = state
-        .blocking(move || {
-            engine
-                .apply_conversation_blocking(&event, merger.as_ref())
-                .map_err(engine_error)
-        })
-        .await;
+    let result = match &state.writer {
+        // Group commit: shares a durable transaction with whatever else is queued.
+        Some(writer) => writer.apply(event).await,
+        None => {
+            let engine = state.engine.clone();
+            let merger = state.merger.clone();
+            state
+                .blocking(move || {
+                    engine
+                        .apply_conversation_blocking(&event, merger.as_ref())
+                        .map_err(engine_error)
+                })
+                .await
+        }
+    };
     let report = match result {
         Ok(report) => report,
         Err(err) => {
