@@ -265,12 +265,18 @@ fn main() {
     println!("{}", baseline.row("engine, direct, 8 threads (baseline)"));
     println!(
         "{}",
-        http.row(&format!(
-            "daemon, signed webhooks over HTTP, {CLIENTS} clients"
+        single.row(&format!(
+            "daemon, {CLIENTS} clients, one transaction per request (with an LLM)"
         ))
     );
     println!(
-        "\nmedian-round throughput ratio daemon / direct 8 threads: {:.2}; per round: {}",
+        "{}",
+        http.row(&format!(
+            "daemon, {CLIENTS} clients, group commit (without an LLM, the default)"
+        ))
+    );
+    println!(
+        "\nmedian-round throughput ratio daemon with group commit / direct 8 threads: {:.2}; per round: {}",
         http.per_second() / baseline.per_second(),
         ratios.join(", ")
     );
