@@ -708,6 +708,38 @@ mod hubspot {
         );
     }
 
+    /// OAuth (public app): access tokens from the refresh token, renewed when they expire
+    /// mid-sync (401 `EXPIRED_AUTHENTICATION`) and when revoked; the sync and dispatch finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oauth_tokens_are_renewed_when_they_expire() {
+        use crmsync::sandbox::credentials::{SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
+        use crmsync::sandbox::hubspot::auth::HUBSPOT_REFRESH_TOKEN;
+        let hs = start(600).await;
+        hs.0.faults()
+            .update(|f| f.token_lifetime = Some(Duration::from_millis(150)));
+        let mut settings = hs.settings();
+        settings.credentials = Credentials::RefreshToken {
+            client_id: SALESFORCE_CLIENT_ID.into(),
+            client_secret: SALESFORCE_CLIENT_SECRET.into(),
+            refresh_token: HUBSPOT_REFRESH_TOKEN.into(),
+        };
+        // Slow the client so the short-lived tokens expire during the read.
+        settings.rate_limit = RateLimitConfig {
+            requests_per_second: 40.0,
+            burst: 1,
+        };
+        let env = env("hubspot", settings);
+        let r = env.sync(false).await;
+        assert_eq!(r.inbound.read, 600);
+        assert!(hs.requests("hs.oauth.token") >= 2, "tokens were renewed");
+        let who = env.linked()[0].clone();
+        env.converse("oauth-1", "call", &who.phone, "renewed").await;
+        hs.revoke_tokens_at(hs.requests_seen() + 1);
+        let d = env.drain().await;
+        assert_eq!((d.written, d.activities_logged), (1, 1), "{d:?}");
+        assert!(env.connector.metrics().token_refreshes >= 2);
+    }
+
     /// Merging a contact away in HubSpot unlinks the loser's record.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_merged_away_contact_is_unlinked() {

@@ -22,6 +22,9 @@ pub struct Session {
     pub access_token: String,
     /// Base URL without a trailing slash (HubSpot API host, Salesforce `instance_url`).
     pub base_url: String,
+    /// When to renew before use (HubSpot OAuth `expires_in`, less a margin). Salesforce says
+    /// nothing; its tokens are renewed after a 401.
+    pub renew_at: Option<std::time::Instant>,
 }
 
 #[derive(Deserialize)]
@@ -29,6 +32,8 @@ struct TokenResponse {
     access_token: String,
     #[serde(default)]
     instance_url: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
 }
 
 /// Hands out the current session and replaces it when the CRM rejects it.
@@ -61,7 +66,10 @@ impl Authenticator {
     ) -> Result<Arc<Session>, ConnectorError> {
         let mut cur = self.current.lock().await;
         if let Some(s) = cur.as_ref() {
-            return Ok(s.clone());
+            if s.renew_at.is_none_or(|t| std::time::Instant::now() < t) {
+                return Ok(s.clone());
+            }
+            metrics.token_refresh();
         }
         let s = Arc::new(self.login(http, backoff, metrics).await?);
         *cur = Some(s.clone());
@@ -103,24 +111,39 @@ impl Authenticator {
         backoff: &Backoff,
         metrics: &Metrics,
     ) -> Result<Session, ConnectorError> {
-        let (client_id, client_secret) = match &self.credentials {
+        let (url, form) = match &self.credentials {
             Credentials::Bearer(token) => {
                 return Ok(Session {
                     access_token: token.clone(),
                     base_url: self.login_url.clone(),
+                    renew_at: None,
                 })
             }
             Credentials::ClientCredentials {
                 client_id,
                 client_secret,
-            } => (client_id, client_secret),
+            } => (
+                format!("{}/services/oauth2/token", self.login_url),
+                vec![
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", client_secret.as_str()),
+                ],
+            ),
+            Credentials::RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+            } => (
+                format!("{}/oauth/v1/token", self.login_url),
+                vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", client_secret.as_str()),
+                    ("refresh_token", refresh_token.as_str()),
+                ],
+            ),
         };
-        let url = format!("{}/services/oauth2/token", self.login_url);
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", client_secret.as_str()),
-        ];
         let mut attempt = 0;
         loop {
             metrics.call("oauth_token");
@@ -138,9 +161,15 @@ impl Authenticator {
                         (_, Some(u)) => u.trim_end_matches('/').to_string(),
                         (_, None) => self.login_url.clone(),
                     };
+                    // Renew a minute early (or at half-life for very short tokens).
+                    let renew_at = tok.expires_in.map(|secs| {
+                        let margin = (secs / 2).min(60);
+                        std::time::Instant::now() + Duration::from_secs(secs - margin)
+                    });
                     return Ok(Session {
                         access_token: tok.access_token,
                         base_url,
+                        renew_at,
                     });
                 }
                 Ok(resp) if resp.status().is_server_error() || resp.status().as_u16() == 429 => {

@@ -38,7 +38,13 @@ pub struct ConnectionConfig {
     /// HubSpot: environment variable holding the private-app token (default `HUBSPOT_TOKEN`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
-    /// Salesforce: the connected app's client id (consumer key), literally.
+    /// HubSpot OAuth (public apps): environment variable holding the refresh token. When set,
+    /// access tokens come from `POST /oauth/v1/token` with `client_id` / `client_id_env` and
+    /// `client_secret_env`, and are renewed before they expire and after a 401.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_env: Option<String>,
+    /// Salesforce: the connected app's client id (consumer key), literally. HubSpot OAuth: the
+    /// app's client id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// Salesforce: environment variable holding the client id, when not given literally
@@ -99,6 +105,12 @@ pub enum Credentials {
         client_id: String,
         client_secret: String,
     },
+    /// HubSpot OAuth: a refresh token exchanged for short-lived access tokens.
+    RefreshToken {
+        client_id: String,
+        client_secret: String,
+        refresh_token: String,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -108,6 +120,9 @@ impl std::fmt::Debug for Credentials {
             Credentials::Bearer(_) => f.write_str("Bearer(***)"),
             Credentials::ClientCredentials { client_id, .. } => {
                 write!(f, "ClientCredentials({client_id}, ***)")
+            }
+            Credentials::RefreshToken { client_id, .. } => {
+                write!(f, "RefreshToken({client_id}, ***)")
             }
         }
     }
@@ -243,13 +258,33 @@ impl ConnectionConfig {
         };
         let (base_url, credentials) = match kind {
             ConnectorKind::Hubspot => {
-                let var = self.token_env.as_deref().unwrap_or("HUBSPOT_TOKEN");
-                let token = read(var, "HubSpot private-app token")?;
+                let credentials = match &self.refresh_token_env {
+                    Some(var) => Credentials::RefreshToken {
+                        client_id: match &self.client_id {
+                            Some(id) => id.clone(),
+                            None => read(
+                                self.client_id_env.as_deref().unwrap_or("HUBSPOT_CLIENT_ID"),
+                                "HubSpot app client id",
+                            )?,
+                        },
+                        client_secret: read(
+                            self.client_secret_env
+                                .as_deref()
+                                .unwrap_or("HUBSPOT_CLIENT_SECRET"),
+                            "HubSpot app client secret",
+                        )?,
+                        refresh_token: read(var, "HubSpot OAuth refresh token")?,
+                    },
+                    None => Credentials::Bearer(read(
+                        self.token_env.as_deref().unwrap_or("HUBSPOT_TOKEN"),
+                        "HubSpot private-app token",
+                    )?),
+                };
                 (
                     self.base_url
                         .clone()
                         .unwrap_or_else(|| DEFAULT_HUBSPOT_BASE_URL.to_string()),
-                    Credentials::Bearer(token),
+                    credentials,
                 )
             }
             ConnectorKind::Salesforce => {
@@ -363,6 +398,27 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "connection `sf`: environment variable `SALESFORCE_CLIENT_SECRET` is not set (Salesforce client secret)"
+        );
+    }
+
+    #[test]
+    fn hubspot_oauth_reads_three_secrets() {
+        let cfg: ConnectionConfig = serde_yaml::from_str(
+            "client_id: app-1\nclient_secret_env: HS_SECRET\nrefresh_token_env: HS_REFRESH",
+        )
+        .unwrap();
+        let s = cfg
+            .resolve("hubspot", ConnectorKind::Hubspot, |v| {
+                Some(format!("<{v}>"))
+            })
+            .unwrap();
+        assert_eq!(
+            s.credentials,
+            Credentials::RefreshToken {
+                client_id: "app-1".into(),
+                client_secret: "<HS_SECRET>".into(),
+                refresh_token: "<HS_REFRESH>".into(),
+            }
         );
     }
 
