@@ -740,6 +740,40 @@ mod hubspot {
         assert!(env.connector.metrics().token_refreshes >= 2);
     }
 
+    /// A call create whose response never arrives (held after processing, past the client
+    /// timeout) is found through the contact's associations: one call, not two.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_activity_with_unknown_outcome_is_found_not_duplicated() {
+        let hs = start(20).await;
+        let mut settings = hs.settings();
+        settings.timeout = Duration::from_millis(500);
+        let env = env("hubspot", settings);
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        env.converse("hs-held", "call", &who.phone, "first").await;
+        let first = env.dispatch().await;
+        assert_eq!((first.written, first.activities_logged), (1, 1));
+        env.converse("hs-held-2", "call", &who.phone, "second")
+            .await;
+        let pending_writes = env.engine.store().pending_writes(None).unwrap().len() as u64;
+        let create_at = hs.requests_seen() + 1 + pending_writes;
+        hs.0.faults().update(|f| {
+            f.hold_requests
+                .insert(create_at, crmsync::sandbox::HoldWhen::AfterProcessing);
+            f.hold_duration = Duration::from_secs(3);
+        });
+        let d = env.drain().await;
+        assert_eq!((d.activities_found, d.activities_logged), (1, 0), "{d:?}");
+        let calls = hs.activities(&rid);
+        assert_eq!(
+            calls.iter().filter(|t| *t == "Call hs-held-2").count(),
+            1,
+            "{calls:?}"
+        );
+        assert!(hs.requests("hs.associations.read") >= 1, "looked up");
+    }
+
     /// Merging a contact away in HubSpot unlinks the loser's record.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_merged_away_contact_is_unlinked() {
