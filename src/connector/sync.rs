@@ -209,6 +209,14 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 type PageTask = tokio::task::JoinHandle<Result<Page, ConnectorError>>;
 
+/// A page prepared by the engine, waiting for its commit.
+struct Staged {
+    page: crate::engine::PreparedPage,
+    cursor: Option<SyncCursor>,
+    merged: Vec<String>,
+    n: u64,
+}
+
 /// Aborts the read-ahead task when the sync stops early.
 struct ReadAhead(Option<PageTask>);
 impl Drop for ReadAhead {
@@ -260,47 +268,96 @@ pub async fn sync_inbound<C: Connector + 'static>(
         tokio::spawn(async move { c.read_page(&object, &fields, &pos).await })
     };
 
+    // A three-stage pipeline: page k+2 is fetched (async task) while page k+1 is prepared
+    // (record ids, phones: `Engine::prepare_page`, on a scoped thread) while page k commits.
+    // Commits are atomic but not individually fsynced (the cursor moves in the same
+    // transaction, so a crash loses both together and the next sync re-reads); one durable
+    // commit ends the read.
     let mut ahead = ReadAhead(Some(fetch(ReadPosition { since, token: None })));
     let mut newest: Option<SyncCursor> = None;
     let mut started = false;
-    while let Some(task) = ahead.0.take() {
-        let page = task.await.map_err(|e| SyncError::Task {
-            connection: plan.connection.clone(),
-            message: e.to_string(),
-        })??;
-        if let Some(next) = &page.next {
-            ahead.0 = Some(fetch(next.clone()));
-        }
-        if !started {
-            progress.start(page.total);
-            started = true;
-        }
-        let now = Utc::now();
-        for r in &page.records {
-            let c = SyncCursor {
-                modstamp: r.modified.min(now),
-                last_id: r.id.clone(),
-            };
-            if newest.as_ref().is_none_or(|n| c > *n) {
-                newest = Some(c);
-            }
-        }
-        let last = page.next.is_none();
-        let cursor = if page.ordered || last {
-            newest.as_ref()
-        } else {
-            None
+    let mut ready: Option<Staged> = None;
+    loop {
+        let raw = match ahead.0.take() {
+            Some(task) => Some(task.await.map_err(|e| SyncError::Task {
+                connection: plan.connection.clone(),
+                message: e.to_string(),
+            })??),
+            None => None,
         };
-        let merged = merged_ids(&page);
-        let n = page.records.len() as u64;
-        let records: Vec<Value> = page.records.into_iter().map(|r| r.raw).collect();
-        let imported = blocking(|| engine.import_page(conn, &records, cursor))?;
-        report.absorb(imported);
-        if !merged.is_empty() {
-            report.unlinked += blocking(|| engine.unlink(conn, &merged))?;
+        if raw.is_none() && ready.is_none() {
+            break;
         }
-        progress.advance(n);
+        let mut incoming: Option<(Vec<Value>, Option<SyncCursor>, Vec<String>, u64)> = None;
+        if let Some(page) = raw {
+            if let Some(next) = &page.next {
+                ahead.0 = Some(fetch(next.clone()));
+            }
+            if !started {
+                progress.start(page.total);
+                started = true;
+            }
+            let now = Utc::now();
+            for r in &page.records {
+                let c = SyncCursor {
+                    modstamp: r.modified.min(now),
+                    last_id: r.id.clone(),
+                };
+                if newest.as_ref().is_none_or(|n| c > *n) {
+                    newest = Some(c);
+                }
+            }
+            let last = page.next.is_none();
+            let cursor = if page.ordered || last {
+                newest.clone()
+            } else {
+                None
+            };
+            let merged = merged_ids(&page);
+            let n = page.records.len() as u64;
+            let records: Vec<Value> = page.records.into_iter().map(|r| r.raw).collect();
+            incoming = Some((records, cursor, merged, n));
+        }
+        let to_commit = ready.take();
+        let (prepared, committed) = blocking(|| {
+            std::thread::scope(|scope| {
+                let preparing = incoming.map(|(records, cursor, merged, n)| {
+                    scope.spawn(move || {
+                        engine.prepare_page(conn, records).map(|page| Staged {
+                            page,
+                            cursor,
+                            merged,
+                            n,
+                        })
+                    })
+                });
+                let committed = to_commit.map(|staged| {
+                    let report = engine.commit_page(staged.page, staged.cursor.as_ref(), false);
+                    (report, staged.merged, staged.n)
+                });
+                let prepared = preparing.map(|h| h.join());
+                (prepared, committed)
+            })
+        });
+        if let Some((imported, merged, n)) = committed {
+            report.absorb(imported?);
+            if !merged.is_empty() {
+                report.unlinked += blocking(|| engine.unlink(conn, &merged))?;
+            }
+            progress.advance(n);
+        }
+        ready = match prepared {
+            None => None,
+            Some(Ok(staged)) => Some(staged?),
+            Some(Err(_)) => {
+                return Err(SyncError::Task {
+                    connection: plan.connection.clone(),
+                    message: "preparing a page panicked".into(),
+                })
+            }
+        };
     }
+    blocking(|| engine.store().sync()).map_err(EngineError::from)?;
     progress.finish();
 
     if let Some(prev) = &previous {
