@@ -209,6 +209,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 type PageTask = tokio::task::JoinHandle<Result<Page, ConnectorError>>;
 
+/// A fetched page on its way to `prepare_page`: records, cursor, merged-away ids, count.
+type Incoming = (Vec<Value>, Option<SyncCursor>, Vec<String>, u64);
+
 /// A page prepared by the engine, waiting for its commit.
 struct Staged {
     page: crate::engine::PreparedPage,
@@ -288,7 +291,7 @@ pub async fn sync_inbound<C: Connector + 'static>(
         if raw.is_none() && ready.is_none() {
             break;
         }
-        let mut incoming: Option<(Vec<Value>, Option<SyncCursor>, Vec<String>, u64)> = None;
+        let mut incoming: Option<Incoming> = None;
         if let Some(page) = raw {
             if let Some(next) = &page.next {
                 ahead.0 = Some(fetch(next.clone()));
