@@ -338,9 +338,10 @@ impl Ruleset {
             cx: self.cx(),
         };
         let record_id = || rules.record_id(record);
-        // No capacity up front: an unchanged record (the steady state of an incremental sync)
-        // then evaluates without allocating at all.
-        let mut out = EvalOutput::default();
+        let mut out = EvalOutput {
+            changes: Vec::with_capacity(rules.inbound.len()),
+            errors: Vec::new(),
+        };
         for m in &rules.inbound {
             m.apply(&scope, Flow::Inbound, &record_id, &mut out);
             if m.is_phone && !out.errors.is_empty() {
