@@ -12,74 +12,16 @@ use crmsync::merge::FallbackMerger;
 use crmsync::store::{ActivityState, Source, Store, StoreError, SyncCursor};
 use crmsync::value::{Fields, Value};
 
-const RULES: &str = r#"
-field email: string
-field lead_status: enum [new, working, qualified, unqualified]
-field interaction_summary: string "Running notes from conversations. Keep the ten most recent points."
-field deal_size: number
-field demo_requested: boolean
-field renewal_date: date
-field last_contacted_at: datetime
-
-analysis {
-  lead_qualification_status -> lead_status          overwrite
-  email_address             -> email                fill_if_empty
-  customer_notes            -> interaction_summary  merge
-  conversation.end_time     -> last_contacted_at
-  demo_requested            -> demo_requested       when conversation.successful
-}
-
-connection salesforce {
-  object Contact
-  inbound {
-    Phone              -> phone_number
-    FirstName          -> first_name
-    LastName           -> last_name
-    DoNotCall          -> do_not_call   when DoNotCall
-    lower(trim(Email)) -> email
-    Lead_Status__c     -> lead_status {
-      "Open - Not Contacted" => new
-      "Working - Contacted"  => working
-      "Closed - Converted"   => qualified
-      else                   => unqualified
-    }
-    AnnualRevenue      -> deal_size
-    Renewal_Date__c    -> renewal_date           fill_if_empty
-  }
-  outbound {
-    lead_status -> Lead_Status__c {
-      new => "Open - Not Contacted"
-      working => "Working - Contacted"
-      qualified => "Closed - Converted"
-      unqualified => "Closed - Not Converted"
-    }
-    interaction_summary -> Notes__c
-  }
-  activity {
-    log calls
-    log chats
-  }
-}
-
-connection hubspot {
-  inbound {
-    phone          -> phone_number
-    firstname      -> first_name
-    lastname       -> last_name
-    email          -> email
-    hs_lead_status -> lead_status {
-      "NEW" => new
-      "IN_PROGRESS" => working
-      "QUALIFIED" => qualified
-      else => unqualified
-    }
-  }
-  outbound {
-    interaction_summary -> notes
-  }
-  activity { log calls }
-}
-"#;
+/// The example rule set from `rules/` (the DESIGN.md §2 example, split into files).
+const RULES: &str = concat!(
+    include_str!("../rules/fields.rules"),
+    "\n",
+    include_str!("../rules/analysis.rules"),
+    "\n",
+    include_str!("../rules/salesforce.rules"),
+    "\n",
+    include_str!("../rules/hubspot.rules"),
+);
 
 fn ruleset() -> Ruleset {
     compile(RULES).ruleset
