@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use phonenumber::country::Id;
 use phonenumber::metadata::DATABASE;
-use phonenumber::Mode;
+
+mod validity;
 
 /// Why a phone number was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +146,16 @@ impl PhoneNormalizer {
     }
 
     fn normalize_uncached(&self, input: &str) -> Result<String, PhoneError> {
+        self.normalize_with(input, parse_checked)
+    }
+
+    /// The normalization, with the crate-facing step passed in so tests can run the same
+    /// steps around the crate's own (slower) calls and compare.
+    fn normalize_with(
+        &self,
+        input: &str,
+        parse_checked: impl Fn(&str, Option<Id>, &str) -> Result<String, &'static str>,
+    ) -> Result<String, PhoneError> {
         let line = strip_extension(input).trim();
         if line.is_empty() {
             return Err(PhoneError::Empty);
@@ -201,16 +212,19 @@ fn invalid(input: &str, why: &str) -> PhoneError {
 /// Parse with the crate, then insist on validity and that no input digit was lost.
 fn parse_checked(text: &str, region: Option<Id>, digits: &str) -> Result<String, &'static str> {
     let number = phonenumber::parse(region, text).map_err(|_| "not a phone number")?;
-    if !number.is_valid() {
+    let national = number.national().to_string();
+    // `number.is_valid()`, without the crate's global regex-cache lock and hashing.
+    if !validity::is_valid(&number, &national) {
         return Err("no such number in its country's numbering plan");
     }
     // Every national digit must come from the input, in order, at its end (#30): the crate
     // may drop a digit it took for a national prefix.
-    let national = number.national().to_string();
     if !digits.ends_with(&national) {
         return Err("digits were lost while parsing");
     }
-    let e164 = number.format().mode(Mode::E164).to_string();
+    // What `number.format().mode(Mode::E164)` prints; the crate's formatter would also pick
+    // a national format by regex first, which E.164 never uses.
+    let e164 = format!("+{}{national}", number.country().code());
     if e164.len() > 16 {
         return Err("more than 15 digits");
     }
@@ -219,6 +233,13 @@ fn parse_checked(text: &str, region: Option<Id>, digits: &str) -> Result<String,
 
 /// Cut an extension off: `x123`, `ext 4`, `ext. 4`, `extension 4`, `#5`, `;ext=6`.
 fn strip_extension(input: &str) -> &str {
+    // Every marker has a letter, `#` or `;`: most CRM numbers have none, so skip the search.
+    if !input
+        .bytes()
+        .any(|b| b.is_ascii_alphabetic() || b == b'#' || b == b';')
+    {
+        return input;
+    }
     let lower = input.to_ascii_lowercase();
     let mut cut = input.len();
     for marker in [";ext=", "extension", "ext.", "ext", "#", "x"] {
@@ -241,6 +262,194 @@ pub fn normalize(input: &str, region: &str) -> Result<String, PhoneError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `parse_checked` as it was before the fast paths: every answer from the crate itself.
+    fn parse_checked_by_crate(
+        text: &str,
+        region: Option<Id>,
+        digits: &str,
+    ) -> Result<String, &'static str> {
+        let number = phonenumber::parse(region, text).map_err(|_| "not a phone number")?;
+        if !number.is_valid() {
+            return Err("no such number in its country's numbering plan");
+        }
+        let national = number.national().to_string();
+        if !digits.ends_with(&national) {
+            return Err("digits were lost while parsing");
+        }
+        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        if e164.len() > 16 {
+            return Err("more than 15 digits");
+        }
+        Ok(e164)
+    }
+
+    /// `strip_extension` without its early return.
+    fn strip_extension_always(input: &str) -> &str {
+        let lower = input.to_ascii_lowercase();
+        let mut cut = input.len();
+        for marker in [";ext=", "extension", "ext.", "ext", "#", "x"] {
+            if let Some(at) = lower.find(marker) {
+                let rest = lower[at + marker.len()..].trim_start_matches([' ', '.', ':']);
+                if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+                    cut = cut.min(at);
+                }
+            }
+        }
+        &input[..cut]
+    }
+
+    /// A phone-like text: a real example number of some region (often with digits changed,
+    /// cut or added) or random digits, written with or without its country code in one of
+    /// the notations CRMs hold, sometimes with an extension, a letter or a stray character.
+    fn random_phone(rng: &mut StdRng, metas: &[&phonenumber::metadata::Metadata]) -> String {
+        let meta = metas[rng.gen_range(0..metas.len())];
+        let d = meta.descriptors();
+        let examples: Vec<&str> = [
+            d.fixed_line(),
+            d.mobile(),
+            d.toll_free(),
+            d.premium_rate(),
+            d.voip(),
+            d.uan(),
+            Some(d.general()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.example())
+        .collect();
+        let mut national: Vec<u8> = if examples.is_empty() || rng.gen_bool(0.15) {
+            let len = rng.gen_range(3..15);
+            (0..len).map(|_| b'0' + rng.gen_range(0..10)).collect()
+        } else {
+            examples[rng.gen_range(0..examples.len())].bytes().collect()
+        };
+        match rng.gen_range(0..10) {
+            0..=3 => {}
+            4..=6 => {
+                // Change the line digits (keeps the number's shape, often still valid).
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(national.len().saturating_sub(4)..national.len());
+                    national[at] = b'0' + rng.gen_range(0..10);
+                }
+            }
+            7 => {
+                let at = rng.gen_range(0..national.len());
+                national[at] = b'0' + rng.gen_range(0..10);
+            }
+            8 => national.push(b'0' + rng.gen_range(0..10)),
+            _ => {
+                national.pop();
+            }
+        }
+        let national = String::from_utf8(national).unwrap_or_default();
+        let code = meta.country_code();
+        let spaced: String = national
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| [(i > 0 && i % 3 == 0).then_some(' '), Some(c)])
+            .flatten()
+            .collect();
+        let mut text = match rng.gen_range(0..9) {
+            0 => format!("+{code}{national}"),
+            1 => format!("+{code} {spaced}"),
+            2 => format!("00{code}{national}"),
+            3 => format!("011 {code} {spaced}"),
+            4 => national.clone(),
+            5 => format!("0{national}"),
+            6 if national.len() > 6 => format!(
+                "({}) {}-{}",
+                &national[..3],
+                &national[3..6],
+                &national[6..]
+            ),
+            7 => format!("{code}{}", national.replace("", ".").trim_matches('.')),
+            _ => format!("{code}{national}"),
+        };
+        match rng.gen_range(0..20) {
+            0 => text.push_str(" x12"),
+            1 => text.push_str(" ext. 7"),
+            2 => text.push_str("#3"),
+            3 => text.push('a'),
+            4 => text.insert(0, '+'),
+            5 => text.push('*'),
+            _ => {}
+        }
+        text
+    }
+
+    #[test]
+    fn fast_paths_answer_exactly_as_the_crate() {
+        let metas: Vec<&phonenumber::metadata::Metadata> = DATABASE.iter().collect();
+        let mut regions: Vec<PhoneNormalizer> = ["US", "CA", "GB", "IT", "BE", "DE", "FR", "AU"]
+            .into_iter()
+            .chain([
+                "IN", "BR", "JP", "MX", "DO", "JM", "NL", "CH", "AR", "RU", "CN",
+            ])
+            .map(|r| PhoneNormalizer::new(r).unwrap().with_memo_capacity(0))
+            .collect();
+        regions.push(PhoneNormalizer::default().with_memo_capacity(0));
+        let mut rng = StdRng::seed_from_u64(0x5eed_1234);
+        let (mut valid, mut invalid) = (0, 0);
+        for _ in 0..4_000 {
+            let text = random_phone(&mut rng, &metas);
+            let normalizer = &regions[rng.gen_range(0..regions.len())];
+            let fast = normalizer.normalize(&text);
+            let slow = normalizer.normalize_with(&text, parse_checked_by_crate);
+            assert_eq!(fast, slow, "{text:?} in {}", normalizer.region());
+            assert_eq!(
+                strip_extension(&text),
+                strip_extension_always(&text),
+                "{text:?}"
+            );
+            match fast {
+                Ok(_) => valid += 1,
+                Err(_) => invalid += 1,
+            }
+        }
+        // The inputs must exercise both answers in earnest.
+        assert!(
+            valid > 600 && invalid > 600,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
+
+    #[test]
+    fn validity_matches_the_crate_on_shared_calling_codes() {
+        // +1 numbers go through the NANP regions' leading digits (US, CA, the Caribbean...),
+        // +7 through RU/KZ, +44 through GB/GG/IM/JE: random area codes reach all of them.
+        let mut rng = StdRng::seed_from_u64(42);
+        let (mut valid, mut total) = (0, 0);
+        for _ in 0..6_000 {
+            let (code, len) = [
+                (1, 10),
+                (7, 10),
+                (44, 10),
+                (47, 8),
+                (61, 9),
+                (39, 10),
+                (262, 9),
+            ][rng.gen_range(0..7)];
+            let len = len + rng.gen_range(0..3) - 1;
+            let digits: String = (0..len)
+                .map(|i| {
+                    let low = if i == 0 { 1 } else { 0 };
+                    char::from(b'0' + rng.gen_range(low..10))
+                })
+                .collect();
+            let Ok(number) = phonenumber::parse(None, format!("+{code}{digits}")) else {
+                continue;
+            };
+            let national = number.national().to_string();
+            let fast = validity::is_valid(&number, &national);
+            assert_eq!(fast, number.is_valid(), "+{code}{digits}");
+            valid += usize::from(fast);
+            total += 1;
+        }
+        assert!(valid > 300 && total - valid > 300, "{valid} of {total}");
+    }
 
     fn us(s: &str) -> Result<String, PhoneError> {
         let cold = PhoneNormalizer::default()
