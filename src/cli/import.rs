@@ -34,12 +34,16 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
     let file = args.file.clone();
     let applied: Result<(), CliError> = std::thread::scope(|scope| {
         let (sender, pages) = std::sync::mpsc::sync_channel(2);
+        // Applied pages go back to the reader to be freed there (see
+        // `Engine::commit_page_returning_records`); at most the pages in flight wait here.
+        let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<serde_json::Value>>();
         let engine_ref = &engine;
         let connection = args.connection.as_str();
         let reader = scope.spawn(move || {
             // Parsing and the pure half of the import (ids, phone numbers) run here; a send
             // fails only when the importer stopped (its error is reported instead).
             records::stream(&file, PAGE_SIZE, |page| {
+                spent.try_iter().for_each(drop);
                 let prepared = engine_ref.prepare_page(connection, page);
                 sender.send(prepared).map_err(|_| ())
             })
@@ -48,7 +52,12 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
         for prepared in pages {
             // Pages commit atomically without an fsync each; one sync at the end makes them
             // all durable before the summary is printed.
-            let result = prepared.and_then(|page| engine_ref.commit_page(page, None, false));
+            let result = prepared.and_then(|page| {
+                let (result, records) = engine_ref.commit_page_returning_records(page, None, false);
+                // The reader may be done (then this page is freed here).
+                let _ = spent_sender.send(records);
+                result
+            });
             match result {
                 Ok(page_report) => report.absorb(page_report),
                 Err(err) => {
