@@ -1234,6 +1234,57 @@ mod analysis {
             s("Old note. | New note.")
         );
     }
+
+    #[test]
+    fn a_batch_resolves_merges_through_the_merger_before_its_transaction() {
+        use crmsync::merge::{MergeFuture, MergeOutcome, MergeRequest, MergeVia, Merger};
+        /// Joins with " | " so the test can tell its output from the fallback's.
+        struct Joiner;
+        impl Merger for Joiner {
+            fn merge<'a>(&'a self, req: &'a MergeRequest) -> MergeFuture<'a> {
+                Box::pin(async move {
+                    MergeOutcome {
+                        text: format!("{} | {}", req.old, req.new),
+                        via: MergeVia::Llm,
+                    }
+                })
+            }
+        }
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("Old note."))]),
+        )
+        .unwrap();
+        let events = [
+            call("m0", "inbound", "not a number", "+1888", json!({})),
+            call(
+                "m1",
+                "inbound",
+                ADA,
+                "+1888",
+                json!({"customer_notes": "New note."}),
+            ),
+            // Same contact in the same batch: merged against the text read before the
+            // transaction, which the first event changed, so this one falls back.
+            call(
+                "m2",
+                "inbound",
+                ADA,
+                "+1888",
+                json!({"customer_notes": "Later note."}),
+            ),
+        ];
+        let reports = e.apply_conversations_blocking(&events, &Joiner).unwrap();
+        assert!(matches!(reports[0], Err(EngineError::InvalidPhone { .. })));
+        assert!(reports[1].as_ref().unwrap().merge_fallbacks.is_empty());
+        assert_eq!(reports[2].as_ref().unwrap().merge_fallbacks.len(), 1);
+        assert_eq!(
+            e.store().contact(ADA).unwrap().unwrap().fields["interaction_summary"],
+            s("Old note. | New note.\n\nLater note.")
+        );
+    }
 }
 
 mod manual_and_vars {

@@ -102,20 +102,33 @@ impl Engine {
             });
         };
         let phone = self.normalize_phone(number)?;
-        if self.store.conversation_applied(&event.id)? {
+        if !self.ruleset.analysis_has_merge() {
             return Ok(Prepared {
                 phone: Some(phone),
                 merges: Vec::new(),
             });
         }
-        let current = self
-            .store
-            .contact(&phone)?
-            .map(|c| c.fields)
-            .unwrap_or_default();
-        let output = self.ruleset.eval_analysis(event, &current);
-        let merges = output
-            .changes
+        let merges = self.store.read(|tx| self.find_merges(tx, event, &phone))?;
+        Ok(Prepared {
+            phone: Some(phone),
+            merges,
+        })
+    }
+
+    /// The merges a conversation needs against the stored contact (none when already applied).
+    fn find_merges(
+        &self,
+        tx: &crate::store::ReadTx,
+        event: &ConversationEvent,
+        phone: &str,
+    ) -> Result<Vec<MergeRequest>, EngineError> {
+        if tx.conversation(&event.id)?.is_some() {
+            return Ok(Vec::new());
+        }
+        let current = tx.contact(phone)?.map(|c| c.fields).unwrap_or_default();
+        Ok(self
+            .ruleset
+            .eval_analysis_merges(event, &current)
             .into_iter()
             .filter_map(|change| match change {
                 Change::Merge {
@@ -131,10 +144,51 @@ impl Engine {
                 }),
                 Change::Set { .. } => None,
             })
+            .collect())
+    }
+
+    /// [`Engine::prepare_conversation`] for a batch, with one read transaction for all.
+    fn prepare_conversations(
+        &self,
+        events: &[ConversationEvent],
+    ) -> Result<Vec<Result<Prepared, EngineError>>, EngineError> {
+        let phones: Vec<Result<Option<String>, EngineError>> = events
+            .iter()
+            .map(|event| {
+                conversation_number(event)
+                    .map(|number| self.normalize_phone(number))
+                    .transpose()
+            })
             .collect();
-        Ok(Prepared {
-            phone: Some(phone),
-            merges,
+        let needs_read =
+            self.ruleset.analysis_has_merge() && phones.iter().any(|p| matches!(p, Ok(Some(_))));
+        if !needs_read {
+            return Ok(phones
+                .into_iter()
+                .map(|phone| {
+                    phone.map(|phone| Prepared {
+                        phone,
+                        merges: Vec::new(),
+                    })
+                })
+                .collect());
+        }
+        self.store.read(|tx| {
+            let mut prepared = Vec::with_capacity(events.len());
+            for (event, phone) in events.iter().zip(phones) {
+                prepared.push(match phone {
+                    Err(err) => Err(err),
+                    Ok(None) => Ok(Prepared {
+                        phone: None,
+                        merges: Vec::new(),
+                    }),
+                    Ok(Some(phone)) => self.find_merges(tx, event, &phone).map(|merges| Prepared {
+                        phone: Some(phone),
+                        merges,
+                    }),
+                });
+            }
+            Ok::<_, EngineError>(prepared)
         })
     }
 
@@ -163,8 +217,8 @@ impl Engine {
         merger: &dyn Merger,
     ) -> Result<Vec<Result<ConversationReport, EngineError>>, EngineError> {
         let mut prepared = Vec::with_capacity(events.len());
-        for event in events {
-            prepared.push(self.prepare_conversation(event).map(|p| {
+        for p in self.prepare_conversations(events)? {
+            prepared.push(p.map(|p| {
                 let merged: BTreeMap<MergeKey, MergeOutcome> = p
                     .merges
                     .iter()

@@ -96,6 +96,11 @@ impl CompiledMapping {
         }
     }
 
+    /// Whether this mapping can yield a [`Change::Merge`] (mode `merge`).
+    pub(crate) fn is_merge(&self) -> bool {
+        self.mode == Mode::Merge
+    }
+
     fn push(&self, changes: &mut Vec<Change>, change: Change) {
         if self.repeated {
             // The later of two mappings to one target wins (the checker warns).

@@ -415,6 +415,41 @@ impl Ruleset {
         out
     }
 
+    /// Whether any analysis mapping has mode `merge` (else no conversation needs a merge).
+    pub fn analysis_has_merge(&self) -> bool {
+        self.analysis.iter().any(|m| m.is_merge())
+    }
+
+    /// The [`Change::Merge`]s that [`Ruleset::eval_analysis`] would return, evaluating only the
+    /// `merge` mappings when that gives the same answer (each mapping reads the stored fields,
+    /// never another mapping's output; only a repeated target lets a later mapping drop a
+    /// merge, and then every mapping is evaluated). Errors are dropped.
+    pub fn eval_analysis_merges(&self, event: &ConversationEvent, current: &Fields) -> Vec<Change> {
+        let merges = |changes: Vec<Change>| {
+            changes
+                .into_iter()
+                .filter(|c| matches!(c, Change::Merge { .. }))
+                .collect()
+        };
+        if self.analysis.iter().any(|m| m.is_merge() && m.repeated) {
+            return merges(self.eval_analysis(event, current).changes);
+        }
+        let scope = Scope {
+            root: Root::Conversation(event),
+            current,
+            cx: self.cx(),
+        };
+        let record_id = || None;
+        let mut out = EvalOutput {
+            changes: Vec::new(),
+            errors: Vec::new(),
+        };
+        for m in self.analysis.iter().filter(|m| m.is_merge()) {
+            m.apply(&scope, Flow::Analysis, &record_id, &mut out);
+        }
+        merges(out.changes)
+    }
+
     /// CRM field values for the contact fields in `changed`: only outbound mappings that read a
     /// changed field, never the phone. Errors are dropped here; see [`Ruleset::eval_outbound_report`].
     pub fn eval_outbound(
