@@ -111,6 +111,7 @@ pub struct WriteTx<'t> {
     cursors: redb::Table<'t, &'static str, &'static [u8]>,
     pending: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     activities: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    open_activities: redb::Table<'t, (&'static str, &'static str), ()>,
     dead: redb::Table<'t, u64, &'static [u8]>,
     conversations: redb::Table<'t, &'static str, &'static [u8]>,
 }
@@ -122,6 +123,7 @@ pub struct ReadTx {
     cursors: redb::ReadOnlyTable<&'static str, &'static [u8]>,
     pending: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     activities: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    open_activities: redb::ReadOnlyTable<(&'static str, &'static str), ()>,
     dead: redb::ReadOnlyTable<u64, &'static [u8]>,
     conversations: redb::ReadOnlyTable<&'static str, &'static [u8]>,
 }
@@ -336,13 +338,18 @@ impl Store {
                 dead_letters: tx.dead.len()?,
                 ..OutboxCounts::default()
             };
-            for entry in tx.activities.iter()? {
-                let (key, value) = entry?;
-                let intent: ActivityIntent = decode("activities", key.value().1, value.value())?;
-                match intent.state {
-                    ActivityState::Pending => counts.pending_activities += 1,
-                    ActivityState::Sending { .. } => counts.sending_activities += 1,
-                    ActivityState::Done { .. } => counts.done_activities += 1,
+            // Only open intents are decoded; every other row is a done one.
+            let open = tx.open_activities.len()?;
+            counts.done_activities = tx.activities.len()?.saturating_sub(open);
+            for entry in tx.open_activities.iter()? {
+                let (key, _) = entry?;
+                let (conn, id) = key.value();
+                if let Some(intent) = tx.activity(conn, id)? {
+                    match intent.state {
+                        ActivityState::Pending => counts.pending_activities += 1,
+                        ActivityState::Sending { .. } => counts.sending_activities += 1,
+                        ActivityState::Done { .. } => counts.done_activities += 1,
+                    }
                 }
             }
             Ok(counts)
@@ -464,13 +471,17 @@ impl Store {
     ) -> Result<Vec<ActivityIntent>, StoreError> {
         self.read(|tx| {
             let mut out = Vec::new();
-            for entry in tx.activities.range((connection, "")..)? {
-                let (key, value) = entry?;
+            // Scans the open intents only: done ones stay in `activities` for idempotency, and
+            // would otherwise make every dispatch pass cost the whole history.
+            for entry in tx.open_activities.range((connection, "")..)? {
+                let (key, _) = entry?;
                 let (conn, id) = key.value();
                 if conn != connection || out.len() >= limit {
                     break;
                 }
-                let intent: ActivityIntent = decode("activities", id, value.value())?;
+                let Some(intent) = tx.activity(conn, id)? else {
+                    continue;
+                };
                 let open = !matches!(intent.state, ActivityState::Done { .. });
                 if open && intent.next_attempt_at <= now {
                     out.push(intent);
@@ -572,6 +583,7 @@ impl Store {
         self.write(|tx| {
             if let Some(intent) = tx.activity(connection, conversation_id)? {
                 tx.activities.remove((connection, conversation_id))?;
+                tx.open_activities.remove((connection, conversation_id))?;
                 tx.add_dead_letter(DeadLetter {
                     id: 0,
                     kind: DeadLetterKind::Activity,
@@ -597,6 +609,7 @@ impl<'t> WriteTx<'t> {
             cursors: txn.open_table(tables::CURSORS)?,
             pending: txn.open_table(tables::PENDING_WRITES)?,
             activities: txn.open_table(tables::ACTIVITIES)?,
+            open_activities: txn.open_table(tables::OPEN_ACTIVITIES)?,
             dead: txn.open_table(tables::DEAD_LETTERS)?,
             conversations: txn.open_table(tables::CONVERSATIONS)?,
         })
@@ -718,6 +731,7 @@ impl<'t> WriteTx<'t> {
         }
         let bytes = encode(intent)?;
         self.activities.insert(key, bytes.as_slice())?;
+        self.set_activity_open(intent)?;
         Ok(true)
     }
 
@@ -744,6 +758,18 @@ impl<'t> WriteTx<'t> {
             let bytes = encode(&intent)?;
             self.activities
                 .insert((connection, conversation_id), bytes.as_slice())?;
+            self.set_activity_open(&intent)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `open_activities` in step with the intent's state.
+    fn set_activity_open(&mut self, intent: &ActivityIntent) -> Result<(), StoreError> {
+        let key = (intent.connection.as_str(), intent.conversation_id.as_str());
+        if matches!(intent.state, ActivityState::Done { .. }) {
+            self.open_activities.remove(key)?;
+        } else {
+            self.open_activities.insert(key, ())?;
         }
         Ok(())
     }
@@ -836,9 +862,22 @@ impl ReadTx {
             cursors: txn.open_table(tables::CURSORS)?,
             pending: txn.open_table(tables::PENDING_WRITES)?,
             activities: txn.open_table(tables::ACTIVITIES)?,
+            open_activities: txn.open_table(tables::OPEN_ACTIVITIES)?,
             dead: txn.open_table(tables::DEAD_LETTERS)?,
             conversations: txn.open_table(tables::CONVERSATIONS)?,
         })
+    }
+
+    /// The activity intent for (connection, conversation id).
+    fn activity(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+    ) -> Result<Option<ActivityIntent>, StoreError> {
+        match self.activities.get((connection, conversation_id))? {
+            Some(guard) => Ok(Some(decode("activities", conversation_id, guard.value())?)),
+            None => Ok(None),
+        }
     }
 
     /// The contact with this phone.

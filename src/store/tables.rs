@@ -22,6 +22,10 @@ pub(crate) const PENDING_WRITES: TableDefinition<(&str, &str), &[u8]> =
 /// (connection, conversation id) → `ActivityIntent`.
 pub(crate) const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("activities");
+/// (connection, conversation id) → () for every activity intent that is not `Done`: the
+/// dispatcher and the metrics scan this small set instead of every activity ever logged.
+pub(crate) const OPEN_ACTIVITIES: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("open_activities");
 /// sequence number → `DeadLetter`.
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 /// conversation id → `AppliedConversation`.
