@@ -139,6 +139,28 @@ fn import_streams_a_plain_array_in_pages() {
 }
 
 #[test]
+fn a_bad_record_after_many_pages_leaves_the_store_unchanged() {
+    let ws = Workspace::new();
+    ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);
+    let before = ws.json(&["contact", "list"]);
+    // 2,500 good records (more than two pages), then one that is not an object.
+    let mut text = String::from("[");
+    for i in 0..2500 {
+        text.push_str(&format!(
+            "{{\"Id\":\"003{i:012}\",\"Phone\":\"+1415555{i:04}\",\"FirstName\":\"P{i}\"}},"
+        ));
+    }
+    text.push_str("42]");
+    ws.write("late.json", &text);
+    let err = ws.bad(&["import", "--connection", "salesforce", "late.json"]);
+    assert!(
+        err.contains("late.json: record #2500 is not a JSON object"),
+        "{err}"
+    );
+    assert_eq!(ws.json(&["contact", "list"]), before);
+}
+
+#[test]
 fn analyze_applies_once_and_queues_intents() {
     let ws = Workspace::new();
     ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);

@@ -1,7 +1,7 @@
 //! Crash safety: the real `crmsync` binary imports a records file and analyzes conversation
 //! events while being killed with SIGKILL at random moments. After every kill the store must
 //! open, and its contents must be exactly a state that some prefix of whole events produces:
-//! every import page fully present or fully absent, every conversation fully applied (marked
+//! the import (one transaction for the whole file) fully present or fully absent, every conversation fully applied (marked
 //! applied, fields written, activity and outbound intents recorded) or fully absent. Finishing
 //! the run afterwards must give exactly the state of a run that was never killed.
 //!
@@ -24,8 +24,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
 
-/// Records in the import file: three pages (the CLI commits `PAGE_SIZE` = 1000 records per
-/// transaction).
+/// Records in the import file: three pages of `PAGE_SIZE` = 1000 records, all in one
+/// transaction.
 const RECORDS: u64 = 2500;
 /// Conversation events applied one `crmsync analyze` process each, after the import.
 const EVENTS: u64 = 12;
@@ -384,22 +384,8 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
     println!("CRMSYNC_CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let ws = Workspace::new();
-    // The CLI commits one transaction per page of this many records.
-    let page = crmsync::cli::records::PAGE_SIZE as u64;
-
-    // Reference states. Import: the state after j whole pages is what importing the first
-    // j pages alone gives.
-    let mut after_pages = Vec::new();
-    for pages in 0..=RECORDS.div_ceil(page) {
-        let count = (pages * page).min(RECORDS);
-        let store = ws.root.join(format!("pages-{pages}.redb"));
-        if count > 0 {
-            let file = ws.root.join(format!("records-{pages}.json"));
-            support::write_salesforce_file(&file, count).unwrap();
-            ws.run(&store, &Step::Import(file));
-        }
-        after_pages.push(snapshot(&store));
-    }
+    // The state before the import: an empty store.
+    let empty = snapshot(&ws.root.join("empty.redb"));
     // Then a clean run of every step: the state after each.
     let clean_store = ws.root.join("clean.redb");
     let mut after_step = Vec::new();
@@ -409,12 +395,6 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
         after_step.push(snapshot(&clean_store));
     }
     let clean = after_step.last().unwrap().clone();
-    let imported_state = after_pages.last().unwrap();
-    assert!(
-        after_step[0] == *imported_state,
-        "a whole import equals the page-by-page reference:\n{}",
-        diff(&after_step[0], imported_state)
-    );
     check_invariants(&clean);
     assert_eq!(
         clean.applied.len() as u64,
@@ -448,19 +428,18 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
             let snap = snapshot(&store);
             check_invariants(&snap);
             let state = if step == 0 {
-                let pages = after_pages
-                    .iter()
-                    .position(|reference| *reference == snap)
-                    .unwrap_or_else(|| {
-                        let nearest =
-                            (snap.contacts.len() / page as usize).min(after_pages.len() - 1);
-                        panic!(
-                            "after a kill during import (delay {delay:?}) the store is no \
-                             whole-page state; vs. {nearest} pages:\n{}",
-                            diff(&snap, &after_pages[nearest])
-                        )
-                    });
-                format!("import: {pages} pages")
+                // The whole file is one transaction: all of it or none of it.
+                if snap == empty {
+                    format!("import: absent (killed: {})", !completed)
+                } else if snap == after_step[0] {
+                    "import: applied".to_string()
+                } else {
+                    panic!(
+                        "after a kill during import (delay {delay:?}) the store is neither \
+                         empty nor the whole import; vs. the whole import:\n{}",
+                        diff(&snap, &after_step[0])
+                    )
+                }
             } else if snap == after_step[step] {
                 format!("event {}: applied", step - 1)
             } else if snap == after_step[step - 1] {
@@ -494,10 +473,8 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
         "only {kills} kills hit a running process"
     );
     assert!(
-        states_seen
-            .iter()
-            .any(|s| s.starts_with("import: ") && !s.ends_with(" 0 pages")),
-        "no kill interrupted the import after a committed page: {states_seen:?}"
+        states_seen.contains("import: absent (killed: true)"),
+        "no kill interrupted a running import: {states_seen:?}"
     );
     assert!(
         states_seen.iter().any(|s| s.ends_with(": applied")) || states_seen.len() >= 3,

@@ -1,5 +1,5 @@
 //! `crmsync import --connection NAME FILE.json`: apply a connection's inbound rules to a file of
-//! CRM records (streamed in pages; one store transaction per page).
+//! CRM records (streamed in pages; the whole file in one store transaction).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -26,63 +26,58 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
     engine
         .require_connection(&args.connection)
         .map_err(engine_error)?;
-    // Syntax and shape first, so bad input leaves the store unchanged.
-    records::validate(&args.file).map_err(records_error)?;
+    // The whole file is ONE store transaction, committed durably at the end: bad input found
+    // anywhere (malformed JSON at record 900,000) or a crash part-way leaves the store as it
+    // was, and re-running the import after fixing the file gives a clean result. Inside the
+    // transaction every page is applied whole, in file order.
     // One thread parses while this one applies pages (2 cores: parsing overlaps evaluation
     // and the store). The bounded channel keeps at most a few pages in memory.
-    let mut report = ImportReport::default();
-    let file = args.file.clone();
-    let applied: Result<(), CliError> = std::thread::scope(|scope| {
-        let (sender, pages) = std::sync::mpsc::sync_channel(2);
-        // Applied pages go back to the reader to be freed there (see
-        // `Engine::commit_page_returning_records`); at most the pages in flight wait here.
-        let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<serde_json::Value>>();
-        let engine_ref = &engine;
-        let connection = args.connection.as_str();
-        let reader = scope.spawn(move || {
-            // Parsing and the pure half of the import (ids, phone numbers) run here; a send
-            // fails only when the importer stopped (its error is reported instead).
-            records::stream(&file, PAGE_SIZE, |page| {
-                spent.try_iter().for_each(drop);
-                let prepared = engine_ref.prepare_page(connection, page);
-                sender.send(prepared).map_err(|_| ())
-            })
-        });
-        let mut failure = None;
-        for prepared in pages {
-            // Pages commit atomically without an fsync each; one sync at the end makes them
-            // all durable before the summary is printed.
-            let result = prepared.and_then(|page| {
-                let (result, records) = engine_ref.commit_page_returning_records(page, None, false);
-                // The reader may be done (then this page is freed here).
-                let _ = spent_sender.send(records);
-                result
+    let report = engine.import_batch(true, |batch| {
+        std::thread::scope(|scope| {
+            let (sender, pages) = std::sync::mpsc::sync_channel(2);
+            // Applied pages go back to the reader to be freed there (see
+            // `Engine::commit_page_returning_records`); at most the pages in flight wait here.
+            let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<serde_json::Value>>();
+            let engine_ref = &engine;
+            let connection = args.connection.as_str();
+            let file = args.file.as_path();
+            let reader = scope.spawn(move || {
+                // Parsing and the pure half of the import (ids, phone numbers) run here; a
+                // send fails only when the importer stopped (its error is reported instead).
+                records::stream(file, PAGE_SIZE, |page| {
+                    spent.try_iter().for_each(drop);
+                    let prepared = engine_ref.prepare_page(connection, page);
+                    sender.send(prepared).map_err(|_| ())
+                })
             });
-            match result {
-                Ok(page_report) => report.absorb(page_report),
-                Err(err) => {
-                    failure = Some(engine_error(err));
-                    break;
+            let mut report = ImportReport::default();
+            let mut failure = None;
+            for prepared in pages {
+                match prepared.and_then(|page| batch.apply(page, None)) {
+                    Ok((page_report, records)) => {
+                        report.absorb(page_report);
+                        // The reader may be done (then this page is freed here).
+                        let _ = spent_sender.send(records);
+                    }
+                    Err(err) => {
+                        failure = Some(engine_error(err));
+                        break;
+                    }
                 }
             }
-        }
-        // The receiver is gone after the loop, so a blocked reader stops at its next page.
-        let read = reader
-            .join()
-            .map_err(|_| CliError::runtime("the records reader panicked"))?;
-        if let Some(err) = failure {
-            return Err(err);
-        }
-        match read {
-            Ok(_) | Err(StreamError::Sink(())) => Ok(()),
-            Err(StreamError::Records(err)) => Err(records_error(err)),
-        }
-    });
-    applied?;
-    engine
-        .store()
-        .sync()
-        .map_err(|err| CliError::runtime(err.to_string()))?;
+            // The receiver is gone after the loop, so a blocked reader stops at its next page.
+            let read = reader
+                .join()
+                .map_err(|_| CliError::runtime("the records reader panicked"))?;
+            if let Some(err) = failure {
+                return Err(err);
+            }
+            match read {
+                Ok(_) | Err(StreamError::Sink(())) => Ok(report),
+                Err(StreamError::Records(err)) => Err(records_error(err)),
+            }
+        })
+    })?;
     if global.json {
         print_json(&report)
     } else {

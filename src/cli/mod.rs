@@ -86,6 +86,18 @@ pub struct CliError {
     pub message: String,
 }
 
+impl From<crate::store::StoreError> for CliError {
+    fn from(err: crate::store::StoreError) -> Self {
+        CliError::runtime(err.to_string())
+    }
+}
+
+impl From<crate::engine::EngineError> for CliError {
+    fn from(err: crate::engine::EngineError) -> Self {
+        open::engine_error(err)
+    }
+}
+
 impl CliError {
     /// Bad input: exit 1.
     pub fn input(message: impl Into<String>) -> Self {

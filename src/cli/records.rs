@@ -4,8 +4,9 @@
 //! a HubSpot list/search response `{"results": [...]}` (other keys, such as `totalSize`,
 //! `done`, `nextRecordsUrl` or `paging`, are ignored). Every record must be a JSON object.
 //!
-//! The file is read twice: [`validate`] checks syntax and shape without building values (so bad
-//! input is reported before anything is written), then [`stream`] hands out pages.
+//! The file is read once, by [`stream`]; an error (malformed JSON, a record that is not an
+//! object) stops it with serde_json's line and column, and `import` then aborts its store
+//! transaction, so bad input anywhere in the file leaves the store unchanged.
 
 use std::fmt;
 use std::fs::File;
@@ -17,7 +18,8 @@ use serde::de::{
 };
 use serde_json::Value as Json;
 
-/// Records per page (one store transaction each).
+/// Records per page (the unit of parsing and of duplicate resolution; `import` applies them all
+/// in one store transaction).
 pub const PAGE_SIZE: usize = 1000;
 
 /// Why a records file could not be read.
@@ -51,28 +53,6 @@ fn open(path: &Path) -> Result<BufReader<File>, RecordsError> {
         })
 }
 
-/// Checks syntax and shape of the whole file; returns the number of records.
-pub fn validate(path: &Path) -> Result<usize, RecordsError> {
-    let reader = open(path)?;
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let mut count = 0usize;
-    let mut on_record = |_: RecordSlot| {
-        count += 1;
-        Ok::<(), ()>(())
-    };
-    let result = TopSeed {
-        sink: &mut on_record,
-        build: false,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end());
-    result.map_err(|err| RecordsError::Input {
-        path: path.display().to_string(),
-        message: err.to_string(),
-    })?;
-    Ok(count)
-}
-
 /// Streams the records in pages of `page_size`, handing each page to `on_page`.
 pub fn stream<E>(
     path: &Path,
@@ -84,11 +64,9 @@ pub fn stream<E>(
     let mut page: Vec<Json> = Vec::with_capacity(page_size);
     let mut failed: Option<E> = None;
     let mut count = 0usize;
-    let mut on_record = |slot: RecordSlot| {
-        if let RecordSlot::Value(record) = slot {
-            page.push(record);
-            count += 1;
-        }
+    let mut on_record = |record: Json| {
+        page.push(record);
+        count += 1;
         if page.len() >= page_size {
             let full = std::mem::replace(&mut page, Vec::with_capacity(page_size));
             if let Err(err) = on_page(full) {
@@ -100,7 +78,6 @@ pub fn stream<E>(
     };
     let result = TopSeed {
         sink: &mut on_record,
-        build: true,
     }
     .deserialize(&mut de)
     .and_then(|()| de.end());
@@ -122,17 +99,10 @@ pub fn stream<E>(
     Ok(count)
 }
 
-/// One record as handed to the sink: the value, or just "one more" when validating.
-enum RecordSlot {
-    Value(Json),
-    Checked,
-}
-
-type Sink<'s> = dyn FnMut(RecordSlot) -> Result<(), ()> + 's;
+type Sink<'s> = dyn FnMut(Json) -> Result<(), ()> + 's;
 
 struct TopSeed<'s, 'f> {
     sink: &'s mut Sink<'f>,
-    build: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
@@ -150,11 +120,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        RecordsVisitor {
-            sink: self.sink,
-            build: self.build,
-        }
-        .visit_seq(seq)
+        RecordsVisitor { sink: self.sink }.visit_seq(seq)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -163,7 +129,6 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
             if !found && (key == "records" || key == "results") {
                 map.next_value_seed(RecordsSeed {
                     sink: &mut *self.sink,
-                    build: self.build,
                 })?;
                 found = true;
             } else {
@@ -182,22 +147,17 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
 
 struct RecordsSeed<'s, 'f> {
     sink: &'s mut Sink<'f>,
-    build: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordsSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_seq(RecordsVisitor {
-            sink: self.sink,
-            build: self.build,
-        })
+        de.deserialize_seq(RecordsVisitor { sink: self.sink })
     }
 }
 
 struct RecordsVisitor<'s, 'f> {
     sink: &'s mut Sink<'f>,
-    build: bool,
 }
 
 impl<'de> Visitor<'de> for RecordsVisitor<'_, '_> {
@@ -210,18 +170,10 @@ impl<'de> Visitor<'de> for RecordsVisitor<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         loop {
-            let slot = if self.build {
-                match seq.next_element_seed(RecordSeed { index })? {
-                    Some(record) => RecordSlot::Value(record),
-                    None => break,
-                }
-            } else {
-                match seq.next_element_seed(CheckSeed { index })? {
-                    Some(()) => RecordSlot::Checked,
-                    None => break,
-                }
+            let Some(record) = seq.next_element_seed(RecordSeed { index })? else {
+                break;
             };
-            (self.sink)(slot).map_err(|()| de::Error::custom("import stopped"))?;
+            (self.sink)(record).map_err(|()| de::Error::custom("import stopped"))?;
             index += 1;
         }
         Ok(())
@@ -245,30 +197,5 @@ impl<'de> DeserializeSeed<'de> for RecordSeed {
                 self.index
             )))
         }
-    }
-}
-
-/// Checks one record is an object without building it.
-struct CheckSeed {
-    index: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for CheckSeed {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for CheckSeed {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "record #{} to be a JSON object", self.index)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(())
     }
 }

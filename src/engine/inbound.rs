@@ -23,7 +23,7 @@ use serde_json::Value as Json;
 use super::{Engine, EngineError};
 use crate::lang::eval::Change;
 use crate::lang::eval::ConnectionKind;
-use crate::store::{ContactRecord, Source, SyncCursor, WriteTx};
+use crate::store::{ContactRecord, Source, StoreError, SyncCursor, WriteTx};
 use crate::value::Value;
 
 /// What one page did.
@@ -85,6 +85,55 @@ pub struct PreparedPage {
     connection: String,
     records: Vec<Json>,
     resolved: Resolved,
+}
+
+/// An open write transaction taking prepared pages ([`Engine::import_batch`]).
+pub struct PageBatch<'e, 'x, 't> {
+    engine: &'e Engine,
+    tx: &'x mut WriteTx<'t>,
+    now: DateTime<Utc>,
+}
+
+impl PageBatch<'_, '_, '_> {
+    /// Applies one prepared page and moves the connection's cursor to `cursor` (never
+    /// backwards); both become visible when the batch commits. Hands the page's records back,
+    /// as [`Engine::commit_page_returning_records`] does.
+    pub fn apply(
+        &mut self,
+        page: PreparedPage,
+        cursor: Option<&SyncCursor>,
+    ) -> Result<(ImportReport, Vec<Json>), EngineError> {
+        let PreparedPage {
+            connection,
+            records,
+            resolved,
+        } = page;
+        let report = self.engine.apply_resolved(
+            self.tx,
+            &connection,
+            &records,
+            resolved,
+            cursor,
+            self.now,
+        )?;
+        Ok((report, records))
+    }
+
+    /// Unlinks CRM records (deleted or merged away) inside the batch; returns how many were
+    /// linked.
+    pub fn unlink(
+        &mut self,
+        connection: &str,
+        record_ids: &[String],
+    ) -> Result<usize, EngineError> {
+        let mut count = 0;
+        for id in record_ids {
+            if self.tx.unlink(connection, id)?.is_some() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
 }
 
 /// The outcome of pass 1 over a page.
@@ -266,39 +315,74 @@ impl Engine {
         cursor: Option<&SyncCursor>,
         durable: bool,
     ) -> Result<ImportReport, EngineError> {
-        let kind = self.kind(connection);
         let now = Utc::now();
+        self.store.write_with(durable, |tx| {
+            self.apply_resolved(tx, connection, records, resolved, cursor, now)
+        })
+    }
+
+    /// Applies several prepared pages in ONE write transaction: the group commit of inbound
+    /// pages. Each page is still all-or-nothing (a page never spans two transactions) and a
+    /// page's cursor moves with it; `f` returning `Err` aborts every page of the batch.
+    /// WHY: a commit copies every B-tree leaf the batch touched, and CRM records arrive in id
+    /// order, so their phones land in random leaves. Per page of 2,000 that is ~2,000 leaves
+    /// (8 MB) copied per commit; in one transaction a leaf is copied once and then updated in
+    /// place (BENCHMARKS.md, "Import").
+    pub fn import_batch<T, E: From<StoreError> + From<EngineError>>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut PageBatch<'_, '_, '_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let now = Utc::now();
+        self.store.write_with(durable, |tx| {
+            let mut batch = PageBatch {
+                engine: self,
+                tx,
+                now,
+            };
+            f(&mut batch)
+        })
+    }
+
+    /// Pass 2 inside a transaction.
+    fn apply_resolved(
+        &self,
+        tx: &mut WriteTx<'_>,
+        connection: &str,
+        records: &[Json],
+        resolved: Resolved,
+        cursor: Option<&SyncCursor>,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport, EngineError> {
+        let kind = self.kind(connection);
         let links = self.links(connection);
         let Resolved {
             candidates,
             archived,
             mut report,
         } = resolved;
-        self.store.write_with(durable, |tx| {
-            for record_id in &archived {
-                if tx.unlink(connection, record_id)?.is_some() {
-                    report.archived += 1;
-                }
+        for record_id in &archived {
+            if tx.unlink(connection, record_id)?.is_some() {
+                report.archived += 1;
             }
-            for resolved in &candidates {
-                let Some(record) = records.get(resolved.position) else {
-                    continue;
-                };
-                let candidate = Candidate {
-                    record_id: resolved.record_id.clone(),
-                    record,
-                    body: rules_body(kind, record),
-                    phone: resolved.phone.clone(),
-                    modstamp: resolved.modstamp,
-                    position: resolved.position,
-                };
-                self.import_one(tx, connection, &candidate, links, now, &mut report)?;
-            }
-            if let Some(cursor) = cursor {
-                tx.advance_cursor(connection, cursor)?;
-            }
-            Ok::<_, EngineError>(())
-        })?;
+        }
+        for resolved in &candidates {
+            let Some(record) = records.get(resolved.position) else {
+                continue;
+            };
+            let candidate = Candidate {
+                record_id: resolved.record_id.clone(),
+                record,
+                body: rules_body(kind, record),
+                phone: resolved.phone.clone(),
+                modstamp: resolved.modstamp,
+                position: resolved.position,
+            };
+            self.import_one(tx, connection, &candidate, links, now, &mut report)?;
+        }
+        if let Some(cursor) = cursor {
+            tx.advance_cursor(connection, cursor)?;
+        }
         report.skipped.sort_by(|a, b| a.record_id.cmp(&b.record_id));
         Ok(report)
     }

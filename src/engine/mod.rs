@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationOutcome, ConversationReport};
-pub use inbound::{Duplicate, ImportReport, PreparedPage, RecordFieldError, Skipped};
+pub use inbound::{Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, Skipped};
 pub use manual::ManualReport;
 
 /// Errors for callers; each names the thing that was wrong.
