@@ -83,115 +83,218 @@ fn record() -> serde_json::Value {
 }
 
 /// The same mapping written by hand against the same primitives (E.164 normalizer, strict
-/// parsers), producing the same changes.
+/// parsers), producing the same changes, with the rule language's semantics (DESIGN.md §2, as
+/// `docs/evaluation.md` describes them) so the comparison is like for like: a missing field
+/// changes nothing, a CRM `null` clears the field, blank text is "no value" for every type but
+/// string, numbers and booleans read from text too, picklist values match exactly and then
+/// case-insensitively after trimming, `fill_if_empty` writes only into an empty field.
 struct HandWritten {
     phone: PhoneNormalizer,
 }
 
-fn text(v: &serde_json::Value) -> Option<&str> {
-    v.as_str()
+/// A record field as the rules see it: absent (no change), null (clear), or text/number/bool.
+enum In<'a> {
+    Missing,
+    Null,
+    Text(&'a str),
+    Number(f64),
+    Bool(bool),
 }
 
+fn field<'a>(r: &'a serde_json::Map<String, serde_json::Value>, name: &str) -> In<'a> {
+    use serde_json::Value as J;
+    match r.get(name) {
+        None => In::Missing,
+        Some(J::Null) => In::Null,
+        Some(J::String(s)) => In::Text(s),
+        Some(J::Number(n)) => n.as_f64().map_or(In::Null, In::Number),
+        Some(J::Bool(b)) => In::Bool(*b),
+        Some(_) => In::Missing,
+    }
+}
+
+/// The value for a non-string field: blank text is no value.
+fn typed(v: In<'_>) -> In<'_> {
+    match v {
+        In::Text(t) if t.trim().is_empty() => In::Null,
+        v => v,
+    }
+}
+
+/// Text for a string field (numbers and booleans have text forms).
+fn text<'a>(v: In<'a>, f: impl FnOnce(&str) -> String) -> Option<Option<String>> {
+    match v {
+        In::Missing => None,
+        In::Null => Some(None),
+        In::Text(t) => Some(Some(f(t))),
+        In::Number(n) => Some(Some(f(&crmsync::value::vars::format_number(n)))),
+        In::Bool(b) => Some(Some(f(if b { "true" } else { "false" }))),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    matches!(v, Value::Null) || matches!(v, Value::String(s) if s.trim().is_empty())
+}
+
+const LEAD_STATUS: [(&str, &str); 3] = [
+    ("Open - Not Contacted", "new"),
+    ("Working - Contacted", "working"),
+    ("Closed - Converted", "qualified"),
+];
+
 impl HandWritten {
-    fn eval(&self, record: &serde_json::Value, current: &Fields) -> (Vec<Change>, Vec<String>) {
+    fn eval<'r>(
+        &self,
+        record: &serde_json::Value,
+        current: &Fields,
+    ) -> (Vec<Change<'r>>, Vec<String>) {
         let mut changes = Vec::with_capacity(15);
         let mut errors = Vec::new();
         let r = match record.as_object() {
             Some(r) => r,
             None => return (changes, vec!["not an object".into()]),
         };
-        let mut put = |field: &str, value: Value, fill_if_empty: bool| {
+        // `None` writes nothing; `Some(value)` writes `value` (`Value::Null` clears).
+        let mut put = |field: &'r str, value: Option<Value>, fill_if_empty: bool| {
+            let Some(value) = value else { return };
             let cur = current.get(field);
-            let empty = |v: &Value| {
-                matches!(v, Value::Null) || matches!(v, Value::String(s) if s.trim().is_empty())
-            };
-            if cur == Some(&value) || (cur.is_none_or(empty) && empty(&value)) {
+            if cur == Some(&value) || (cur.is_none_or(is_empty) && is_empty(&value)) {
                 return;
             }
-            if fill_if_empty && !cur.is_none_or(empty) {
+            if fill_if_empty && !cur.is_none_or(is_empty) {
                 return;
             }
-            changes.push(Change::Set {
-                field: field.to_string(),
-                value,
-            });
+            changes.push(Change::Set { field, value });
         };
-        match r
-            .get("Phone")
-            .and_then(text)
-            .map(|p| self.phone.normalize(p))
-        {
-            Some(Ok(p)) => put("phone_number", Value::String(p), false),
+        let string = |v: Option<Option<String>>| v.map(|t| t.map_or(Value::Null, Value::String));
+        let phone = match field(r, "Phone") {
+            In::Text(p) => self.phone.normalize(p),
+            In::Number(n) => self.phone.normalize(&crmsync::value::vars::format_number(n)),
             _ => return (Vec::new(), vec!["phone".into()]),
+        };
+        match phone {
+            Ok(p) => put("phone_number", Some(Value::String(p)), false),
+            Err(_) => return (Vec::new(), vec!["phone".into()]),
         }
-        if let Some(v) = r.get("FirstName").and_then(text) {
-            put("first_name", Value::String(v.trim().to_string()), false);
+        put(
+            "first_name",
+            string(text(field(r, "FirstName"), |t| t.trim().to_string())),
+            false,
+        );
+        put(
+            "last_name",
+            string(text(field(r, "LastName"), |t| t.trim().to_string())),
+            false,
+        );
+        let do_not_call = match typed(field(r, "DoNotCall")) {
+            In::Bool(b) => Some(b),
+            In::Text(t) => parse_bool(t).ok(),
+            _ => None,
+        };
+        if do_not_call == Some(true) {
+            put("do_not_call", Some(Value::Bool(true)), false);
         }
-        if let Some(v) = r.get("LastName").and_then(text) {
-            put("last_name", Value::String(v.trim().to_string()), false);
-        }
-        if let Some(true) = r.get("DoNotCall").and_then(|v| v.as_bool()) {
-            put("do_not_call", Value::Bool(true), false);
-        }
-        if let Some(v) = r.get("Email").and_then(text) {
-            put("email", Value::String(v.trim().to_lowercase()), false);
-        }
-        if let Some(v) = r.get("Lead_Status__c").and_then(text) {
-            let variant = match v {
-                "Open - Not Contacted" => "new",
-                "Working - Contacted" => "working",
-                "Closed - Converted" => "qualified",
-                _ => "unqualified",
-            };
-            put("lead_status", Value::Enum(variant.to_string()), false);
-        }
-        if let Some(v) = r.get("AnnualRevenue").and_then(|v| v.as_f64()) {
-            put("deal_size", Value::Number(v), false);
-        }
-        if let Some(v) = r.get("Renewal_Date__c").and_then(text) {
-            match parse_iso_date(v).ok_or(()) {
-                Ok(d) => put("renewal_date", Value::Date(d), true),
-                Err(_) => errors.push("renewal_date".into()),
+        put(
+            "email",
+            string(text(field(r, "Email"), |t| t.trim().to_lowercase())),
+            false,
+        );
+        let status = match field(r, "Lead_Status__c") {
+            In::Missing => None,
+            In::Null => Some(Value::Null),
+            In::Text(t) => {
+                let variant = LEAD_STATUS
+                    .iter()
+                    .find(|(k, _)| *k == t)
+                    .or_else(|| {
+                        let t = t.trim();
+                        LEAD_STATUS.iter().find(|(k, _)| k.eq_ignore_ascii_case(t))
+                    })
+                    .map_or("unqualified", |(_, v)| v);
+                Some(Value::Enum(variant.to_string()))
             }
-        }
-        if let Some(v) = r.get("Last_Contacted__c").and_then(text) {
-            match parse_datetime(v) {
-                Ok(d) => put("last_contacted_at", Value::Datetime(d), false),
+            In::Number(_) | In::Bool(_) => Some(Value::Enum("unqualified".to_string())),
+        };
+        put("lead_status", status, false);
+        match typed(field(r, "AnnualRevenue")) {
+            In::Missing => {}
+            In::Null => put("deal_size", Some(Value::Null), false),
+            In::Number(n) => put("deal_size", Some(Value::Number(n)), false),
+            In::Text(t) => match parse_number(t) {
+                Ok(n) => put("deal_size", Some(Value::Number(n)), false),
                 Err(e) => errors.push(e),
-            }
+            },
+            In::Bool(_) => errors.push("deal_size".into()),
         }
-        if let Some(v) = r.get("Account").and_then(|a| a.get("Name")).and_then(text) {
-            put("company", Value::String(v.to_string()), false);
+        match typed(field(r, "Renewal_Date__c")) {
+            In::Missing => {}
+            In::Null => put("renewal_date", Some(Value::Null), true),
+            In::Text(t) => match parse_iso_date(t.trim()) {
+                Some(d) => put("renewal_date", Some(Value::Date(d)), true),
+                None => errors.push("renewal_date".into()),
+            },
+            _ => errors.push("renewal_date".into()),
         }
-        if let Some(v) = r.get("Title").and_then(text) {
-            put("title", Value::String(v.trim().to_string()), false);
-        }
-        if let Some(v) = r.get("MailingCountry").and_then(text) {
-            put("country", Value::String(v.to_uppercase()), false);
-        }
-        if let Some(v) = r.get("NumberOfEmployees__c").and_then(text) {
-            match parse_number(v) {
-                Ok(n) => put("employees", Value::Number(n), false),
+        match typed(field(r, "Last_Contacted__c")) {
+            In::Missing => {}
+            In::Null => put("last_contacted_at", Some(Value::Null), false),
+            In::Text(t) => match parse_datetime(t) {
+                Ok(d) => put("last_contacted_at", Some(Value::Datetime(d)), false),
                 Err(e) => errors.push(e),
-            }
+            },
+            _ => errors.push("last_contacted_at".into()),
         }
-        if let Some(v) = r.get("Customer__c").and_then(text) {
-            match parse_bool(v) {
-                Ok(b) => put("is_customer", Value::Bool(b), false),
+        let company = match r.get("Account") {
+            None => In::Missing,
+            Some(serde_json::Value::Null) => In::Null,
+            Some(serde_json::Value::Object(account)) => field(account, "Name"),
+            Some(_) => In::Missing,
+        };
+        put("company", string(text(company, str::to_string)), false);
+        put(
+            "title",
+            string(text(field(r, "Title"), |t| t.trim().to_string())),
+            false,
+        );
+        put(
+            "country",
+            string(text(field(r, "MailingCountry"), str::to_uppercase)),
+            false,
+        );
+        match typed(field(r, "NumberOfEmployees__c")) {
+            In::Missing => {}
+            In::Null => put("employees", Some(Value::Null), false),
+            In::Number(n) => put("employees", Some(Value::Number(n)), false),
+            In::Text(t) => match parse_number(t) {
+                Ok(n) => put("employees", Some(Value::Number(n)), false),
                 Err(e) => errors.push(e),
-            }
+            },
+            In::Bool(_) => errors.push("employees".into()),
         }
-        let source = r.get("LeadSource").and_then(text).unwrap_or("unknown");
-        put("lead_source", Value::String(source.to_string()), false);
+        match typed(field(r, "Customer__c")) {
+            In::Missing => {}
+            In::Null => put("is_customer", Some(Value::Null), false),
+            In::Bool(b) => put("is_customer", Some(Value::Bool(b)), false),
+            In::Text(t) => match parse_bool(t) {
+                Ok(b) => put("is_customer", Some(Value::Bool(b)), false),
+                Err(e) => errors.push(e),
+            },
+            In::Number(_) => errors.push("is_customer".into()),
+        }
+        let source = match field(r, "LeadSource") {
+            In::Missing | In::Null => In::Text("unknown"),
+            v => v,
+        };
+        put("lead_source", string(text(source, str::to_string)), false);
         (changes, errors)
     }
 }
 
-fn applied(changes: &[Change]) -> Fields {
+fn applied(changes: &[Change<'_>]) -> Fields {
     changes
         .iter()
         .filter_map(|c| match c {
-            Change::Set { field, value } => Some((field.clone(), value.clone())),
+            Change::Set { field, value } => Some((field.to_string(), value.clone())),
             Change::Merge { .. } => None,
         })
         .collect()
@@ -259,6 +362,33 @@ fn bench(c: &mut Criterion) {
         "compiled and hand-written disagree"
     );
     assert_eq!(compiled.changes.len(), 14);
+    // ... and on the edge cases whose semantics the hand-written code spells out.
+    let stored_full = applied(&compiled.changes);
+    for (key, value) in [
+        ("FirstName", json!(null)),
+        ("AnnualRevenue", json!("  ")),
+        ("AnnualRevenue", json!("1200.50")),
+        ("Lead_Status__c", json!(" working - contacted ")),
+        ("Lead_Status__c", json!("Something else")),
+        ("Account", json!(null)),
+        ("NumberOfEmployees__c", json!(250)),
+        ("Customer__c", json!(true)),
+        ("Renewal_Date__c", json!("")),
+        ("LeadSource", json!("Webinar")),
+        ("Title", json!(7)),
+    ] {
+        let mut variant = record.clone();
+        variant[key] = value.clone();
+        for current in [&empty, &stored_full] {
+            let compiled = warm.eval_inbound("salesforce", &variant, current);
+            let (manual, manual_errors) = hand_warm.eval(&variant, current);
+            assert_eq!(
+                compiled.changes, manual,
+                "compiled and hand-written disagree on {key} = {value}"
+            );
+            assert_eq!(compiled.errors.is_empty(), manual_errors.is_empty(), "{key}");
+        }
+    }
     let stored = applied(&compiled.changes);
     assert!(warm
         .eval_inbound("salesforce", &record, &stored)

@@ -137,7 +137,7 @@ impl Engine {
                     new,
                     instruction,
                 } => Some(MergeRequest {
-                    field,
+                    field: field.to_string(),
                     instruction,
                     old,
                     new,
@@ -279,13 +279,14 @@ impl Engine {
         let mut changed = Vec::new();
         for change in output.changes {
             let (field, value) = match change {
-                Change::Set { field, value } => (field, value),
+                Change::Set { field, value } => (field.to_string(), value),
                 Change::Merge {
                     field,
                     old,
                     new,
                     instruction,
                 } => {
+                    let field = field.to_string();
                     let key = (field.clone(), old.clone(), new.clone());
                     let outcome = merged.get(&key).cloned().unwrap_or_else(|| {
                         // The stored text changed since the merge was resolved (or it was

@@ -490,10 +490,10 @@ impl Engine {
                 // The checker allows merge only in analysis; treat defensively as a set.
                 Change::Merge { field, new, .. } => (field, Value::String(new)),
             };
-            if field == "phone_number" || guarded.contains(&field) {
+            if field == "phone_number" || guarded.contains(field) {
                 continue;
             }
-            changed |= contact.set_field(&field, value, source.clone(), now);
+            changed |= contact.set_field(field, value, source.clone(), now);
         }
         let relinked = contact.links.get(connection) != Some(&candidate.record_id);
         tx.link(&mut contact, connection, &candidate.record_id)?;
