@@ -206,15 +206,20 @@ fn unknown_function<'a>(
 /// Look up a one-segment path.
 #[inline]
 fn resolve_field<'a>(name: &str, root: Root<'a>) -> DynValue<'a> {
-    let found = match root {
+    field_json(name, root).map_or(DynValue::Missing, DynValue::from_json)
+}
+
+/// The JSON at a one-segment path, if any.
+#[inline]
+pub(crate) fn field_json<'a>(name: &str, root: Root<'a>) -> Option<&'a serde_json::Value> {
+    match root {
         Root::Record { primary, secondary } => match primary.and_then(|m| m.get(name)) {
             Some(v) => Some(v),
             None => secondary.and_then(|m| m.get(name)),
         },
         Root::Conversation(event) => event.analysis.get(name),
         Root::None => None,
-    };
-    found.map_or(DynValue::Missing, DynValue::from_json)
+    }
 }
 
 /// Follow a path; `Missing` as soon as a segment is absent or the value is not an object.

@@ -8,6 +8,7 @@ use crate::value::{coerce, DynValue, FieldType, Value};
 
 use super::expr::{truth, EvalError, Fail, Node, Scope};
 use super::print::print;
+use super::text_copy::TextCopy;
 use super::value_map::CompiledValueMap;
 use super::{Change, EvalOutput, FieldError};
 
@@ -37,6 +38,8 @@ pub(crate) struct CompiledMapping {
     pub(crate) repeated: bool,
     /// Top-level input paths read (for SOQL SELECT / HubSpot `properties=`).
     pub(crate) reads: Vec<Vec<String>>,
+    /// The superinstruction for a text field copied from the record (`text_copy.rs`).
+    text_copy: Option<TextCopy>,
 }
 
 /// Lazily computed record id for error reports (only looked up when an error happens).
@@ -51,12 +54,18 @@ impl CompiledMapping {
         if let Some(g) = &m.guard {
             collect_paths(g, &mut reads);
         }
+        let source = Node::build(&m.source, &name);
+        let plain_text = def.ty == FieldType::String
+            && m.target != FieldTable::PHONE_NUMBER
+            && m.guard.is_none()
+            && m.value_map.is_none();
         CompiledMapping {
+            text_copy: plain_text.then(|| TextCopy::recognise(&source)).flatten(),
             target: def.name.clone(),
             ty: def.ty.clone(),
             is_phone: m.target == FieldTable::PHONE_NUMBER,
             instruction: def.description.clone().unwrap_or_default(),
-            source: Node::build(&m.source, &name),
+            source,
             source_text: print(&m.source, &name),
             value_map: m.value_map.as_ref().map(CompiledValueMap::build),
             mode: m.mode,
@@ -101,12 +110,13 @@ impl CompiledMapping {
         self.mode == Mode::Merge
     }
 
-    fn push<'a>(&'a self, changes: &mut Vec<Change<'a>>, change: Change<'a>) {
+    /// The later of two mappings to one target wins (the checker warns): drop the earlier
+    /// one's change before pushing ours.
+    #[inline]
+    fn make_room(&self, changes: &mut Vec<Change<'_>>) {
         if self.repeated {
-            // The later of two mappings to one target wins (the checker warns).
             changes.retain(|c| c.field() != self.target);
         }
-        changes.push(change);
     }
 
     /// Push the change (if any) this mapping makes. The error says whether the guard failed.
@@ -116,6 +126,13 @@ impl CompiledMapping {
         flow: Flow,
         changes: &mut Vec<Change<'r>>,
     ) -> Result<(), Box<(bool, EvalError)>> {
+        if let Some(text) = self.text_copy.as_ref().and_then(|fast| fast.text(s.root)) {
+            let current = s.current.get(&self.target);
+            if !unchanged_string(current, &text) {
+                self.write(current, Value::String(text.into_owned()), changes);
+            }
+            return Ok(());
+        }
         let in_guard = |e: Fail| Box::new((true, *e));
         let in_source = |e: Fail| Box::new((false, *e));
         if let Some(guard) = &self.guard {
@@ -149,7 +166,8 @@ impl CompiledMapping {
                 return Ok(());
             }
         }
-        if !self.is_phone && unchanged_text(s.current.get(&self.target), &v, &self.ty) {
+        let current = s.current.get(&self.target);
+        if !self.is_phone && unchanged_text(current, &v, &self.ty) {
             return Ok(());
         }
         let new = if self.is_phone {
@@ -170,37 +188,50 @@ impl CompiledMapping {
                 ))
             })?
         };
-        let current = s.current.get(&self.target);
-        if same(current, &new) {
-            return Ok(());
-        }
-        let current_empty = current.is_none_or(is_empty);
-        let change = match self.mode {
-            Mode::Overwrite => self.set(new),
-            Mode::FillIfEmpty if current_empty => self.set(new),
-            Mode::FillIfEmpty => return Ok(()),
-            Mode::Merge if current_empty => self.set(new),
-            Mode::Merge => match (current, new) {
-                (_, new) if is_empty(&new) => return Ok(()),
-                (Some(Value::String(old)), Value::String(new)) => Change::Merge {
-                    field: &self.target,
-                    old: old.clone(),
-                    new,
-                    instruction: self.instruction.clone(),
-                },
-                // Merge is checked to string fields; a stored value of another type is replaced.
-                (_, new) => self.set(new),
-            },
-        };
-        self.push(changes, change);
+        self.write(current, new, changes);
         Ok(())
     }
 
-    fn set(&self, value: Value) -> Change<'_> {
-        Change::Set {
-            field: &self.target,
-            value,
+    /// Push the change that writing `new` over `current` makes in this mapping's mode, if any.
+    fn write<'r>(&'r self, current: Option<&Value>, new: Value, changes: &mut Vec<Change<'r>>) {
+        if same(current, &new) {
+            return;
         }
+        let current_empty = current.is_none_or(is_empty);
+        match self.mode {
+            Mode::Overwrite => {}
+            Mode::FillIfEmpty | Mode::Merge if current_empty => {}
+            Mode::FillIfEmpty => return,
+            Mode::Merge => match (current, new) {
+                (_, new) if is_empty(&new) => return,
+                (Some(Value::String(old)), Value::String(new)) => {
+                    let change = Change::Merge {
+                        field: &self.target,
+                        old: old.clone(),
+                        new,
+                        instruction: self.instruction.clone(),
+                    };
+                    self.make_room(changes);
+                    changes.push(change);
+                    return;
+                }
+                // Merge is checked to string fields; a stored value of another type is replaced.
+                (_, replacement) => {
+                    self.make_room(changes);
+                    changes.push(Change::Set {
+                        field: &self.target,
+                        value: replacement,
+                    });
+                    return;
+                }
+            },
+        }
+        // Built in place in the vector: this is the hot path of a full sync.
+        self.make_room(changes);
+        changes.push(Change::Set {
+            field: &self.target,
+            value: new,
+        });
     }
 
     fn phone(&self, v: DynValue<'_>, s: &Scope<'_>) -> Result<Value, Fail> {
@@ -227,11 +258,20 @@ fn unchanged_text(current: Option<&Value>, v: &DynValue<'_>, ty: &FieldType) -> 
         return false;
     };
     match (ty, current) {
-        (FieldType::String, Value::String(stored)) => {
-            stored == text || (stored.trim().is_empty() && text.trim().is_empty())
-        }
+        (FieldType::String, _) => unchanged_string(Some(current), text),
         (FieldType::Enum(variants), Value::Enum(stored)) => {
             coerce::match_variant(text.trim(), variants) == Some(stored.as_str())
+        }
+        _ => false,
+    }
+}
+
+/// Whether text is exactly the stored string (or both are blank), without copying it.
+#[inline]
+fn unchanged_string(current: Option<&Value>, text: &str) -> bool {
+    match current {
+        Some(Value::String(stored)) => {
+            stored == text || (stored.trim().is_empty() && text.trim().is_empty())
         }
         _ => false,
     }

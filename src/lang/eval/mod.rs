@@ -20,6 +20,7 @@
 mod expr;
 mod mapping;
 mod print;
+mod text_copy;
 mod value_map;
 
 use crate::event::ConversationEvent;

@@ -16,15 +16,18 @@ pub const SIGNATURE: Signature = Signature {
 pub fn call<'a>(args: &mut [DynValue<'a>], _: &CallContext<'_>) -> Result<DynValue<'a>, String> {
     Ok(match take_text(args, 0)? {
         Text::Absent(v) => v,
-        Text::Text(t) => DynValue::Str(map_text(t, |s| {
-            let unchanged = if s.is_ascii() {
-                !s.bytes().any(|b| b.is_ascii_uppercase())
-            } else {
-                !s.chars().any(char::is_uppercase)
-            };
-            (!unchanged).then(|| s.to_lowercase())
-        })),
+        Text::Text(t) => DynValue::Str(map_text(t, lowered)),
     })
+}
+
+/// The text in lower case, or `None` when it has no upper-case letter (nothing to copy).
+pub(crate) fn lowered(s: &str) -> Option<String> {
+    let unchanged = if s.is_ascii() {
+        !s.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        !s.chars().any(char::is_uppercase)
+    };
+    (!unchanged).then(|| s.to_lowercase())
 }
 
 #[cfg(test)]

@@ -16,15 +16,18 @@ pub const SIGNATURE: Signature = Signature {
 pub fn call<'a>(args: &mut [DynValue<'a>], _: &CallContext<'_>) -> Result<DynValue<'a>, String> {
     Ok(match take_text(args, 0)? {
         Text::Absent(v) => v,
-        Text::Text(t) => DynValue::Str(map_text(t, |s| {
-            let unchanged = if s.is_ascii() {
-                !s.bytes().any(|b| b.is_ascii_lowercase())
-            } else {
-                !s.chars().any(char::is_lowercase)
-            };
-            (!unchanged).then(|| s.to_uppercase())
-        })),
+        Text::Text(t) => DynValue::Str(map_text(t, uppered)),
     })
+}
+
+/// The text in upper case, or `None` when it has no lower-case letter (nothing to copy).
+pub(crate) fn uppered(s: &str) -> Option<String> {
+    let unchanged = if s.is_ascii() {
+        !s.bytes().any(|b| b.is_ascii_lowercase())
+    } else {
+        !s.chars().any(char::is_lowercase)
+    };
+    (!unchanged).then(|| s.to_uppercase())
 }
 
 #[cfg(test)]
