@@ -321,7 +321,7 @@ async fn run_one(
 
     // 2. A temporary store, this connection active, and a full sync.
     let store = Store::open(store_dir.join(format!("{name}.redb"))).map_err(runtime)?;
-    let engine = Engine::new(store, ruleset, Some(&name)).map_err(runtime)?;
+    let engine = std::sync::Arc::new(Engine::new(store, ruleset, Some(&name)).map_err(runtime)?);
     let (base_url, credentials) = match kind {
         ConnectorKind::Salesforce => (
             sandboxes.salesforce.login_url(),

@@ -64,6 +64,7 @@ impl SyncProgress for Bar {
 
 pub fn run(global: &GlobalOpts, args: SyncArgs) -> CliResult {
     let (engine, config) = engine(global)?;
+    let engine = std::sync::Arc::new(engine);
     let name = match args.connection.as_deref().or(engine.active_connection()) {
         Some(n) => n.to_string(),
         None => {

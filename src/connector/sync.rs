@@ -5,9 +5,10 @@
 //!    the connection — before anything is read.
 //! 2. Read: full (no cursor, or `--full`), else incremental from `cursor − overlap`. Pages are
 //!    fetched one ahead while the current page is applied.
-//! 3. Each page is one engine transaction that also moves the cursor to the newest
-//!    `(modified, id)` applied — so the cursor only advances after its page commits, and the
-//!    store never moves it backwards. Reads that are not in modification order (HubSpot's full
+//! 3. Each page is applied whole and moves the cursor to the newest `(modified, id)` applied,
+//!    in the same transaction — so the cursor only advances after its page commits, and the
+//!    store never moves it backwards. Pages that are already read and prepared share a
+//!    transaction, for at most [`BATCH_WINDOW`] (a batch never waits for the network). Reads that are not in modification order (HubSpot's full
 //!    list) move the cursor only with their last page. Cursor times in the future are clamped
 //!    to now.
 //! 4. Deletions: Salesforce `deleted` / HubSpot archived records since the previous cursor, and
@@ -220,6 +221,21 @@ struct Staged {
     n: u64,
 }
 
+/// A committed page, reported back to the sync.
+struct Applied {
+    report: crate::engine::ImportReport,
+    unlinked: usize,
+    n: u64,
+}
+
+/// How long one store transaction keeps taking pages that are already prepared.
+/// WHY: each commit copies every B-tree leaf it touched, and CRM records arrive in id order,
+/// so their phones land in random leaves: at one page (2,000 records) per commit, a 1M-record
+/// full sync copies ~4 GB of leaves. Batching pages cuts that roughly in proportion
+/// (BENCHMARKS.md, "Sync"). The window bounds how long another writer (the daemon's webhook
+/// writer) can wait for the store during a large sync; a batch never waits for the network.
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Aborts the read-ahead task when the sync stops early.
 struct ReadAhead(Option<PageTask>);
 impl Drop for ReadAhead {
@@ -233,7 +249,7 @@ impl Drop for ReadAhead {
 /// One inbound sync of `plan.connection`: schema check, read, apply, unlink deletions.
 pub async fn sync_inbound<C: Connector + 'static>(
     connector: Arc<C>,
-    engine: &Engine,
+    engine: &Arc<Engine>,
     plan: &SyncPlan,
     options: SyncOptions,
     progress: &dyn SyncProgress,
@@ -272,93 +288,87 @@ pub async fn sync_inbound<C: Connector + 'static>(
     };
 
     // A three-stage pipeline: page k+2 is fetched (async task) while page k+1 is prepared
-    // (record ids, phones: `Engine::prepare_page`, on a scoped thread) while page k commits.
-    // Commits are atomic but not individually fsynced (the cursor moves in the same
-    // transaction, so a crash loses both together and the next sync re-reads); one durable
-    // commit ends the read.
+    // (record ids, phones: `Engine::prepare_page`, on the committer's helper thread) while
+    // page k commits (`commit_pages`, on a blocking thread). Commits are atomic but not
+    // individually fsynced (the cursor moves in the same transaction, so a crash loses both
+    // together and the next sync re-reads); one durable commit ends the read.
+    let (pages, incoming) = tokio::sync::mpsc::channel::<Incoming>(2);
+    let (applied_sender, mut applied) = tokio::sync::mpsc::unbounded_channel::<Applied>();
+    let committer = {
+        let engine = engine.clone();
+        let conn = conn.to_string();
+        tokio::task::spawn_blocking(move || commit_pages(&engine, &conn, incoming, applied_sender))
+    };
     let mut ahead = ReadAhead(Some(fetch(ReadPosition { since, token: None })));
     let mut newest: Option<SyncCursor> = None;
     let mut started = false;
-    let mut ready: Option<Staged> = None;
-    loop {
-        let raw = match ahead.0.take() {
-            Some(task) => Some(task.await.map_err(|e| SyncError::Task {
-                connection: plan.connection.clone(),
-                message: e.to_string(),
-            })??),
-            None => None,
+    let absorb = |a: Applied, report: &mut InboundReport| {
+        report.absorb(a.report);
+        report.unlinked += a.unlinked;
+        progress.advance(a.n);
+    };
+    let mut read_error = None;
+    while let Some(task) = ahead.0.take() {
+        let page = match task.await {
+            Ok(Ok(page)) => page,
+            Ok(Err(err)) => {
+                read_error = Some(SyncError::from(err));
+                break;
+            }
+            Err(err) => {
+                read_error = Some(SyncError::Task {
+                    connection: plan.connection.clone(),
+                    message: err.to_string(),
+                });
+                break;
+            }
         };
-        if raw.is_none() && ready.is_none() {
+        if let Some(next) = &page.next {
+            ahead.0 = Some(fetch(next.clone()));
+        }
+        if !started {
+            progress.start(page.total);
+            started = true;
+        }
+        let now = Utc::now();
+        for r in &page.records {
+            let c = SyncCursor {
+                modstamp: r.modified.min(now),
+                last_id: r.id.clone(),
+            };
+            if newest.as_ref().is_none_or(|n| c > *n) {
+                newest = Some(c);
+            }
+        }
+        let last = page.next.is_none();
+        let cursor = if page.ordered || last {
+            newest.clone()
+        } else {
+            None
+        };
+        let merged = merged_ids(&page);
+        let n = page.records.len() as u64;
+        let records: Vec<Value> = page.records.into_iter().map(|r| r.raw).collect();
+        while let Ok(a) = applied.try_recv() {
+            absorb(a, &mut report);
+        }
+        if pages.send((records, cursor, merged, n)).await.is_err() {
+            // The committer stopped: its error is reported below.
             break;
         }
-        let mut incoming: Option<Incoming> = None;
-        if let Some(page) = raw {
-            if let Some(next) = &page.next {
-                ahead.0 = Some(fetch(next.clone()));
-            }
-            if !started {
-                progress.start(page.total);
-                started = true;
-            }
-            let now = Utc::now();
-            for r in &page.records {
-                let c = SyncCursor {
-                    modstamp: r.modified.min(now),
-                    last_id: r.id.clone(),
-                };
-                if newest.as_ref().is_none_or(|n| c > *n) {
-                    newest = Some(c);
-                }
-            }
-            let last = page.next.is_none();
-            let cursor = if page.ordered || last {
-                newest.clone()
-            } else {
-                None
-            };
-            let merged = merged_ids(&page);
-            let n = page.records.len() as u64;
-            let records: Vec<Value> = page.records.into_iter().map(|r| r.raw).collect();
-            incoming = Some((records, cursor, merged, n));
-        }
-        let to_commit = ready.take();
-        let (prepared, committed) = blocking(|| {
-            std::thread::scope(|scope| {
-                let preparing = incoming.map(|(records, cursor, merged, n)| {
-                    scope.spawn(move || {
-                        engine.prepare_page(conn, records).map(|page| Staged {
-                            page,
-                            cursor,
-                            merged,
-                            n,
-                        })
-                    })
-                });
-                let committed = to_commit.map(|staged| {
-                    let report = engine.commit_page(staged.page, staged.cursor.as_ref(), false);
-                    (report, staged.merged, staged.n)
-                });
-                let prepared = preparing.map(|h| h.join());
-                (prepared, committed)
-            })
-        });
-        if let Some((imported, merged, n)) = committed {
-            report.absorb(imported?);
-            if !merged.is_empty() {
-                report.unlinked += blocking(|| engine.unlink(conn, &merged))?;
-            }
-            progress.advance(n);
-        }
-        ready = match prepared {
-            None => None,
-            Some(Ok(staged)) => Some(staged?),
-            Some(Err(_)) => {
-                return Err(SyncError::Task {
-                    connection: plan.connection.clone(),
-                    message: "preparing a page panicked".into(),
-                })
-            }
-        };
+    }
+    drop(ahead);
+    drop(pages);
+    let committed = committer.await.map_err(|e| SyncError::Task {
+        connection: plan.connection.clone(),
+        message: format!("applying pages: {e}"),
+    })?;
+    while let Ok(a) = applied.try_recv() {
+        absorb(a, &mut report);
+    }
+    committed?;
+    if let Some(err) = read_error {
+        return Err(err);
     }
     blocking(|| engine.store().sync()).map_err(EngineError::from)?;
     progress.finish();
@@ -374,6 +384,61 @@ pub async fn sync_inbound<C: Connector + 'static>(
     }
     report.cursor = blocking(|| engine.store().cursor(conn)).map_err(EngineError::from)?;
     Ok(report)
+}
+
+/// The committing end of the pipeline (a blocking thread): prepares pages on a helper thread
+/// and applies them in batches of at most [`BATCH_WINDOW`], each batch one transaction that
+/// only takes pages already prepared. A page is reported in `applied` once its batch commits.
+fn commit_pages(
+    engine: &Engine,
+    conn: &str,
+    mut incoming: tokio::sync::mpsc::Receiver<Incoming>,
+    applied: tokio::sync::mpsc::UnboundedSender<Applied>,
+) -> Result<(), EngineError> {
+    std::thread::scope(|scope| {
+        let (staged_sender, staged) =
+            std::sync::mpsc::sync_channel::<Result<Staged, EngineError>>(2);
+        scope.spawn(move || {
+            while let Some((records, cursor, merged, n)) = incoming.blocking_recv() {
+                let prepared = engine.prepare_page(conn, records).map(|page| Staged {
+                    page,
+                    cursor,
+                    merged,
+                    n,
+                });
+                if staged_sender.send(prepared).is_err() {
+                    break;
+                }
+            }
+        });
+        // Dropping `staged` on an error stops the helper at its next send.
+        while let Ok(first) = staged.recv() {
+            let mut next = Some(first?);
+            let opened = Instant::now();
+            let mut done = Vec::new();
+            engine.import_batch(false, |batch| {
+                while let Some(page) = next.take() {
+                    let (report, records) = batch.apply(page.page, page.cursor.as_ref())?;
+                    let unlinked = batch.unlink(conn, &page.merged)?;
+                    done.push(Applied {
+                        report,
+                        unlinked,
+                        n: page.n,
+                    });
+                    drop(records);
+                    if opened.elapsed() < BATCH_WINDOW {
+                        next = staged.try_recv().ok().transpose()?;
+                    }
+                }
+                Ok::<_, EngineError>(())
+            })?;
+            for page in done {
+                // The sync may have stopped listening (cancelled); the pages are committed.
+                let _ = applied.send(page);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// HubSpot survivors of a merge list the ids merged into them; those ids are gone.
@@ -399,7 +464,7 @@ fn merged_ids(page: &Page) -> Vec<String> {
 /// pass: what `crmsync sync` and the daemon's scheduler run.
 pub async fn sync_once<C: Connector + 'static>(
     connector: Arc<C>,
-    engine: &Engine,
+    engine: &Arc<Engine>,
     plan: &SyncPlan,
     options: SyncOptions,
     dispatch: Option<&super::dispatch::DispatchTarget>,

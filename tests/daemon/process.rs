@@ -284,12 +284,14 @@ async fn sigterm_during_a_sync_then_restart_loses_and_duplicates_nothing() {
         let fresh = tempfile::tempdir().unwrap();
         let ruleset = crate::harness::example_ruleset();
         let plan = SyncPlan::from_rules(ruleset.connection("salesforce").unwrap());
-        let engine = Engine::new(
-            Store::open(fresh.path().join("fresh.redb")).unwrap(),
-            ruleset,
-            Some("salesforce"),
-        )
-        .unwrap();
+        let engine = Arc::new(
+            Engine::new(
+                Store::open(fresh.path().join("fresh.redb")).unwrap(),
+                ruleset,
+                Some("salesforce"),
+            )
+            .unwrap(),
+        );
         let settings = ConnectionSettings::new(
             "salesforce",
             ConnectorKind::Salesforce,
