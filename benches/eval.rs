@@ -319,7 +319,7 @@ fn interleaved_minimum(
     const BATCH: u32 = 20_000;
     for (name, current) in [("new", empty), ("unchanged", stored)] {
         let (mut best_r, mut best_h) = (u128::MAX, u128::MAX);
-        for _ in 0..60 {
+        for _ in 0..200 {
             let t = Instant::now();
             for _ in 0..BATCH {
                 black_box(ruleset.eval_inbound(
