@@ -2,6 +2,10 @@
 //! (up to [`MAX_BATCH`]) in ONE durable store transaction, so concurrent webhooks share an
 //! fsync instead of queueing for one each (BENCHMARKS.md, "Conversation events").
 //!
+//! The request's own task picks and normalizes the event's number before queueing it
+//! ([`Engine::conversation_input`]; an invalid number is answered at once), so the writer thread
+//! spends its time on the transaction only.
+//!
 //! Each request waits for the commit of its batch before it is answered, so a 200 still means
 //! "durably applied". Within a batch the events are applied in arrival order, each seeing the
 //! ones before it; a store failure fails the whole batch (nothing of it is written) and every
@@ -17,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::http::error::{ApiError, ApiResult};
 use super::http::events::engine_error;
-use crate::engine::{ConversationReport, Engine};
+use crate::engine::{ConversationInput, ConversationReport, Engine};
 use crate::event::ConversationEvent;
 use crate::merge::Merger;
 
@@ -27,19 +31,21 @@ pub const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4 * MAX_BATCH;
 
 type Job = (
-    ConversationEvent,
+    ConversationInput,
     oneshot::Sender<ApiResult<ConversationReport>>,
 );
 
 /// The sending side; the thread stops when every handle is dropped.
 pub struct ConversationWriter {
     jobs: mpsc::Sender<Job>,
+    engine: Arc<Engine>,
 }
 
 impl ConversationWriter {
     /// Starts the writer thread.
     pub fn start(engine: Arc<Engine>, merger: Arc<dyn Merger>) -> std::io::Result<Self> {
         let (jobs, mut queued) = mpsc::channel::<Job>(QUEUE);
+        let writer_engine = engine.clone();
         std::thread::Builder::new()
             .name("crmsync-writer".to_string())
             .spawn(move || {
@@ -52,10 +58,10 @@ impl ConversationWriter {
                         }
                     }
                     let (events, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                    match engine.apply_conversations_blocking(&events, merger.as_ref()) {
-                        Ok(results) => {
-                            for (result, reply) in results.into_iter().zip(replies) {
-                                let _ = reply.send(result.map_err(engine_error));
+                    match writer_engine.apply_inputs_blocking(&events, merger.as_ref()) {
+                        Ok(reports) => {
+                            for (report, reply) in reports.into_iter().zip(replies) {
+                                let _ = reply.send(Ok(report));
                             }
                         }
                         Err(err) => {
@@ -68,14 +74,18 @@ impl ConversationWriter {
                     }
                 }
             })?;
-        Ok(ConversationWriter { jobs })
+        Ok(ConversationWriter { jobs, engine })
     }
 
     /// Queues one event and waits until its batch is committed.
     pub async fn apply(&self, event: ConversationEvent) -> ApiResult<ConversationReport> {
+        let input = self
+            .engine
+            .conversation_input(event)
+            .map_err(engine_error)?;
         let (reply, done) = oneshot::channel();
         self.jobs
-            .send((event, reply))
+            .send((input, reply))
             .await
             .map_err(|_| ApiError::unavailable("the conversation writer has stopped"))?;
         done.await
