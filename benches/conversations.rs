@@ -12,6 +12,7 @@ mod support;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crmsync::daemon::writer::BatchPolicy;
 use crmsync::engine::{ConversationInput, Engine};
 use crmsync::event::ConversationEvent;
 use crmsync::merge::FallbackMerger;
@@ -28,10 +29,12 @@ struct Summary {
     total: Duration,
     median: Duration,
     p99: Duration,
+    /// Durable commits the series made (events per commit shows how well group commit groups).
+    commits: usize,
 }
 
 impl Summary {
-    fn of(mut latencies: Vec<Duration>, total: Duration) -> Summary {
+    fn of(mut latencies: Vec<Duration>, total: Duration, commits: usize) -> Summary {
         latencies.sort();
         let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
         Summary {
@@ -39,6 +42,7 @@ impl Summary {
             total,
             median: at(0.5),
             p99: at(0.99),
+            commits,
         }
     }
     fn per_second(&self) -> f64 {
@@ -46,11 +50,12 @@ impl Summary {
     }
     fn row(&self, name: &str) -> String {
         format!(
-            "| {name} | {} | {:.0} | {:.3} | {:.3} |",
+            "| {name} | {} | {:.0} | {:.3} | {:.3} | {:.1} |",
             self.events,
             self.per_second(),
             self.median.as_secs_f64() * 1e3,
-            self.p99.as_secs_f64() * 1e3
+            self.p99.as_secs_f64() * 1e3,
+            self.events as f64 / self.commits.max(1) as f64
         )
     }
 }
@@ -93,7 +98,8 @@ fn raw_redb(dir: &std::path::Path, events: u64, per_commit: u64) -> Summary {
         latencies.extend(std::iter::repeat_n(elapsed, per_commit as usize));
     }
     latencies.truncate(events as usize);
-    Summary::of(latencies, started.elapsed())
+    let commits = events.div_ceil(per_commit) as usize;
+    Summary::of(latencies, started.elapsed(), commits)
 }
 
 /// Contacts imported before the events are applied.
@@ -150,7 +156,8 @@ fn engine_sequential(engine: &Engine, parsed: Vec<ConversationEvent>) -> Summary
             std::hint::black_box(report);
         }
     });
-    Summary::of(latencies, started.elapsed())
+    let commits = latencies.len();
+    Summary::of(latencies, started.elapsed(), commits)
 }
 
 /// One queued event: the event, when it was submitted, and where to report its latency.
@@ -158,23 +165,20 @@ type Submission = (ConversationInput, Instant, mpsc::Sender<Duration>);
 
 /// Group commit, as the daemon runs it (`src/daemon/writer.rs`): `clients` threads each
 /// normalize one event's number (`Engine::conversation_input`, as the daemon's request task
-/// does), submit it and wait until it is durable; one writer thread takes everything queued
-/// (up to 256 events) and applies it with `Engine::apply_inputs_blocking` in ONE durable
-/// transaction. Latency is from submission (before the normalization) to the commit that made
+/// does), submit it and wait until it is durable; one writer thread takes the batch the
+/// daemon's `BatchPolicy` picks (everything queued, up to 256 events; up to 200 µs more when
+/// fewer than the previous commit's) and applies it with `Engine::apply_inputs_blocking` in
+/// ONE durable transaction. Latency is from submission (before the normalization) to the commit that made
 /// the event durable, so it includes waiting for the batch in flight.
 fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients: usize) -> Summary {
     let started = Instant::now();
     let (queue, queued) = mpsc::channel::<Submission>();
     let latencies = std::thread::scope(|scope| {
-        scope.spawn(move || {
+        let writer = scope.spawn(move || {
+            let mut commits = 0;
+            let mut policy = BatchPolicy::default();
             while let Ok(first) = queued.recv() {
-                let mut batch = vec![first];
-                while batch.len() < 256 {
-                    match queued.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
+                let batch = policy.fill(first, || queued.try_recv().ok());
                 let (events, waiters): (Vec<_>, Vec<_>) = batch
                     .into_iter()
                     .map(|(event, submitted, reply)| (event, (submitted, reply)))
@@ -183,10 +187,12 @@ fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients:
                     .apply_inputs_blocking(&events, &FallbackMerger)
                     .unwrap();
                 std::hint::black_box(reports);
+                commits += 1;
                 for (submitted, reply) in waiters {
                     let _ = reply.send(submitted.elapsed());
                 }
             }
+            commits
         });
         let per_client = events.len().div_ceil(clients);
         let mut events = events.into_iter();
@@ -208,12 +214,14 @@ fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients:
             })
             .collect();
         drop(queue);
-        handles
+        let latencies = handles
             .into_iter()
             .flat_map(|handle| handle.join().unwrap())
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (latencies, writer.join().unwrap())
     });
-    Summary::of(latencies, started.elapsed())
+    let (latencies, commits) = latencies;
+    Summary::of(latencies, started.elapsed(), commits)
 }
 
 fn main() {
@@ -222,8 +230,8 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(3000);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    println!("| series | events | events/s | median ms | p99 ms |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| series | events | events/s | median ms | p99 ms | events per commit |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let engine = engine(dir.path());
     println!(
         "{}",

@@ -1,6 +1,7 @@
 //! Group commit for conversation events: one writer thread applies whatever events are queued
-//! (up to [`MAX_BATCH`]) in ONE durable store transaction, so concurrent webhooks share an
-//! fsync instead of queueing for one each (BENCHMARKS.md, "Conversation events").
+//! (up to [`MAX_BATCH`], see [`BatchPolicy`]) in ONE durable store transaction, so concurrent
+//! webhooks share an fsync instead of queueing for one each (BENCHMARKS.md, "Conversation
+//! events").
 //!
 //! The request's own task picks and normalizes the event's number before queueing it
 //! ([`Engine::conversation_input`]; an invalid number is answered at once), so the writer thread
@@ -16,6 +17,7 @@
 //! blocking pool instead (see `http/events.rs`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,6 +31,49 @@ use crate::merge::Merger;
 pub const MAX_BATCH: usize = 256;
 /// Events that may wait for the writer before senders are slowed down.
 const QUEUE: usize = 4 * MAX_BATCH;
+/// The longest a batch waits for more events before its transaction starts.
+pub const MAX_LINGER: Duration = Duration::from_micros(200);
+/// How often a lingering writer looks at the queue again.
+const LINGER_POLL: Duration = Duration::from_micros(20);
+
+/// Which queued events go into the next commit.
+///
+/// Everything already queued (up to [`MAX_BATCH`]) — and, when that is fewer events than the
+/// previous commit carried, whatever else arrives within [`MAX_LINGER`]. The requests the
+/// previous commit answered usually come straight back (a busy client has its next event);
+/// without the wait, the first of them to arrive is committed alone and the others queue
+/// behind it, so batches split in two and every cycle pays a second fsync (BENCHMARKS.md,
+/// "Conversation events": 8 clients gave 4.9 events per commit). A lone event after an idle
+/// spell never waits: the previous commit carried one event or the queue grows to match it.
+/// The wait is bounded, so it adds at most [`MAX_LINGER`] to any event's latency.
+#[derive(Debug, Default)]
+pub struct BatchPolicy {
+    /// Events in the previous commit.
+    previous: usize,
+}
+
+impl BatchPolicy {
+    /// The batch that starts with `first`, taking more from `try_next` (which returns `None`
+    /// when nothing is queued right now).
+    pub fn fill<J>(&mut self, first: J, mut try_next: impl FnMut() -> Option<J>) -> Vec<J> {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + MAX_LINGER;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match try_next() {
+                    Some(job) => batch.push(job),
+                    None => break,
+                }
+            }
+            if batch.len() >= self.previous.min(MAX_BATCH) || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(LINGER_POLL);
+        }
+        self.previous = batch.len();
+        batch
+    }
+}
 
 type Job = (
     ConversationInput,
@@ -49,14 +94,9 @@ impl ConversationWriter {
         std::thread::Builder::new()
             .name("crmsync-writer".to_string())
             .spawn(move || {
+                let mut policy = BatchPolicy::default();
                 while let Some(first) = queued.blocking_recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match queued.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
+                    let batch = policy.fill(first, || queued.try_recv().ok());
                     let (events, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                     match writer_engine.apply_inputs_blocking(&events, merger.as_ref()) {
                         Ok(reports) => {
