@@ -132,3 +132,53 @@ impl ConversationWriter {
             .map_err(|_| ApiError::internal("the conversation writer stopped before answering"))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn takes_everything_queued_up_to_the_cap() {
+        let mut queue: VecDeque<usize> = (1..1000).collect();
+        let batch = BatchPolicy::default().fill(0, || queue.pop_front());
+        assert_eq!(batch, (0..MAX_BATCH).collect::<Vec<_>>());
+        assert_eq!(queue.len(), 1000 - MAX_BATCH);
+    }
+
+    #[test]
+    fn waits_for_as_many_events_as_the_previous_commit_carried() {
+        let mut policy = BatchPolicy::default();
+        let mut queue: VecDeque<usize> = (1..4).collect();
+        assert_eq!(policy.fill(0, || queue.pop_front()).len(), 4);
+        // The next events trickle in one per look at the queue: the batch waits for four.
+        let mut looks = 0;
+        let batch = policy.fill(10, || {
+            looks += 1;
+            (looks % 2 == 0).then_some(10 + looks)
+        });
+        assert_eq!(batch.len(), 4);
+    }
+
+    #[test]
+    fn the_wait_is_bounded_and_a_lone_event_does_not_wait() {
+        let mut policy = BatchPolicy::default();
+        let mut queue: VecDeque<usize> = (1..8).collect();
+        assert_eq!(policy.fill(0, || queue.pop_front()).len(), 8);
+        // Nothing more arrives: the batch goes after MAX_LINGER with what it has.
+        let started = Instant::now();
+        assert_eq!(policy.fill(0, || None::<usize>), vec![0]);
+        assert!(started.elapsed() >= MAX_LINGER);
+        // The previous commit carried one event, so the next lone event goes at once: the
+        // policy returns on its first look at the (empty) queue.
+        let mut looks = 0;
+        assert_eq!(
+            policy.fill(0, || {
+                looks += 1;
+                None::<usize>
+            }),
+            vec![0]
+        );
+        assert_eq!(looks, 1);
+    }
+}
