@@ -1228,7 +1228,7 @@ mod analysis {
                 "+1888",
                 json!({"customer_notes": "Dup."}),
             ),
-            call("i3", "inbound", "+1888", "+1999", json!({})),
+            call("i3", "outbound", "+1888", "+12125550102", json!({})),
         ]
         .into_iter()
         .map(|event| e.conversation_input(event).unwrap())
