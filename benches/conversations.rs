@@ -237,7 +237,7 @@ fn main() {
         "{}",
         engine_sequential(&engine, events(0, count)).row("crmsync engine, 1 event per commit")
     );
-    for clients in [8, 16, 24, 32, 64] {
+    for clients in [8, 12, 16, 24, 32, 64] {
         let name = format!("crmsync engine, group commit, {clients} concurrent clients");
         let first = count * clients as u64;
         println!(
