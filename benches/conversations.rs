@@ -31,10 +31,28 @@ struct Summary {
     p99: Duration,
     /// Durable commits the series made (events per commit shows how well group commit groups).
     commits: usize,
+    /// On-CPU time of the thread that wrote (the group-commit writer, or the only thread).
+    writer_cpu: Duration,
+}
+
+/// On-CPU time of the calling thread so far (Linux `/proc/thread-self/schedstat`, user and
+/// kernel, fsync's included). Unlike events/s it does not move with the disk's fsync latency,
+/// which on this shared machine swings 10x between runs, so it compares engine versions.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
 }
 
 impl Summary {
-    fn of(mut latencies: Vec<Duration>, total: Duration, commits: usize) -> Summary {
+    fn of(
+        mut latencies: Vec<Duration>,
+        total: Duration,
+        commits: usize,
+        writer_cpu: Duration,
+    ) -> Summary {
         latencies.sort();
         let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
         Summary {
@@ -43,6 +61,7 @@ impl Summary {
             median: at(0.5),
             p99: at(0.99),
             commits,
+            writer_cpu,
         }
     }
     fn per_second(&self) -> f64 {
@@ -50,12 +69,13 @@ impl Summary {
     }
     fn row(&self, name: &str) -> String {
         format!(
-            "| {name} | {} | {:.0} | {:.3} | {:.3} | {:.1} |",
+            "| {name} | {} | {:.0} | {:.3} | {:.3} | {:.1} | {:.0} |",
             self.events,
             self.per_second(),
             self.median.as_secs_f64() * 1e3,
             self.p99.as_secs_f64() * 1e3,
-            self.events as f64 / self.commits.max(1) as f64
+            self.events as f64 / self.commits.max(1) as f64,
+            self.writer_cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
         )
     }
 }
@@ -69,6 +89,7 @@ fn raw_redb(dir: &std::path::Path, events: u64, per_commit: u64) -> Summary {
     let small_row = vec![b'y'; 300];
     let mut latencies = Vec::new();
     let started = Instant::now();
+    let cpu = thread_cpu();
     let mut serial = 0;
     while serial < events {
         let t = Instant::now();
@@ -99,7 +120,7 @@ fn raw_redb(dir: &std::path::Path, events: u64, per_commit: u64) -> Summary {
     }
     latencies.truncate(events as usize);
     let commits = events.div_ceil(per_commit) as usize;
-    Summary::of(latencies, started.elapsed(), commits)
+    Summary::of(latencies, started.elapsed(), commits, thread_cpu() - cpu)
 }
 
 /// Contacts imported before the events are applied.
@@ -145,6 +166,7 @@ fn engine_sequential(engine: &Engine, parsed: Vec<ConversationEvent>) -> Summary
         .unwrap();
     let mut latencies = Vec::with_capacity(parsed.len());
     let started = Instant::now();
+    let cpu = thread_cpu();
     runtime.block_on(async {
         for event in &parsed {
             let t = Instant::now();
@@ -157,7 +179,7 @@ fn engine_sequential(engine: &Engine, parsed: Vec<ConversationEvent>) -> Summary
         }
     });
     let commits = latencies.len();
-    Summary::of(latencies, started.elapsed(), commits)
+    Summary::of(latencies, started.elapsed(), commits, thread_cpu() - cpu)
 }
 
 /// One queued event: the event, when it was submitted, and where to report its latency.
@@ -175,6 +197,7 @@ fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients:
     let (queue, queued) = mpsc::channel::<Submission>();
     let latencies = std::thread::scope(|scope| {
         let writer = scope.spawn(move || {
+            let cpu = thread_cpu();
             let mut commits = 0;
             let mut policy = BatchPolicy::default();
             while let Ok(first) = queued.recv() {
@@ -192,7 +215,7 @@ fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients:
                     let _ = reply.send(submitted.elapsed());
                 }
             }
-            commits
+            (commits, thread_cpu() - cpu)
         });
         let per_client = events.len().div_ceil(clients);
         let mut events = events.into_iter();
@@ -220,8 +243,8 @@ fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients:
             .collect::<Vec<_>>();
         (latencies, writer.join().unwrap())
     });
-    let (latencies, commits) = latencies;
-    Summary::of(latencies, started.elapsed(), commits)
+    let (latencies, (commits, writer_cpu)) = latencies;
+    Summary::of(latencies, started.elapsed(), commits, writer_cpu)
 }
 
 fn main() {
@@ -230,8 +253,10 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(3000);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    println!("| series | events | events/s | median ms | p99 ms | events per commit |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| series | events | events/s | median ms | p99 ms | events per commit | writer CPU µs per event |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let engine = engine(dir.path());
     println!(
         "{}",
