@@ -12,7 +12,8 @@ mod support;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crmsync::engine::Engine;
+use crmsync::daemon::writer::BatchPolicy;
+use crmsync::engine::{ConversationInput, Engine};
 use crmsync::event::ConversationEvent;
 use crmsync::merge::FallbackMerger;
 use crmsync::store::Store;
@@ -28,10 +29,30 @@ struct Summary {
     total: Duration,
     median: Duration,
     p99: Duration,
+    /// Durable commits the series made (events per commit shows how well group commit groups).
+    commits: usize,
+    /// On-CPU time of the thread that wrote (the group-commit writer, or the only thread).
+    writer_cpu: Duration,
+}
+
+/// On-CPU time of the calling thread so far (Linux `/proc/thread-self/schedstat`, user and
+/// kernel, fsync's included). Unlike events/s it does not move with the disk's fsync latency,
+/// which on this shared machine swings 10x between runs, so it compares engine versions.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
 }
 
 impl Summary {
-    fn of(mut latencies: Vec<Duration>, total: Duration) -> Summary {
+    fn of(
+        mut latencies: Vec<Duration>,
+        total: Duration,
+        commits: usize,
+        writer_cpu: Duration,
+    ) -> Summary {
         latencies.sort();
         let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
         Summary {
@@ -39,6 +60,8 @@ impl Summary {
             total,
             median: at(0.5),
             p99: at(0.99),
+            commits,
+            writer_cpu,
         }
     }
     fn per_second(&self) -> f64 {
@@ -46,11 +69,13 @@ impl Summary {
     }
     fn row(&self, name: &str) -> String {
         format!(
-            "| {name} | {} | {:.0} | {:.3} | {:.3} |",
+            "| {name} | {} | {:.0} | {:.3} | {:.3} | {:.1} | {:.0} |",
             self.events,
             self.per_second(),
             self.median.as_secs_f64() * 1e3,
-            self.p99.as_secs_f64() * 1e3
+            self.p99.as_secs_f64() * 1e3,
+            self.events as f64 / self.commits.max(1) as f64,
+            self.writer_cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64
         )
     }
 }
@@ -64,6 +89,7 @@ fn raw_redb(dir: &std::path::Path, events: u64, per_commit: u64) -> Summary {
     let small_row = vec![b'y'; 300];
     let mut latencies = Vec::new();
     let started = Instant::now();
+    let cpu = thread_cpu();
     let mut serial = 0;
     while serial < events {
         let t = Instant::now();
@@ -93,7 +119,8 @@ fn raw_redb(dir: &std::path::Path, events: u64, per_commit: u64) -> Summary {
         latencies.extend(std::iter::repeat_n(elapsed, per_commit as usize));
     }
     latencies.truncate(events as usize);
-    Summary::of(latencies, started.elapsed())
+    let commits = events.div_ceil(per_commit) as usize;
+    Summary::of(latencies, started.elapsed(), commits, thread_cpu() - cpu)
 }
 
 /// Contacts imported before the events are applied.
@@ -139,6 +166,7 @@ fn engine_sequential(engine: &Engine, parsed: Vec<ConversationEvent>) -> Summary
         .unwrap();
     let mut latencies = Vec::with_capacity(parsed.len());
     let started = Instant::now();
+    let cpu = thread_cpu();
     runtime.block_on(async {
         for event in &parsed {
             let t = Instant::now();
@@ -150,44 +178,44 @@ fn engine_sequential(engine: &Engine, parsed: Vec<ConversationEvent>) -> Summary
             std::hint::black_box(report);
         }
     });
-    Summary::of(latencies, started.elapsed())
+    let commits = latencies.len();
+    Summary::of(latencies, started.elapsed(), commits, thread_cpu() - cpu)
 }
 
 /// One queued event: the event, when it was submitted, and where to report its latency.
-type Submission = (ConversationEvent, Instant, mpsc::Sender<Duration>);
+type Submission = (ConversationInput, Instant, mpsc::Sender<Duration>);
 
-/// Group commit, as a daemon would run it: `clients` threads each submit one event at a time
-/// and wait until it is durable; one writer thread takes everything queued (up to 256 events)
-/// and applies it with `Engine::apply_conversations_blocking` in ONE durable transaction.
-/// Latency is from submission to the commit that made the event durable, so it includes
-/// waiting for the batch in flight.
+/// Group commit, as the daemon runs it (`src/daemon/writer.rs`): `clients` threads each
+/// normalize one event's number (`Engine::conversation_input`, as the daemon's request task
+/// does), submit it and wait until it is durable; one writer thread takes the batch the
+/// daemon's `BatchPolicy` picks (everything queued, up to 256 events; up to 200 µs more when
+/// fewer than the previous commit's) and applies it with `Engine::apply_inputs_blocking` in
+/// ONE durable transaction. Latency is from submission (before the normalization) to the commit that made
+/// the event durable, so it includes waiting for the batch in flight.
 fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients: usize) -> Summary {
     let started = Instant::now();
     let (queue, queued) = mpsc::channel::<Submission>();
     let latencies = std::thread::scope(|scope| {
-        scope.spawn(move || {
+        let writer = scope.spawn(move || {
+            let cpu = thread_cpu();
+            let mut commits = 0;
+            let mut policy = BatchPolicy::default();
             while let Ok(first) = queued.recv() {
-                let mut batch = vec![first];
-                while batch.len() < 256 {
-                    match queued.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
+                let batch = policy.fill(first, || queued.try_recv().ok());
                 let (events, waiters): (Vec<_>, Vec<_>) = batch
                     .into_iter()
                     .map(|(event, submitted, reply)| (event, (submitted, reply)))
                     .unzip();
                 let reports = engine
-                    .apply_conversations_blocking(&events, &FallbackMerger)
+                    .apply_inputs_blocking(&events, &FallbackMerger)
                     .unwrap();
-                for report in reports {
-                    std::hint::black_box(report.unwrap());
-                }
+                std::hint::black_box(reports);
+                commits += 1;
                 for (submitted, reply) in waiters {
                     let _ = reply.send(submitted.elapsed());
                 }
             }
+            (commits, thread_cpu() - cpu)
         });
         let per_client = events.len().div_ceil(clients);
         let mut events = events.into_iter();
@@ -199,7 +227,9 @@ fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients:
                     let (reply, done) = mpsc::channel();
                     let mut latencies = Vec::with_capacity(mine.len());
                     for event in mine {
-                        queue.send((event, Instant::now(), reply.clone())).unwrap();
+                        let submitted = Instant::now();
+                        let input = engine.conversation_input(event).unwrap();
+                        queue.send((input, submitted, reply.clone())).unwrap();
                         latencies.push(done.recv().unwrap());
                     }
                     latencies
@@ -207,12 +237,14 @@ fn engine_group_commit(engine: &Engine, events: Vec<ConversationEvent>, clients:
             })
             .collect();
         drop(queue);
-        handles
+        let latencies = handles
             .into_iter()
             .flat_map(|handle| handle.join().unwrap())
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (latencies, writer.join().unwrap())
     });
-    Summary::of(latencies, started.elapsed())
+    let (latencies, (commits, writer_cpu)) = latencies;
+    Summary::of(latencies, started.elapsed(), commits, writer_cpu)
 }
 
 fn main() {
@@ -221,14 +253,16 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(3000);
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    println!("| series | events | events/s | median ms | p99 ms |");
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| series | events | events/s | median ms | p99 ms | events per commit | writer CPU µs per event |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let engine = engine(dir.path());
     println!(
         "{}",
         engine_sequential(&engine, events(0, count)).row("crmsync engine, 1 event per commit")
     );
-    for clients in [8, 32, 64] {
+    for clients in [8, 12, 16, 24, 32, 64] {
         let name = format!("crmsync engine, group commit, {clients} concurrent clients");
         let first = count * clients as u64;
         println!(

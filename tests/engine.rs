@@ -1194,6 +1194,83 @@ mod analysis {
     }
 
     #[test]
+    fn inputs_normalized_by_the_submitter_apply_in_order_and_merge_like_the_fallback() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        e.manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("Old note."))]),
+        )
+        .unwrap();
+        // An invalid number is the submitter's error; nothing is queued for it.
+        let bad = e.conversation_input(call("i0", "inbound", "not a number", "+1888", json!({})));
+        assert!(matches!(bad, Err(EngineError::InvalidPhone { .. })));
+        let inputs: Vec<_> = [
+            // A national-format number: normalized before the writer sees it.
+            call(
+                "i1",
+                "inbound",
+                "(415) 555-0101",
+                "+1888",
+                json!({"customer_notes": "First."}),
+            ),
+            call(
+                "i2",
+                "inbound",
+                ADA,
+                "+1888",
+                json!({"customer_notes": "Second."}),
+            ),
+            call(
+                "i1",
+                "inbound",
+                ADA,
+                "+1888",
+                json!({"customer_notes": "Dup."}),
+            ),
+            call("i3", "outbound", "+1888", "+12125550102", json!({})),
+        ]
+        .into_iter()
+        .map(|event| e.conversation_input(event).unwrap())
+        .collect();
+        assert_eq!(inputs[0].event().id, "i1");
+        let reports = e.apply_inputs_blocking(&inputs, &FallbackMerger).unwrap();
+        assert_eq!(reports.len(), 4);
+        // Each merge sees the text the events before it wrote, with no read before the
+        // transaction (the fallback merger needs none), and is reported as a fallback.
+        assert_eq!(reports[0].merge_fallbacks.len(), 1);
+        assert_eq!(reports[1].merge_fallbacks.len(), 1);
+        assert_eq!(reports[2].outcome, ConversationOutcome::AlreadyApplied);
+        assert!(matches!(
+            reports[3].outcome,
+            ConversationOutcome::Applied { created: true, .. }
+        ));
+        assert_eq!(
+            e.store().contact(ADA).unwrap().unwrap().fields["interaction_summary"],
+            s("Old note.\n\nFirst.\n\nSecond.")
+        );
+        // Same result as the one-by-one path gives for the same events.
+        let g = linked("salesforce");
+        g.engine
+            .manual_set(
+                ADA,
+                Fields::from([("interaction_summary".into(), s("Old note."))]),
+            )
+            .unwrap();
+        for input in &inputs {
+            apply(&g.engine, input.event());
+        }
+        assert_eq!(
+            g.engine.store().contact(ADA).unwrap().unwrap().fields,
+            e.store().contact(ADA).unwrap().unwrap().fields
+        );
+        assert_eq!(
+            g.engine.store().activities(None).unwrap().len(),
+            e.store().activities(None).unwrap().len()
+        );
+    }
+
+    #[test]
     fn a_merger_result_is_what_gets_written() {
         use crmsync::merge::{MergeFuture, MergeOutcome, MergeRequest, MergeVia, Merger};
         /// Joins with " | " so the test can tell its output from the fallback's.

@@ -24,7 +24,7 @@ use crate::merge::Merger;
 use crate::store::{Store, StoreError};
 use crate::value::phone::PhoneError;
 
-pub use analysis::{ConversationOutcome, ConversationReport};
+pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport};
 pub use inbound::{Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, Skipped};
 pub use manual::ManualReport;
 
@@ -182,7 +182,7 @@ impl Engine {
         event: &crate::event::ConversationEvent,
         merger: &dyn Merger,
     ) -> Result<ConversationReport, EngineError> {
-        let prepared = self.prepare_conversation(event)?;
+        let prepared = self.prepare_conversation(event, merger)?;
         let merged: BTreeMap<_, _> = prepared
             .merges
             .iter()

@@ -13,6 +13,10 @@ impl Merger for FallbackMerger {
             trivial_merge(req).unwrap_or_else(|| fallback_merge(req, MergeError::NotConfigured))
         })
     }
+
+    fn is_fallback(&self) -> bool {
+        true
+    }
 }
 
 /// Old, a blank line, new — or whichever side is non-blank when the other is blank.

@@ -87,6 +87,15 @@ pub type MergeFuture<'a> = Pin<Box<dyn Future<Output = MergeOutcome> + Send + 'a
 /// Combines old and new text for a `merge` mapping. Never fails; see the module docs.
 pub trait Merger: Send + Sync {
     fn merge<'a>(&'a self, req: &'a MergeRequest) -> MergeFuture<'a>;
+
+    /// True when every outcome is [`fallback_merge`] with [`MergeError::NotConfigured`] (or a
+    /// trivial merge) — exactly what the engine's write transaction computes by itself for a
+    /// merge nobody resolved. The engine then skips reading the contact before the transaction
+    /// (BENCHMARKS.md, "Conversation events": that read was a fifth of the group-commit
+    /// writer's time). Only [`FallbackMerger`] says yes.
+    fn is_fallback(&self) -> bool {
+        false
+    }
 }
 
 /// The merger the config asks for: the LLM merger when `llm` is configured, else the fallback.
