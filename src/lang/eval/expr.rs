@@ -222,6 +222,17 @@ pub(crate) fn field_json<'a>(name: &str, root: Root<'a>) -> Option<&'a serde_jso
     }
 }
 
+/// The JSON at a path, if every segment is there (a null or absent step is `None`: the general
+/// path tells those apart).
+pub(crate) fn input_json<'a>(path: &[Box<str>], root: Root<'a>) -> Option<&'a serde_json::Value> {
+    let (first, rest) = path.split_first()?;
+    let mut at = field_json(first, root)?;
+    for seg in rest {
+        at = at.get(seg.as_ref())?;
+    }
+    Some(at)
+}
+
 /// Follow a path; `Missing` as soon as a segment is absent or the value is not an object.
 fn resolve_input<'a>(path: &[Box<str>], root: Root<'a>) -> DynValue<'a> {
     let (first, rest) = match path.split_first() {

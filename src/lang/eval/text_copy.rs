@@ -1,6 +1,6 @@
-//! A superinstruction for the commonest mapping shape: a record field, possibly trimmed and
-//! lower- or upper-cased, into a string field (`trim(FirstName) -> first_name`,
-//! `lower(trim(Email)) -> email`, `Title -> title`). Recognised when the rules are compiled and
+//! A superinstruction for the commonest mapping shape: a record field (or nested path such as
+//! `Account.Name`), possibly trimmed and lower- or upper-cased, into a string field
+//! (`trim(FirstName) -> first_name`, `lower(trim(Email)) -> email`, `Title -> title`). Recognised when the rules are compiled and
 //! evaluated on the borrowed JSON text, without building `DynValue`s or calling through
 //! function pointers.
 //!
@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use super::expr::{field_json, Node, Root};
+use super::expr::{field_json, input_json, Node, Root};
 use crate::lang::functions::{lower::lowered, upper::uppered};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,10 +24,17 @@ enum Step {
     Upper,
 }
 
-/// `field`, then `steps` in order (innermost call first).
+/// Where the text is: a one-segment path, or a nested one (`Account.Name`).
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    Field(Box<str>),
+    Path(Box<[Box<str>]>),
+}
+
+/// `source`, then `steps` in order (innermost call first).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TextCopy {
-    field: Box<str>,
+    source: Source,
     steps: Box<[Step]>,
 }
 
@@ -41,7 +48,14 @@ impl TextCopy {
                 Node::Field(name) => {
                     steps.reverse();
                     return Some(TextCopy {
-                        field: name.clone(),
+                        source: Source::Field(name.clone()),
+                        steps: steps.into(),
+                    });
+                }
+                Node::Input(path) => {
+                    steps.reverse();
+                    return Some(TextCopy {
+                        source: Source::Path(path.clone()),
                         steps: steps.into(),
                     });
                 }
@@ -62,7 +76,11 @@ impl TextCopy {
     /// The mapped text, when the record holds JSON text in the field; `None` leaves the
     /// decision to the general evaluator.
     pub(crate) fn text<'a>(&self, root: Root<'a>) -> Option<Cow<'a, str>> {
-        let raw = field_json(&self.field, root)?.as_str()?;
+        let raw = match &self.source {
+            Source::Field(name) => field_json(name, root),
+            Source::Path(path) => input_json(path, root),
+        }?
+        .as_str()?;
         let mut text = Cow::Borrowed(raw);
         for step in self.steps.iter() {
             text = match (step, text) {
@@ -92,21 +110,24 @@ mod tests {
     }
 
     #[test]
-    fn recognises_text_chains_over_one_field_only() {
+    fn recognises_text_chains_over_one_path_only() {
         let field = || Node::Field("Email".into());
         let fast = TextCopy::recognise(&call("lower", call("trim", field()))).expect("shape");
         assert_eq!(fast.steps.as_ref(), [Step::Trim, Step::Lower]);
         assert!(TextCopy::recognise(&field()).is_some());
         assert!(TextCopy::recognise(&call("to_string", field())).is_none());
-        assert!(
-            TextCopy::recognise(&Node::Input(vec!["Account".into(), "Name".into()].into()))
-                .is_none()
-        );
+        let nested = Node::Input(vec!["Account".into(), "Name".into()].into());
+        assert!(TextCopy::recognise(&nested).is_some());
+        let literal = Node::Literal(crate::value::Value::String("x".into()));
+        assert!(TextCopy::recognise(&call("trim", literal)).is_none());
     }
 
     #[test]
     fn gives_what_the_functions_give_and_leaves_non_text_alone() {
-        let record = serde_json::json!({"A": "  MiXed Case ", "N": 5, "Z": null});
+        let record = serde_json::json!({
+            "A": "  MiXed Case ", "N": 5, "Z": null,
+            "Account": {"Name": "Acme"}, "Empty": null
+        });
         let root = Root::Record {
             primary: record.as_object(),
             secondary: None,
@@ -115,12 +136,19 @@ mod tests {
         let fast = TextCopy::recognise(&chain("A")).expect("shape");
         assert_eq!(fast.text(root).as_deref(), Some("MIXED CASE"));
         for absent in ["N", "Z", "missing"] {
-            assert_eq!(
-                TextCopy::recognise(&chain(absent))
-                    .expect("shape")
-                    .text(root),
-                None
-            );
+            let fast = TextCopy::recognise(&chain(absent)).expect("shape");
+            assert_eq!(fast.text(root), None);
+        }
+        let path = |a: &str, b: &str| Node::Input(vec![a.into(), b.into()].into());
+        let nested = TextCopy::recognise(&path("Account", "Name")).expect("shape");
+        assert_eq!(nested.text(root).as_deref(), Some("Acme"));
+        for absent in [
+            path("Empty", "Name"),
+            path("A", "Name"),
+            path("Account", "Id"),
+        ] {
+            let fast = TextCopy::recognise(&absent).expect("shape");
+            assert_eq!(fast.text(root), None);
         }
     }
 }
