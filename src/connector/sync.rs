@@ -398,8 +398,12 @@ fn commit_pages(
     std::thread::scope(|scope| {
         let (staged_sender, staged) =
             std::sync::mpsc::sync_channel::<Result<Staged, EngineError>>(2);
+        // Applied pages go back to the helper to be freed there, off the committing thread
+        // (the critical path; see `Engine::commit_page_returning_records`).
+        let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<Value>>();
         scope.spawn(move || {
             while let Some((records, cursor, merged, n)) = incoming.blocking_recv() {
+                spent.try_iter().for_each(drop);
                 let prepared = engine.prepare_page(conn, records).map(|page| Staged {
                     page,
                     cursor,
@@ -425,7 +429,8 @@ fn commit_pages(
                         unlinked,
                         n: page.n,
                     });
-                    drop(records);
+                    // The helper may be done (then this page is freed here).
+                    let _ = spent_sender.send(records);
                     if opened.elapsed() < BATCH_WINDOW {
                         next = staged.try_recv().ok().transpose()?;
                     }
