@@ -136,6 +136,17 @@ fn text<'a>(v: In<'a>, f: impl FnOnce(&str) -> String) -> Option<Option<String>>
     }
 }
 
+/// The value for a number field: `None` writes nothing.
+fn number(v: In<'_>) -> Result<Option<Value>, String> {
+    match typed(v) {
+        In::Missing => Ok(None),
+        In::Null => Ok(Some(Value::Null)),
+        In::Number(n) => Ok(Some(Value::Number(n))),
+        In::Text(t) => parse_number(t).map(|n| Some(Value::Number(n))),
+        In::Bool(_) => Err("expected a number".into()),
+    }
+}
+
 fn is_empty(v: &Value) -> bool {
     matches!(v, Value::Null) || matches!(v, Value::String(s) if s.trim().is_empty())
 }
@@ -222,15 +233,9 @@ impl HandWritten {
             In::Number(_) | In::Bool(_) => Some(Value::Enum("unqualified".to_string())),
         };
         put("lead_status", status, false);
-        match typed(field(r, "AnnualRevenue")) {
-            In::Missing => {}
-            In::Null => put("deal_size", Some(Value::Null), false),
-            In::Number(n) => put("deal_size", Some(Value::Number(n)), false),
-            In::Text(t) => match parse_number(t) {
-                Ok(n) => put("deal_size", Some(Value::Number(n)), false),
-                Err(e) => errors.push(e),
-            },
-            In::Bool(_) => errors.push("deal_size".into()),
+        match number(field(r, "AnnualRevenue")) {
+            Ok(v) => put("deal_size", v, false),
+            Err(e) => errors.push(e),
         }
         match typed(field(r, "Renewal_Date__c")) {
             In::Missing => {}
@@ -267,15 +272,9 @@ impl HandWritten {
             string(text(field(r, "MailingCountry"), str::to_uppercase)),
             false,
         );
-        match typed(field(r, "NumberOfEmployees__c")) {
-            In::Missing => {}
-            In::Null => put("employees", Some(Value::Null), false),
-            In::Number(n) => put("employees", Some(Value::Number(n)), false),
-            In::Text(t) => match parse_number(t) {
-                Ok(n) => put("employees", Some(Value::Number(n)), false),
-                Err(e) => errors.push(e),
-            },
-            In::Bool(_) => errors.push("employees".into()),
+        match number(field(r, "NumberOfEmployees__c")) {
+            Ok(v) => put("employees", v, false),
+            Err(e) => errors.push(e),
         }
         match typed(field(r, "Customer__c")) {
             In::Missing => {}

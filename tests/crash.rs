@@ -24,9 +24,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value as Json;
 
-/// Records in the import file: three pages of `PAGE_SIZE` = 1000 records, all in one
-/// transaction.
-const RECORDS: u64 = 2500;
+/// Records in the import file: 20 pages of `PAGE_SIZE` = 1000 records, all in one
+/// transaction. Enough that applying them, not starting the process, is most of an import's
+/// run, so the random kills land inside the transaction.
+const RECORDS: u64 = 20_000;
 /// Conversation events applied one `crmsync analyze` process each, after the import.
 const EVENTS: u64 = 12;
 /// Kill attempts during the import, and per conversation event. An attempt whose process

@@ -36,7 +36,7 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
         std::thread::scope(|scope| {
             let (sender, pages) = std::sync::mpsc::sync_channel(2);
             // Applied pages go back to the reader to be freed there (see
-            // `Engine::commit_page_returning_records`); at most the pages in flight wait here.
+            // `PageBatch::apply`); at most the pages in flight wait here.
             let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<serde_json::Value>>();
             let engine_ref = &engine;
             let connection = args.connection.as_str();

@@ -399,7 +399,7 @@ fn commit_pages(
         let (staged_sender, staged) =
             std::sync::mpsc::sync_channel::<Result<Staged, EngineError>>(2);
         // Applied pages go back to the helper to be freed there, off the committing thread
-        // (the critical path; see `Engine::commit_page_returning_records`).
+        // (the critical path; see `PageBatch::apply`).
         let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<Value>>();
         scope.spawn(move || {
             while let Some((records, cursor, merged, n)) = incoming.blocking_recv() {

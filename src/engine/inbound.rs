@@ -96,8 +96,10 @@ pub struct PageBatch<'e, 'x, 't> {
 
 impl PageBatch<'_, '_, '_> {
     /// Applies one prepared page and moves the connection's cursor to `cursor` (never
-    /// backwards); both become visible when the batch commits. Hands the page's records back,
-    /// as [`Engine::commit_page_returning_records`] does.
+    /// backwards); both become visible when the batch commits. Hands the page's records back.
+    /// WHY: freeing a page of `serde_json::Value`s was ~10% of a file import's samples; the
+    /// caller can free them off the committing thread, on the thread that parsed them (glibc
+    /// and mimalloc free fastest in the arena/heap that allocated).
     pub fn apply(
         &mut self,
         page: PreparedPage,
@@ -212,26 +214,12 @@ impl Engine {
         cursor: Option<&SyncCursor>,
         durable: bool,
     ) -> Result<ImportReport, EngineError> {
-        self.commit_page_returning_records(page, cursor, durable).0
-    }
-
-    /// [`Engine::commit_page`] that hands the page's records back instead of dropping them.
-    /// WHY: freeing a page of `serde_json::Value`s is ~10% of a file import's samples; the
-    /// caller can free them on the thread that parsed them (off the committing thread, and
-    /// glibc frees fastest in the arena that allocated).
-    pub fn commit_page_returning_records(
-        &self,
-        page: PreparedPage,
-        cursor: Option<&SyncCursor>,
-        durable: bool,
-    ) -> (Result<ImportReport, EngineError>, Vec<Json>) {
         let PreparedPage {
             connection,
             records,
             resolved,
         } = page;
-        let result = self.commit_resolved(&connection, &records, resolved, cursor, durable);
-        (result, records)
+        self.commit_resolved(&connection, &records, resolved, cursor, durable)
     }
 
     /// Pass 1: ids, phones, modstamps, in-page duplicates; archived records to unlink.
@@ -399,15 +387,7 @@ impl Engine {
     /// records were linked.
     pub fn unlink(&self, connection: &str, record_ids: &[String]) -> Result<usize, EngineError> {
         self.require_connection(connection)?;
-        self.store.write(|tx| {
-            let mut count = 0;
-            for id in record_ids {
-                if tx.unlink(connection, id)?.is_some() {
-                    count += 1;
-                }
-            }
-            Ok::<_, EngineError>(count)
-        })
+        self.import_batch(true, |batch| batch.unlink(connection, record_ids))
     }
 
     /// The record's phone as E.164, or why it has none.
