@@ -100,6 +100,7 @@ fn apply(engine: &Engine, event: &ConversationEvent) -> crmsync::engine::Convers
 }
 
 const ADA: &str = "+14155550101";
+const GRACE: &str = "+14155550102";
 
 mod store {
     use super::*;
@@ -603,6 +604,47 @@ mod inbound {
             e.store().phone_for_record("salesforce", "003NEW").unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn a_record_whose_phone_changed_moves_to_the_new_contact() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let store = e.store();
+        e.import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+        // A local change queued for the record at its old phone.
+        e.manual_set(ADA, Fields::from([("lead_status".into(), en("working"))]))
+            .unwrap();
+        assert_eq!(store.pending_writes(Some("salesforce")).unwrap().len(), 1);
+
+        e.import_page(
+            "salesforce",
+            &[sf("003A", json!(GRACE), "2026-11-20T11:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+        let old = store.contact(ADA).unwrap().unwrap();
+        assert!(old.links.is_empty(), "{:?}", old.links);
+        assert!(old.inbound_modstamp.is_empty());
+        // The old contact keeps its data.
+        assert_eq!(old.fields["first_name"], s("Ada"));
+        let new = store.contact(GRACE).unwrap().unwrap();
+        assert_eq!(new.links["salesforce"], "003A");
+        assert_eq!(
+            store
+                .phone_for_record("salesforce", "003A")
+                .unwrap()
+                .as_deref(),
+            Some(GRACE)
+        );
+        // The write queued for the old contact's values is dropped, not sent over the record's
+        // new values.
+        assert!(store.pending_writes(None).unwrap().is_empty());
     }
 
     #[test]

@@ -437,13 +437,7 @@ impl Engine {
                 });
             }
         }
-        // The record moved to another phone: its old contact is no longer linked to it.
-        if let Some(old_phone) = tx.phone_for_record(connection, &candidate.record_id)? {
-            if old_phone != candidate.phone {
-                tx.unlink(connection, &candidate.record_id)?;
-            }
-        }
-
+        // A record that moved to another phone is let go by its old contact in `tx.link`.
         let output = self
             .ruleset
             .eval_inbound(connection, candidate.record, &contact.fields);

@@ -636,7 +636,8 @@ impl<'t> WriteTx<'t> {
 
     /// Links `contact` to a CRM record of `connection` (updates the contact in place — the
     /// caller writes it with `put_contact` — and the index). A previous record of the same
-    /// connection on this contact is unlinked from the index.
+    /// connection on this contact is unlinked from the index, and a contact the record was
+    /// linked to before (the record's phone changed in the CRM) lets go of it.
     pub fn link(
         &mut self,
         contact: &mut ContactRecord,
@@ -652,8 +653,14 @@ impl<'t> WriteTx<'t> {
         contact
             .links
             .insert(connection.to_string(), record_id.to_string());
-        self.index
-            .insert((connection, record_id), contact.phone.as_str())?;
+        // The index insert hands back the previous entry: no separate lookup per record.
+        let moved_from = self
+            .index
+            .insert((connection, record_id), contact.phone.as_str())?
+            .map(|guard| guard.value().to_string());
+        if let Some(old_phone) = moved_from.filter(|old| *old != contact.phone) {
+            self.release(connection, record_id, &old_phone)?;
+        }
         Ok(())
     }
 
@@ -671,7 +678,19 @@ impl<'t> WriteTx<'t> {
         else {
             return Ok(None);
         };
-        if let Some(mut contact) = self.contact(&phone)? {
+        self.release(connection, record_id, &phone)?;
+        Ok(Some(phone))
+    }
+
+    /// The contact at `phone` stops being linked to the record, and the record's queued writes
+    /// are dropped (the index entry is the caller's business).
+    fn release(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        phone: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(mut contact) = self.contact(phone)? {
             if contact.links.get(connection).map(String::as_str) == Some(record_id) {
                 contact.links.remove(connection);
                 contact.last_pushed.remove(connection);
@@ -679,9 +698,10 @@ impl<'t> WriteTx<'t> {
                 self.put_contact(&contact)?;
             }
         }
-        // Writes queued for a record that no longer exists can never succeed.
+        // Writes queued for a record that no longer exists (or now belongs to another
+        // contact) can never succeed as they were queued.
         self.pending.remove((connection, record_id))?;
-        Ok(Some(phone))
+        Ok(())
     }
 
     /// Merges `fields` into the pending write for (connection, record id).
