@@ -7,6 +7,10 @@
 //! BENCHMARKS.md). The store holds 20,000 imported Salesforce contacts first, so events hit
 //! linked contacts and write activity and outbound intents as in production.
 
+// The allocator of the `crmsync` binary (src/main.rs), so the bench measures what it ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod support;
 
 use std::sync::mpsc;

@@ -11,6 +11,10 @@
 //! commit (its mode when an LLM is configured). The paths alternate over five rounds on fresh
 //! stores; the median round of each is reported.
 
+// The allocator of the `crmsync` binary (src/main.rs), so the bench measures what it ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

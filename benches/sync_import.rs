@@ -16,6 +16,10 @@
 //! Prints medians, the ratio of each to the baseline, request counts against
 //! ⌈N / page size⌉ + auth + describe, and the peak resident memory of this process (VmHWM).
 
+// The allocator of the `crmsync` binary (src/main.rs), so the bench measures what it ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
