@@ -31,6 +31,15 @@ pub(super) fn is_valid(number: &PhoneNumber, national: &str) -> bool {
     }
 }
 
+/// Whether a national number of calling code `code` is valid, answered from the mirrored
+/// metadata; `None` where only the crate can answer (it needs a parsed number then).
+pub(super) fn is_valid_for_code(code: u16, national: &str) -> Option<bool> {
+    match code_entry(code).as_ref() {
+        CodeEntry::Mirrored(source) => source.is_valid(national),
+        CodeEntry::Crate => None,
+    }
+}
+
 /// One entry per country calling code, built on first use (building compiles nothing; each
 /// pattern compiles the first time it is needed).
 fn code_entry(code: u16) -> Arc<CodeEntry> {
