@@ -9,7 +9,10 @@ use crmsync::engine::{ConversationOutcome, Engine, EngineError};
 use crmsync::event::ConversationEvent;
 use crmsync::lang::{Compiled, Ruleset};
 use crmsync::merge::FallbackMerger;
-use crmsync::store::{ActivityState, Source, Store, StoreError, SyncCursor};
+use crmsync::store::{
+    ActivityIntent, ActivityPayload, ActivityState, ConversationKind, Source, Store, StoreError,
+    SyncCursor,
+};
 use crmsync::value::{Fields, Value};
 
 /// The example rule set from `rules/` (the DESIGN.md §2 example, split into files).
@@ -604,6 +607,60 @@ mod inbound {
             e.store().phone_for_record("salesforce", "003NEW").unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn an_activity_intent_is_recorded_once_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.redb")).unwrap();
+        let now = Utc::now();
+        let intent = |summary: &str| ActivityIntent {
+            connection: "salesforce".into(),
+            conversation_id: "call_1".into(),
+            record_id: "003A".into(),
+            phone: ADA.into(),
+            payload: ActivityPayload {
+                conversation_id: "call_1".into(),
+                kind: ConversationKind::Call,
+                direction: "inbound".into(),
+                from_number: Some(ADA.into()),
+                to_number: None,
+                start_time: None,
+                end_time: None,
+                duration_ms: None,
+                summary: Some(summary.into()),
+                disconnection_reason: None,
+                agent_id: None,
+            },
+            state: ActivityState::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+            created_at: now,
+        };
+        assert!(store
+            .write(|tx| tx.enqueue_activity(&intent("first")))
+            .unwrap());
+        store
+            .mark_activity_done("salesforce", "call_1", "00T1")
+            .unwrap();
+        // A second intent for the same conversation changes nothing: not the payload, not the
+        // state, and it does not reopen the activity for the dispatcher.
+        assert!(!store
+            .write(|tx| tx.enqueue_activity(&intent("second")))
+            .unwrap());
+        let kept = &store.activities(Some("salesforce")).unwrap()[0];
+        assert_eq!(kept.payload.summary.as_deref(), Some("first"));
+        assert_eq!(
+            kept.state,
+            ActivityState::Done {
+                crm_id: "00T1".into()
+            }
+        );
+        assert!(store
+            .due_activities("salesforce", now + Duration::hours(1), 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -746,11 +746,17 @@ impl<'t> WriteTx<'t> {
     /// id) is left alone (never duplicated). Returns whether it was new.
     pub fn enqueue_activity(&mut self, intent: &ActivityIntent) -> Result<bool, StoreError> {
         let key = (intent.connection.as_str(), intent.conversation_id.as_str());
-        if self.activities.get(key)?.is_some() {
+        let bytes = encode(intent)?;
+        // One B-tree operation per event: the insert hands back an intent already recorded
+        // (not expected, since a conversation applies once), which is then put back unchanged.
+        let previous = self
+            .activities
+            .insert(key, bytes.as_slice())?
+            .map(|guard| guard.value().to_vec());
+        if let Some(previous) = previous {
+            self.activities.insert(key, previous.as_slice())?;
             return Ok(false);
         }
-        let bytes = encode(intent)?;
-        self.activities.insert(key, bytes.as_slice())?;
         self.set_activity_open(intent)?;
         Ok(true)
     }
