@@ -388,6 +388,19 @@ mod store {
 mod inbound {
     use super::*;
 
+    /// Imports Ada as Salesforce record 003A, then sets her lead status by hand (an outbound
+    /// write of `Lead_Status__c` is queued).
+    fn import_ada_and_change_lead_status(e: &Engine) {
+        e.import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+        e.manual_set(ADA, Fields::from([("lead_status".into(), en("working"))]))
+            .unwrap();
+    }
+
     #[test]
     fn creates_contacts_with_mapped_fields_links_and_provenance() {
         let f = fixture(Some("salesforce"));
@@ -668,15 +681,8 @@ mod inbound {
         let f = fixture(Some("salesforce"));
         let e = &f.engine;
         let store = e.store();
-        e.import_page(
-            "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
-            None,
-        )
-        .unwrap();
         // A local change queued for the record at its old phone.
-        e.manual_set(ADA, Fields::from([("lead_status".into(), en("working"))]))
-            .unwrap();
+        import_ada_and_change_lead_status(e);
         assert_eq!(store.pending_writes(Some("salesforce")).unwrap().len(), 1);
 
         e.import_page(
@@ -745,15 +751,8 @@ mod inbound {
         let f = fixture(Some("salesforce"));
         let e = &f.engine;
         let store = e.store();
-        e.import_page(
-            "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
-            None,
-        )
-        .unwrap();
         // Local change → pushed → acknowledged.
-        e.manual_set(ADA, Fields::from([("lead_status".into(), en("working"))]))
-            .unwrap();
+        import_ada_and_change_lead_status(e);
         let due = store.due_writes("salesforce", Utc::now(), 10).unwrap();
         assert_eq!(
             due[0].fields,

@@ -183,7 +183,7 @@ impl PhoneNormalizer {
             }
         }
         let national = match (plus, count, digits[0]) {
-            (true, 11, b'1') | (false, 11, b'1') => &digits[1..11],
+            (_, 11, b'1') => &digits[1..11],
             (false, 10, _) => &digits[..10],
             _ => return None,
         };
