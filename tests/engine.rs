@@ -720,7 +720,7 @@ mod inbound {
                 "003A",
                 json!(ADA),
                 "2026-11-20T10:00:00Z",
-                json!({"DoNotCall": true}),
+                json!({"DoNotCall": true, "AnnualRevenue": "lots"}),
             )],
             None,
         )
@@ -930,7 +930,7 @@ mod inbound {
         let engine = &split.engine;
         let prepared = std::thread::scope(|scope| {
             scope
-                .spawn(|| engine.prepare_page("salesforce", page.clone()))
+                .spawn(|| engine.prepare_page("salesforce", page.clone(), page.len()))
                 .join()
                 .unwrap()
         })
@@ -946,7 +946,102 @@ mod inbound {
             engine.store().contact(ADA).unwrap().unwrap().fields,
             direct.engine.store().contact(ADA).unwrap().unwrap().fields
         );
-        assert!(engine.prepare_page("zoho", Vec::new()).is_err());
+        assert!(engine.prepare_page("zoho", Vec::new(), 0).is_err());
+    }
+
+    /// What an import left in the store, without the clock.
+    fn contents(engine: &Engine) -> Vec<(String, Json)> {
+        let contacts = engine.store().contacts(None, 100).unwrap();
+        contacts
+            .into_iter()
+            .map(|c| {
+                let sources: Vec<_> = c.provenance.iter().map(|(f, p)| (f, &p.source)).collect();
+                let summary = json!({
+                    "fields": c.fields,
+                    "sources": sources,
+                    "links": c.links,
+                    "modstamps": c.inbound_modstamp,
+                });
+                (c.phone, summary)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_built_ahead_commit_exactly_as_records_evaluated_at_commit() {
+        // A new phone, a field error, a duplicate within the page, a record without a phone,
+        // and phones already in the store (so a contact built ahead must be thrown away).
+        let stored = vec![
+            sf(
+                "003S",
+                json!("415-555-0103"),
+                "2026-11-19T10:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003T",
+                json!("415-555-0104"),
+                "2026-11-19T10:00:00Z",
+                json!({"FirstName": "Tess"}),
+            ),
+        ];
+        let page = vec![
+            sf(
+                "003A",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({"AnnualRevenue": "lots"}),
+            ),
+            sf(
+                "003B",
+                json!("415-555-0103"),
+                "2026-11-20T09:00:00Z",
+                json!({"LastName": "Byron"}),
+            ),
+            sf("003C", json!(null), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003D",
+                json!(ADA),
+                "2026-11-20T11:00:00Z",
+                json!({"FirstName": "Augusta"}),
+            ),
+            sf(
+                "003T",
+                json!("415-555-0105"),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003E",
+                json!("415-555-0106"),
+                "2026-11-20T10:00:00Z",
+                json!({"DoNotCall": true, "AnnualRevenue": "a lot"}),
+            ),
+        ];
+        let run = |fresh: usize| {
+            let f = fixture(Some("salesforce"));
+            f.engine.import_page("salesforce", &stored, None).unwrap();
+            let prepared = f
+                .engine
+                .prepare_page("salesforce", page.clone(), fresh)
+                .unwrap();
+            let report = f.engine.commit_page(prepared, None, true).unwrap();
+            (report, contents(&f.engine), f)
+        };
+        let (expected_report, expected_contents, _f) = run(0);
+        assert_eq!(expected_report.created, 3, "{expected_report:?}");
+        assert_eq!(expected_report.updated, 1, "{expected_report:?}");
+        assert_eq!(expected_report.field_errors.len(), 1);
+        assert_eq!(expected_report.duplicates.len(), 2);
+        assert_eq!(expected_report.skipped.len(), 1);
+        for fresh in 1..=page.len() + 1 {
+            let (report, contents, f) = run(fresh);
+            assert_eq!(report, expected_report, "{fresh} built ahead");
+            assert_eq!(contents, expected_contents, "{fresh} built ahead");
+            // The record that moved to a new phone let go of its old contact.
+            let tess = f.engine.store().contact("+14155550104").unwrap().unwrap();
+            assert!(tess.links.is_empty(), "{fresh} built ahead");
+        }
     }
 
     #[test]

@@ -3,13 +3,17 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Args;
 
 use super::open::{engine, engine_error, print_json};
 use super::records::{self, RecordsError, StreamError, PAGE_SIZE};
 use super::{CliError, CliResult, GlobalOpts};
-use crate::engine::ImportReport;
+use crate::engine::{FreshShare, ImportReport};
+
+/// Prepared pages that may wait for the committing thread.
+const QUEUE: usize = 2;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -30,11 +34,15 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
     // anywhere (malformed JSON at record 900,000) or a crash part-way leaves the store as it
     // was, and re-running the import after fixing the file gives a clean result. Inside the
     // transaction every page is applied whole, in file order.
-    // One thread parses while this one applies pages (2 cores: parsing overlaps evaluation
-    // and the store). The bounded channel keeps at most a few pages in memory.
+    // One thread parses and prepares pages while this one applies them (2 cores: parsing
+    // overlaps the store); how much rule evaluation each does adapts as the import runs
+    // (`FreshShare`). The bounded channel keeps at most a few pages in memory.
     let report = engine.import_batch(true, |batch| {
+        // Prepared pages not yet taken by this thread (see `FreshShare`).
+        let queued = AtomicUsize::new(0);
+        let queued = &queued;
         std::thread::scope(|scope| {
-            let (sender, pages) = std::sync::mpsc::sync_channel(2);
+            let (sender, pages) = std::sync::mpsc::sync_channel(QUEUE);
             // Applied pages go back to the reader to be freed there (see
             // `PageBatch::apply`); at most the pages in flight wait here.
             let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<serde_json::Value>>();
@@ -44,15 +52,21 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
             let reader = scope.spawn(move || {
                 // Parsing and the pure half of the import (ids, phone numbers) run here; a
                 // send fails only when the importer stopped (its error is reported instead).
+                let mut share = FreshShare::balanced();
                 records::stream(file, PAGE_SIZE, |page| {
                     spent.try_iter().for_each(drop);
-                    let prepared = engine_ref.prepare_page(connection, page);
+                    let prepared = {
+                        let fresh = share.of(page.len());
+                        engine_ref.prepare_page(connection, page, fresh)
+                    };
+                    share.observe(queued.fetch_add(1, Ordering::Relaxed), QUEUE);
                     sender.send(prepared).map_err(|_| ())
                 })
             });
             let mut report = ImportReport::default();
             let mut failure = None;
             for prepared in pages {
+                queued.fetch_sub(1, Ordering::Relaxed);
                 match prepared.and_then(|page| batch.apply(page, None)) {
                     Ok((page_report, records)) => {
                         report.absorb(page_report);

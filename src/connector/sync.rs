@@ -15,6 +15,7 @@
 //!    HubSpot `hs_merged_object_ids`, unlink the records (the contacts stay).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -23,7 +24,7 @@ use serde_json::Value;
 
 use super::report::{InboundReport, SyncReport};
 use super::{Connector, ConnectorError, ConnectorKind, Page, ReadPosition, Schema, SyncCursor};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, FreshShare};
 
 /// What a sync of one connection reads and writes, from the rule set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,7 +298,12 @@ pub async fn sync_inbound<C: Connector + 'static>(
     let committer = {
         let engine = engine.clone();
         let conn = conn.to_string();
-        tokio::task::spawn_blocking(move || commit_pages(&engine, &conn, incoming, applied_sender))
+        // A full sync mostly meets phones new to the store (a first sync), an incremental one
+        // mostly known ones.
+        let expect_new = since.is_none();
+        tokio::task::spawn_blocking(move || {
+            commit_pages(&engine, &conn, incoming, applied_sender, expect_new)
+        })
     };
     let mut ahead = ReadAhead(Some(fetch(ReadPosition { since, token: None })));
     let mut newest: Option<SyncCursor> = None;
@@ -386,6 +392,9 @@ pub async fn sync_inbound<C: Connector + 'static>(
     Ok(report)
 }
 
+/// Prepared pages that may wait for the committer.
+const QUEUE: usize = 2;
+
 /// The committing end of the pipeline (a blocking thread): prepares pages on a helper thread
 /// and applies them in batches of at most [`BATCH_WINDOW`], each batch one transaction that
 /// only takes pages already prepared. A page is reported in `applied` once its batch commits.
@@ -394,17 +403,29 @@ fn commit_pages(
     conn: &str,
     mut incoming: tokio::sync::mpsc::Receiver<Incoming>,
     applied: tokio::sync::mpsc::UnboundedSender<Applied>,
+    expect_new: bool,
 ) -> Result<(), EngineError> {
+    // Staged pages not yet taken by the committer (see `FreshShare`).
+    let queued = AtomicUsize::new(0);
+    let queued = &queued;
     std::thread::scope(|scope| {
         let (staged_sender, staged) =
-            std::sync::mpsc::sync_channel::<Result<Staged, EngineError>>(2);
+            std::sync::mpsc::sync_channel::<Result<Staged, EngineError>>(QUEUE);
         // Applied pages go back to the helper to be freed there, off the committing thread
         // (the critical path; see `PageBatch::apply`).
         let (spent_sender, spent) = std::sync::mpsc::channel::<Vec<Value>>();
         scope.spawn(move || {
+            let mut share = if expect_new {
+                FreshShare::balanced()
+            } else {
+                FreshShare::none()
+            };
             while let Some((records, cursor, merged, n)) = incoming.blocking_recv() {
                 spent.try_iter().for_each(drop);
-                let prepared = engine.prepare_page(conn, records).map(|page| Staged {
+                let fresh = share.of(records.len());
+                let prepared = engine.prepare_page(conn, records, fresh);
+                share.observe(queued.fetch_add(1, Ordering::Relaxed), QUEUE);
+                let prepared = prepared.map(|page| Staged {
                     page,
                     cursor,
                     merged,
@@ -417,6 +438,7 @@ fn commit_pages(
         });
         // Dropping `staged` on an error stops the helper at its next send.
         while let Ok(first) = staged.recv() {
+            queued.fetch_sub(1, Ordering::Relaxed);
             let mut next = Some(first?);
             let opened = Instant::now();
             let mut done = Vec::new();
@@ -433,6 +455,9 @@ fn commit_pages(
                     let _ = spent_sender.send(records);
                     if opened.elapsed() < BATCH_WINDOW {
                         next = staged.try_recv().ok().transpose()?;
+                        if next.is_some() {
+                            queued.fetch_sub(1, Ordering::Relaxed);
+                        }
                     }
                 }
                 Ok::<_, EngineError>(())

@@ -23,7 +23,7 @@ use serde_json::Value as Json;
 use super::{Engine, EngineError};
 use crate::lang::eval::Change;
 use crate::lang::eval::ConnectionKind;
-use crate::store::{ContactRecord, Source, StoreError, SyncCursor, WriteTx};
+use crate::store::{ContactRecord, EncodedContact, Source, StoreError, SyncCursor, WriteTx};
 use crate::value::Value;
 
 /// What one page did.
@@ -81,17 +81,18 @@ pub struct Duplicate {
 }
 
 /// A page read and resolved by [`Engine::prepare_page`], waiting for [`Engine::commit_page`].
+/// Its changes are stamped with the time it was prepared.
 pub struct PreparedPage {
     connection: String,
     records: Vec<Json>,
     resolved: Resolved,
+    prepared_at: DateTime<Utc>,
 }
 
 /// An open write transaction taking prepared pages ([`Engine::import_batch`]).
 pub struct PageBatch<'e, 'x, 't> {
     engine: &'e Engine,
     tx: &'x mut WriteTx<'t>,
-    now: DateTime<Utc>,
 }
 
 impl PageBatch<'_, '_, '_> {
@@ -109,6 +110,7 @@ impl PageBatch<'_, '_, '_> {
             connection,
             records,
             resolved,
+            prepared_at,
         } = page;
         let report = self.engine.apply_resolved(
             self.tx,
@@ -116,7 +118,7 @@ impl PageBatch<'_, '_, '_> {
             &records,
             resolved,
             cursor,
-            self.now,
+            prepared_at,
         )?;
         Ok((report, records))
     }
@@ -151,6 +153,15 @@ struct ResolvedRecord {
     phone: String,
     modstamp: Option<DateTime<Utc>>,
     position: usize,
+    /// The contact this record makes when no contact has its phone yet, built ahead of the
+    /// commit when the caller expects new contacts (see [`Engine::prepare_page`]).
+    fresh: Option<FreshContact>,
+}
+
+/// A new contact built from one record, ready to be written.
+struct FreshContact {
+    row: EncodedContact,
+    field_errors: Vec<RecordFieldError>,
 }
 
 /// One record, read and evaluated, before it meets the store.
@@ -187,22 +198,35 @@ impl Engine {
         cursor: Option<&SyncCursor>,
         durable: bool,
     ) -> Result<ImportReport, EngineError> {
-        let resolved = self.resolve(connection, records)?;
-        self.commit_resolved(connection, records, resolved, cursor, durable)
+        let now = Utc::now();
+        let resolved = self.resolve(connection, records, 0, now)?;
+        self.store.write_with(durable, |tx| {
+            self.apply_resolved(tx, connection, records, resolved, cursor, now)
+        })
     }
 
     /// The pure half of an import (record ids, phone numbers, duplicates within the page; no
     /// store access), so a caller can run it on another thread than [`Engine::commit_page`].
+    ///
+    /// It also evaluates the first `fresh` records into the contacts they make if their phones
+    /// are new to the store (a first import, a full sync); committing such a record is then a
+    /// lookup and two inserts. A record whose phone turns out to be taken is evaluated again
+    /// at commit against the stored contact, and the others are evaluated at commit, so the
+    /// result is the same for any `fresh`: it only moves work off the committing thread (see
+    /// [`super::FreshShare`]).
     pub fn prepare_page(
         &self,
         connection: &str,
         records: Vec<Json>,
+        fresh: usize,
     ) -> Result<PreparedPage, EngineError> {
-        let resolved = self.resolve(connection, &records)?;
+        let prepared_at = Utc::now();
+        let resolved = self.resolve(connection, &records, fresh, prepared_at)?;
         Ok(PreparedPage {
             connection: connection.to_string(),
             records,
             resolved,
+            prepared_at,
         })
     }
 
@@ -218,12 +242,22 @@ impl Engine {
             connection,
             records,
             resolved,
+            prepared_at,
         } = page;
-        self.commit_resolved(&connection, &records, resolved, cursor, durable)
+        self.store.write_with(durable, |tx| {
+            self.apply_resolved(tx, &connection, &records, resolved, cursor, prepared_at)
+        })
     }
 
-    /// Pass 1: ids, phones, modstamps, in-page duplicates; archived records to unlink.
-    fn resolve(&self, connection: &str, records: &[Json]) -> Result<Resolved, EngineError> {
+    /// Pass 1: ids, phones, modstamps, in-page duplicates; archived records to unlink; for the
+    /// first `fresh` winners, the contact each makes if its phone is new (stamped `now`).
+    fn resolve(
+        &self,
+        connection: &str,
+        records: &[Json],
+        fresh: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Resolved, EngineError> {
         self.require_connection(connection)?;
         let kind = self.kind(connection);
         let mut out = Resolved {
@@ -281,32 +315,27 @@ impl Engine {
                 }
             }
         }
+        let mut winners: Vec<Candidate<'_>> = winners.into_values().collect();
+        winners.sort_by_key(|c| c.position);
         out.candidates = winners
-            .into_values()
-            .map(|c| ResolvedRecord {
-                record_id: c.record_id,
-                phone: c.phone,
-                modstamp: c.modstamp,
-                position: c.position,
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let fresh = if i < fresh {
+                    Some(self.fresh_contact(connection, &c, now)?)
+                } else {
+                    None
+                };
+                Ok(ResolvedRecord {
+                    record_id: c.record_id,
+                    phone: c.phone,
+                    modstamp: c.modstamp,
+                    position: c.position,
+                    fresh,
+                })
             })
-            .collect();
-        out.candidates.sort_by_key(|c| c.position);
+            .collect::<Result<_, EngineError>>()?;
         Ok(out)
-    }
-
-    /// Pass 2: one write transaction for the whole page.
-    fn commit_resolved(
-        &self,
-        connection: &str,
-        records: &[Json],
-        resolved: Resolved,
-        cursor: Option<&SyncCursor>,
-        durable: bool,
-    ) -> Result<ImportReport, EngineError> {
-        let now = Utc::now();
-        self.store.write_with(durable, |tx| {
-            self.apply_resolved(tx, connection, records, resolved, cursor, now)
-        })
     }
 
     /// Applies several prepared pages in ONE write transaction: the group commit of inbound
@@ -321,13 +350,8 @@ impl Engine {
         durable: bool,
         f: impl FnOnce(&mut PageBatch<'_, '_, '_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let now = Utc::now();
         self.store.write_with(durable, |tx| {
-            let mut batch = PageBatch {
-                engine: self,
-                tx,
-                now,
-            };
+            let mut batch = PageBatch { engine: self, tx };
             f(&mut batch)
         })
     }
@@ -354,19 +378,27 @@ impl Engine {
                 report.archived += 1;
             }
         }
-        for resolved in &candidates {
+        for resolved in candidates {
             let Some(record) = records.get(resolved.position) else {
                 continue;
             };
             let candidate = Candidate {
-                record_id: resolved.record_id.clone(),
+                record_id: resolved.record_id,
                 record,
                 body: rules_body(kind, record),
-                phone: resolved.phone.clone(),
+                phone: resolved.phone,
                 modstamp: resolved.modstamp,
                 position: resolved.position,
             };
-            self.import_one(tx, connection, &candidate, links, now, &mut report)?;
+            self.import_one(
+                tx,
+                connection,
+                &candidate,
+                resolved.fresh,
+                links,
+                now,
+                &mut report,
+            )?;
         }
         if let Some(cursor) = cursor {
             tx.advance_cursor(connection, cursor)?;
@@ -397,20 +429,65 @@ impl Engine {
             .map_err(|err| err.reason)
     }
 
+    /// The contact a record makes when no contact has its phone: what [`Engine::import_one`]
+    /// writes for a new phone, built without the store.
+    fn fresh_contact(
+        &self,
+        connection: &str,
+        candidate: &Candidate<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<FreshContact, EngineError> {
+        let mut contact = ContactRecord::new(&candidate.phone, now);
+        let output =
+            self.ruleset
+                .eval_inbound_known_phone(connection, candidate.record, &contact.fields);
+        let field_errors = field_errors(candidate, output.errors);
+        let source = Source::Inbound {
+            connection: connection.to_string(),
+        };
+        for (field, value) in output.changes.into_iter().map(set_value) {
+            if field != "phone_number" {
+                contact.set_field(field, value, source.clone(), now);
+            }
+        }
+        contact
+            .links
+            .insert(connection.to_string(), candidate.record_id.clone());
+        if let Some(stamp) = candidate.modstamp {
+            contact
+                .inbound_modstamp
+                .insert(connection.to_string(), stamp);
+        }
+        Ok(FreshContact {
+            row: EncodedContact::new(&contact)?,
+            field_errors,
+        })
+    }
+
+    /// Applies one record: a new phone gets the record's fresh contact (built here unless
+    /// `prepare_page` built it), a known phone is evaluated against its stored contact.
+    #[allow(clippy::too_many_arguments)]
     fn import_one(
         &self,
         tx: &mut WriteTx<'_>,
         connection: &str,
         candidate: &Candidate<'_>,
+        fresh: Option<FreshContact>,
         links: &[(String, Vec<String>)],
         now: DateTime<Utc>,
         report: &mut ImportReport,
     ) -> Result<(), EngineError> {
-        let existing = tx.contact(&candidate.phone)?;
-        let is_new = existing.is_none();
-        let mut contact = existing
-            .clone()
-            .unwrap_or_else(|| ContactRecord::new(&candidate.phone, now));
+        let Some(existing) = tx.contact(&candidate.phone)? else {
+            let fresh = match fresh {
+                Some(fresh) => fresh,
+                None => self.fresh_contact(connection, candidate, now)?,
+            };
+            tx.insert_linked(connection, &candidate.record_id, &fresh.row)?;
+            report.field_errors.extend(fresh.field_errors);
+            report.created += 1;
+            return Ok(());
+        };
+        let mut contact = existing.clone();
 
         // Across pages: another record of this connection already owns the phone.
         if let Some(owner) = contact.links.get(connection) {
@@ -438,32 +515,19 @@ impl Engine {
             }
         }
         // A record that moved to another phone is let go by its old contact in `tx.link`.
-        let output = self
-            .ruleset
-            .eval_inbound(connection, candidate.record, &contact.fields);
-        for error in output.errors {
-            if error.field == "phone_number" {
-                continue;
-            }
-            report.field_errors.push(RecordFieldError {
-                record_id: candidate.record_id.clone(),
-                field: error.field,
-                value: error.value,
-                reason: error.reason,
-            });
-        }
+        let output =
+            self.ruleset
+                .eval_inbound_known_phone(connection, candidate.record, &contact.fields);
+        report
+            .field_errors
+            .extend(field_errors(candidate, output.errors));
 
         let guarded = echo_guard(tx, connection, candidate, &mut contact, links)?;
         let source = Source::Inbound {
             connection: connection.to_string(),
         };
         let mut changed = false;
-        for change in output.changes {
-            let (field, value) = match change {
-                Change::Set { field, value } => (field, value),
-                // The checker allows merge only in analysis; treat defensively as a set.
-                Change::Merge { field, new, .. } => (field, Value::String(new)),
-            };
+        for (field, value) in output.changes.into_iter().map(set_value) {
             if field == "phone_number" || guarded.contains(field) {
                 continue;
             }
@@ -476,14 +540,12 @@ impl Engine {
                 .inbound_modstamp
                 .insert(connection.to_string(), stamp);
         }
-        if is_new {
-            report.created += 1;
-        } else if changed || relinked {
+        if changed || relinked {
             report.updated += 1;
         } else {
             report.unchanged += 1;
         }
-        if is_new || changed || relinked || existing.as_ref() != Some(&contact) {
+        if changed || relinked || existing != contact {
             if changed || relinked {
                 contact.updated_at = now;
             }
@@ -491,6 +553,33 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// An inbound change as a field and the value to store.
+fn set_value(change: Change<'_>) -> (&str, Value) {
+    match change {
+        Change::Set { field, value } => (field, value),
+        // The checker allows merge only in analysis; treat defensively as a set.
+        Change::Merge { field, new, .. } => (field, Value::String(new)),
+    }
+}
+
+/// The record's field errors as the import reports them (a bad phone skips the record, so it
+/// is never among them).
+fn field_errors(
+    candidate: &Candidate<'_>,
+    errors: Vec<crate::lang::eval::FieldError>,
+) -> Vec<RecordFieldError> {
+    errors
+        .into_iter()
+        .filter(|error| error.field != "phone_number")
+        .map(|error| RecordFieldError {
+            record_id: candidate.record_id.clone(),
+            field: error.field,
+            value: error.value,
+            reason: error.reason,
+        })
+        .collect()
 }
 
 /// Contact fields this record must not overwrite (echoes of our writes, and fields with a

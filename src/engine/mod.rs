@@ -9,12 +9,14 @@
 //! - [`Engine::manual_set`] (`manual.rs`): a manual edit, validated against the field types.
 //! - `outbound.rs`: the outbound write and activity intents every non-inbound change causes.
 //! - [`Engine::dynamic_variables`] (`vars.rs`): a contact's fields as agent variables.
+//! - [`FreshShare`] (`share.rs`): how a bulk import splits evaluation between its two threads.
 
 mod analysis;
 mod inbound;
 mod manual;
 mod outbound;
 pub mod retell;
+mod share;
 mod vars;
 
 use std::collections::BTreeMap;
@@ -27,6 +29,7 @@ use crate::value::phone::PhoneError;
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport};
 pub use inbound::{Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, Skipped};
 pub use manual::ManualReport;
+pub use share::FreshShare;
 
 /// Errors for callers; each names the thing that was wrong.
 #[derive(Debug, thiserror::Error)]

@@ -101,6 +101,32 @@ impl ContactRecord {
     }
 }
 
+/// A contact already encoded as its stored row: built where the CPU is free (the thread that
+/// parses an import), written where the store is (the committing thread).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedContact {
+    phone: String,
+    bytes: Vec<u8>,
+}
+
+impl EncodedContact {
+    pub fn new(contact: &ContactRecord) -> Result<Self, StoreError> {
+        Ok(EncodedContact {
+            phone: contact.phone.clone(),
+            bytes: row::encode(contact)?,
+        })
+    }
+
+    /// The contact's phone (its key).
+    pub fn phone(&self) -> &str {
+        &self.phone
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 pub(crate) type ContactsTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
 pub(crate) type IndexTable<'t> = redb::Table<'t, (&'static str, &'static str), &'static str>;
 

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
-pub use contacts::{ContactRecord, Provenance, Source};
+pub use contacts::{ContactRecord, EncodedContact, Provenance, Source};
 pub use conversations::AppliedConversation;
 pub use cursors::SyncCursor;
 pub use outbox::{
@@ -632,6 +632,27 @@ impl<'t> WriteTx<'t> {
         record_id: &str,
     ) -> Result<Option<String>, StoreError> {
         contacts::phone_for_record(&self.index, connection, record_id)
+    }
+
+    /// Writes a new contact that is linked to `record_id` of `connection` (its row says so
+    /// already) and indexes the link: [`WriteTx::link`] plus [`WriteTx::put_contact`] for a
+    /// contact that was not in the store. A contact the record was linked to before lets go.
+    pub fn insert_linked(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        contact: &EncodedContact,
+    ) -> Result<(), StoreError> {
+        let phone = contact.phone();
+        let moved_from = self
+            .index
+            .insert((connection, record_id), phone)?
+            .map(|guard| guard.value().to_string());
+        if let Some(old_phone) = moved_from.filter(|old| old != phone) {
+            self.release(connection, record_id, &old_phone)?;
+        }
+        self.contacts.insert(phone, contact.bytes())?;
+        Ok(())
     }
 
     /// Links `contact` to a CRM record of `connection` (updates the contact in place — the

@@ -326,6 +326,28 @@ impl Ruleset {
         record: &serde_json::Value,
         current: &Fields,
     ) -> EvalOutput<'_> {
+        self.eval_inbound_mappings(connection, record, current, true)
+    }
+
+    /// [`Ruleset::eval_inbound`] for a record whose phone the caller already resolved with
+    /// [`Ruleset::inbound_phone`] (an import): the `phone_number` mapping is not evaluated
+    /// again, so the output has no `phone_number` change.
+    pub fn eval_inbound_known_phone(
+        &self,
+        connection: &str,
+        record: &serde_json::Value,
+        current: &Fields,
+    ) -> EvalOutput<'_> {
+        self.eval_inbound_mappings(connection, record, current, false)
+    }
+
+    fn eval_inbound_mappings(
+        &self,
+        connection: &str,
+        record: &serde_json::Value,
+        current: &Fields,
+        with_phone: bool,
+    ) -> EvalOutput<'_> {
         let Some(rules) = self.connection(connection) else {
             return failure(
                 None,
@@ -347,6 +369,9 @@ impl Ruleset {
             errors: Vec::new(),
         };
         for m in &rules.inbound {
+            if m.is_phone && !with_phone {
+                continue;
+            }
             m.apply(&scope, Flow::Inbound, &record_id, &mut out);
             if m.is_phone && !out.errors.is_empty() {
                 // No usable phone: nothing else matters, the record is skipped.

@@ -4,13 +4,16 @@
 //! a HubSpot list/search response `{"results": [...]}` (other keys, such as `totalSize`,
 //! `done`, `nextRecordsUrl` or `paging`, are ignored). Every record must be a JSON object.
 //!
-//! The file is read once, by [`stream`]; an error (malformed JSON, a record that is not an
-//! object) stops it with serde_json's line and column, and `import` then aborts its store
-//! transaction, so bad input anywhere in the file leaves the store unchanged.
+//! The file is read once, by [`stream`], the fast way ([`split`]); an error (malformed JSON, a
+//! record that is not an object) stops it, and `import` then aborts its store transaction, so
+//! bad input anywhere in the file leaves the store unchanged. The error is then found again by
+//! serde_json's streaming parser (this module's visitors), which names it with line and column.
+
+mod split;
 
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use serde::de::{
@@ -44,13 +47,15 @@ pub enum StreamError<E> {
 const EXPECTED: &str = "a JSON array of records, a Salesforce query result {\"records\": [...]}, \
 or a HubSpot response {\"results\": [...]}";
 
-fn open(path: &Path) -> Result<BufReader<File>, RecordsError> {
-    File::open(path)
-        .map(|file| BufReader::with_capacity(1 << 20, file))
-        .map_err(|source| RecordsError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+fn open(path: &Path) -> Result<File, RecordsError> {
+    File::open(path).map_err(|source| io_error(path, source))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> RecordsError {
+    RecordsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Streams the records in pages of `page_size`, handing each page to `on_page`.
@@ -59,7 +64,55 @@ pub fn stream<E>(
     page_size: usize,
     mut on_page: impl FnMut(Vec<Json>) -> Result<(), E>,
 ) -> Result<usize, StreamError<E>> {
-    let reader = open(path).map_err(StreamError::Records)?;
+    let file = open(path).map_err(StreamError::Records)?;
+    let mut page: Vec<Json> = Vec::with_capacity(page_size);
+    let read = split::records(file, |record| {
+        page.push(record);
+        if page.len() >= page_size {
+            on_page(std::mem::replace(&mut page, Vec::with_capacity(page_size)))?;
+        }
+        Ok(())
+    });
+    match read {
+        Ok(count) => {
+            if !page.is_empty() {
+                on_page(page).map_err(StreamError::Sink)?;
+            }
+            Ok(count)
+        }
+        Err(split::Split::Sink(err)) => Err(StreamError::Sink(err)),
+        Err(split::Split::Io(source)) => Err(StreamError::Records(io_error(path, source))),
+        Err(split::Split::Unreadable) => Err(StreamError::Records(explain(path))),
+    }
+}
+
+/// Why the fast path could not read the file, in serde_json's words (the file is read again
+/// by its streaming parser, which stops at the first problem with its line and column).
+fn explain(path: &Path) -> RecordsError {
+    let reread = open(path).map_err(StreamError::Records).and_then(|file| {
+        stream_with_serde(path, BufReader::with_capacity(1 << 20, file), 1024, |_| {
+            Ok::<_, ()>(())
+        })
+    });
+    match reread {
+        Err(StreamError::Records(err)) => err,
+        // serde_json read what the scanner could not: a scanner bug, not the file's fault.
+        Ok(_) | Err(StreamError::Sink(())) => RecordsError::Input {
+            path: path.display().to_string(),
+            message: "crmsync's records scanner could not split this file into records, although \
+                      it is valid JSON (please report this as a bug)"
+                .to_string(),
+        },
+    }
+}
+
+/// [`stream`] through serde_json's streaming parser.
+fn stream_with_serde<E>(
+    path: &Path,
+    reader: impl Read,
+    page_size: usize,
+    mut on_page: impl FnMut(Vec<Json>) -> Result<(), E>,
+) -> Result<usize, StreamError<E>> {
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut page: Vec<Json> = Vec::with_capacity(page_size);
     let mut failed: Option<E> = None;
