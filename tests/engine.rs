@@ -1045,6 +1045,59 @@ mod inbound {
     }
 
     #[test]
+    fn an_import_reads_only_the_record_keys_it_names() {
+        let f = fixture(Some("salesforce"));
+        let keys = f.engine.record_keys("salesforce").unwrap();
+        // Inbound sources, the guard's field, an outbound target, ids and stamps.
+        for key in [
+            "Phone",
+            "Email",
+            "DoNotCall",
+            "Renewal_Date__c",
+            "Notes__c",
+            "Id",
+            "SystemModstamp",
+            "LastModifiedDate",
+            "archived",
+        ] {
+            assert!(keys.contains(key), "{key}");
+        }
+        for key in ["attributes", "Title", "phone", "Notes"] {
+            assert!(!keys.contains(key), "{key}");
+        }
+        // The same page with every other key removed imports to the same store.
+        let full = vec![
+            sf(
+                "003A",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({"Title": "CEO"}),
+            ),
+            sf(
+                "003B",
+                json!(GRACE),
+                "2026-11-20T10:00:00Z",
+                json!({"AnnualRevenue": "lots"}),
+            ),
+        ];
+        let trimmed: Vec<Json> = full
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.as_object_mut().unwrap().retain(|k, _| keys.contains(k));
+                r
+            })
+            .collect();
+        assert_ne!(full, trimmed);
+        let g = fixture(Some("salesforce"));
+        let expected = f.engine.import_page("salesforce", &full, None).unwrap();
+        let report = g.engine.import_page("salesforce", &trimmed, None).unwrap();
+        assert_eq!(report, expected);
+        assert_eq!(contents(&g.engine), contents(&f.engine));
+        assert!(f.engine.record_keys("zoho").is_err());
+    }
+
+    #[test]
     fn unknown_connection_is_an_error() {
         let f = fixture(Some("salesforce"));
         let err = f.engine.import_page("pipedrive", &[], None).unwrap_err();

@@ -27,9 +27,8 @@ pub struct ImportArgs {
 
 pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
     let (engine, _config) = engine(global)?;
-    engine
-        .require_connection(&args.connection)
-        .map_err(engine_error)?;
+    // Records are read with only the keys the import can use (as a sync queries only those).
+    let keys = engine.record_keys(&args.connection).map_err(engine_error)?;
     // The whole file is ONE store transaction, committed durably at the end: bad input found
     // anywhere (malformed JSON at record 900,000) or a crash part-way leaves the store as it
     // was, and re-running the import after fixing the file gives a clean result. Inside the
@@ -53,7 +52,7 @@ pub fn run(global: &GlobalOpts, args: ImportArgs) -> CliResult {
                 // Parsing and the pure half of the import (ids, phone numbers) run here; a
                 // send fails only when the importer stopped (its error is reported instead).
                 let mut share = FreshShare::balanced();
-                records::stream(file, PAGE_SIZE, |page| {
+                records::stream(file, PAGE_SIZE, Some(&keys), |page| {
                     spent.try_iter().for_each(drop);
                     let prepared = {
                         let fresh = share.of(page.len());

@@ -80,6 +80,25 @@ pub struct Duplicate {
     pub kept_record_id: String,
 }
 
+/// The record keys an import reads ([`Engine::record_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordKeys(Vec<String>);
+
+impl RecordKeys {
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for RecordKeys {
+    fn from_iter<I: IntoIterator<Item = S>>(keys: I) -> Self {
+        let mut keys: Vec<String> = keys.into_iter().map(Into::into).collect();
+        keys.sort();
+        keys.dedup();
+        RecordKeys(keys)
+    }
+}
+
 /// A page read and resolved by [`Engine::prepare_page`], waiting for [`Engine::commit_page`].
 /// Its changes are stamped with the time it was prepared.
 pub struct PreparedPage {
@@ -405,6 +424,34 @@ impl Engine {
         }
         report.skipped.sort_by(|a, b| a.record_id.cmp(&b.record_id));
         Ok(report)
+    }
+
+    /// The top-level keys of a record that importing it through `connection` can read: the
+    /// record id and modification stamps, `archived` and `properties`, every CRM field the
+    /// inbound rules read (the first segment of a path) and every field the outbound rules
+    /// write (echo detection). A reader may leave every other key out of the records it hands
+    /// to an import, as a sync leaves them out of its queries.
+    pub fn record_keys(&self, connection: &str) -> Result<RecordKeys, EngineError> {
+        self.require_connection(connection)?;
+        let mut keys: Vec<String> = [
+            "Id",
+            "id",
+            "SystemModstamp",
+            "LastModifiedDate",
+            "updatedAt",
+            "archived",
+            "properties",
+        ]
+        .map(String::from)
+        .into();
+        if let Some(rules) = self.ruleset.connection(connection) {
+            for field in rules.inbound_source_fields() {
+                let first = field.split('.').next().unwrap_or_default().to_string();
+                keys.push(first);
+            }
+            keys.extend(rules.outbound_target_fields());
+        }
+        Ok(keys.into_iter().collect())
     }
 
     fn kind(&self, connection: &str) -> ConnectionKind {

@@ -27,7 +27,9 @@ use crate::store::{Store, StoreError};
 use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport};
-pub use inbound::{Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, Skipped};
+pub use inbound::{
+    Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
+};
 pub use manual::ManualReport;
 pub use share::FreshShare;
 

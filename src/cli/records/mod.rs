@@ -21,6 +21,8 @@ use serde::de::{
 };
 use serde_json::Value as Json;
 
+use crate::engine::RecordKeys;
+
 /// Records per page (the unit of parsing and of duplicate resolution; `import` applies them all
 /// in one store transaction).
 pub const PAGE_SIZE: usize = 1000;
@@ -58,15 +60,17 @@ fn io_error(path: &Path, source: std::io::Error) -> RecordsError {
     }
 }
 
-/// Streams the records in pages of `page_size`, handing each page to `on_page`.
+/// Streams the records in pages of `page_size`, handing each page to `on_page`. With `keep`,
+/// records keep only the top-level keys it names.
 pub fn stream<E>(
     path: &Path,
     page_size: usize,
+    keep: Option<&RecordKeys>,
     mut on_page: impl FnMut(Vec<Json>) -> Result<(), E>,
 ) -> Result<usize, StreamError<E>> {
     let file = open(path).map_err(StreamError::Records)?;
     let mut page: Vec<Json> = Vec::with_capacity(page_size);
-    let read = split::records(file, |record| {
+    let read = split::records(file, keep, |record| {
         page.push(record);
         if page.len() >= page_size {
             on_page(std::mem::replace(&mut page, Vec::with_capacity(page_size)))?;
