@@ -127,14 +127,14 @@ impl EncodedContact {
     }
 }
 
-pub(crate) type ContactsTable<'t> = redb::Table<'t, &'static str, &'static [u8]>;
-pub(crate) type IndexTable<'t> = redb::Table<'t, (&'static str, &'static str), &'static str>;
+pub(crate) type ContactsTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+pub(crate) type IndexTable<'t> = redb::Table<'t, (&'static [u8], &'static [u8]), &'static str>;
 
 pub(crate) fn get_contact(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     phone: &str,
 ) -> Result<Option<ContactRecord>, StoreError> {
-    match table.get(phone)? {
+    match table.get(phone.as_bytes())? {
         Some(guard) => Ok(Some(row::decode(phone, guard.value())?)),
         None => Ok(None),
     }
@@ -145,38 +145,54 @@ pub(crate) fn put_contact(
     contact: &ContactRecord,
 ) -> Result<(), StoreError> {
     let bytes = row::encode(contact)?;
-    table.insert(contact.phone.as_str(), bytes.as_slice())?;
+    table.insert(contact.phone.as_bytes(), bytes.as_slice())?;
     Ok(())
 }
 
 pub(crate) fn phone_for_record(
-    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    table: &impl ReadableTable<(&'static [u8], &'static [u8]), &'static str>,
     connection: &str,
     record_id: &str,
 ) -> Result<Option<String>, StoreError> {
     Ok(table
-        .get((connection, record_id))?
+        .get(index_key(connection, record_id))?
         .map(|guard| guard.value().to_string()))
 }
 
+/// The record index key of (connection, CRM record id).
+pub(crate) fn index_key<'a>(connection: &'a str, record_id: &'a str) -> (&'a [u8], &'a [u8]) {
+    (connection.as_bytes(), record_id.as_bytes())
+}
+
 pub(crate) fn list_contacts(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<ContactRecord>, StoreError> {
     let mut out = Vec::new();
     let range = match after {
-        Some(after) => {
-            table.range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?
-        }
-        None => table.range::<&str>(..)?,
+        Some(after) => table.range::<&[u8]>((
+            std::ops::Bound::Excluded(after.as_bytes()),
+            std::ops::Bound::Unbounded,
+        ))?,
+        None => table.range::<&[u8]>(..)?,
     };
     for entry in range {
         if out.len() >= limit {
             break;
         }
         let (key, value) = entry?;
-        out.push(row::decode(key.value(), value.value())?);
+        let phone = phone_of_key(key.value())?;
+        out.push(row::decode(phone, value.value())?);
     }
     Ok(out)
+}
+
+/// A contacts key as the phone it is (written from a `&str`, so UTF-8 unless corrupt).
+pub(crate) fn phone_of_key(key: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(key).map_err(|err| StoreError::CorruptRow {
+        table: "contacts",
+        key: String::from_utf8_lossy(key).into_owned(),
+        source: serde::de::Error::custom(err),
+    })
 }

@@ -38,6 +38,7 @@
 mod contacts;
 mod conversations;
 mod cursors;
+mod migrate;
 mod outbox;
 mod row;
 mod tables;
@@ -118,8 +119,8 @@ pub struct WriteTx<'t> {
 
 /// The tables of one read snapshot.
 pub struct ReadTx {
-    contacts: redb::ReadOnlyTable<&'static str, &'static [u8]>,
-    index: redb::ReadOnlyTable<(&'static str, &'static str), &'static str>,
+    contacts: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    index: redb::ReadOnlyTable<(&'static [u8], &'static [u8]), &'static str>,
     cursors: redb::ReadOnlyTable<&'static str, &'static [u8]>,
     pending: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     activities: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
@@ -155,6 +156,11 @@ impl Store {
                 },
             })?;
         let store = Store { db, path };
+        if migrate::needed(&store.db.begin_read().map_err(StoreError::from)?)? {
+            let txn = store.db.begin_write().map_err(StoreError::from)?;
+            migrate::run(&txn)?;
+            txn.commit().map_err(StoreError::from)?;
+        }
         // Create every table up front so read transactions never meet a missing table.
         store.write(|_| Ok::<_, StoreError>(()))?;
         Ok(store)
@@ -646,12 +652,12 @@ impl<'t> WriteTx<'t> {
         let phone = contact.phone();
         let moved_from = self
             .index
-            .insert((connection, record_id), phone)?
+            .insert(contacts::index_key(connection, record_id), phone)?
             .map(|guard| guard.value().to_string());
         if let Some(old_phone) = moved_from.filter(|old| old != phone) {
             self.release(connection, record_id, &old_phone)?;
         }
-        self.contacts.insert(phone, contact.bytes())?;
+        self.contacts.insert(phone.as_bytes(), contact.bytes())?;
         Ok(())
     }
 
@@ -669,7 +675,8 @@ impl<'t> WriteTx<'t> {
             if previous == record_id {
                 return Ok(());
             }
-            self.index.remove((connection, previous.as_str()))?;
+            self.index
+                .remove(contacts::index_key(connection, previous))?;
         }
         contact
             .links
@@ -677,7 +684,10 @@ impl<'t> WriteTx<'t> {
         // The index insert hands back the previous entry: no separate lookup per record.
         let moved_from = self
             .index
-            .insert((connection, record_id), contact.phone.as_str())?
+            .insert(
+                contacts::index_key(connection, record_id),
+                contact.phone.as_str(),
+            )?
             .map(|guard| guard.value().to_string());
         if let Some(old_phone) = moved_from.filter(|old| *old != contact.phone) {
             self.release(connection, record_id, &old_phone)?;
@@ -694,7 +704,7 @@ impl<'t> WriteTx<'t> {
     ) -> Result<Option<String>, StoreError> {
         let Some(phone) = self
             .index
-            .remove((connection, record_id))?
+            .remove(contacts::index_key(connection, record_id))?
             .map(|guard| guard.value().to_string())
         else {
             return Ok(None);

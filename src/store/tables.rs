@@ -9,10 +9,18 @@ use serde::Serialize;
 
 use super::StoreError;
 
-/// phone (E.164) → `ContactRecord`.
-pub(crate) const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
-/// (connection, CRM record id) → phone.
-pub(crate) const RECORD_INDEX: TableDefinition<(&str, &str), &str> =
+/// phone (E.164, as bytes) → `ContactRecord` (`row.rs`).
+/// WHY bytes, not `&str`: redb compares `&str` keys by validating both sides as UTF-8 on every
+/// comparison, which was a tenth of a bulk import's committing thread; byte keys compare with
+/// `memcmp` in the same order (UTF-8 sorts bytewise as it sorts by code point).
+pub(crate) const CONTACTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contacts_v2");
+/// (connection, CRM record id), as bytes → phone.
+pub(crate) const RECORD_INDEX: TableDefinition<(&[u8], &[u8]), &str> =
+    TableDefinition::new("record_index_v2");
+/// The `&str`-keyed tables of stores written before the byte keys; `migrate.rs` moves their
+/// rows to the tables above when such a store is opened.
+pub(crate) const CONTACTS_V1: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
+pub(crate) const RECORD_INDEX_V1: TableDefinition<(&str, &str), &str> =
     TableDefinition::new("record_index");
 /// connection → `SyncCursor`.
 pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_cursors");
