@@ -3,18 +3,29 @@
 //!
 //! - `contacts` and `record_index` (`&str` keys) → `contacts_v2` and `record_index_v2` (byte
 //!   keys, `tables.rs` says why). Rows are copied as they are: the row codec reads every row
-//!   form. The old tables are then deleted.
+//!   form.
+//! - `open_activities` (connection, conversation id) → `open_activities_v2` (connection,
+//!   created_at, conversation id), the time read from each intent.
+//!
+//! The old tables are then deleted.
 
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 
-use super::tables::{CONTACTS, CONTACTS_V1, RECORD_INDEX, RECORD_INDEX_V1};
+use super::outbox::{open_key, ActivityIntent};
+use super::tables::{
+    decode, ACTIVITIES, CONTACTS, CONTACTS_V1, OPEN_ACTIVITIES, OPEN_ACTIVITIES_V1, RECORD_INDEX,
+    RECORD_INDEX_V1,
+};
 use super::StoreError;
+
+/// Every table this module replaces.
+const OLD_TABLES: [&str; 3] = ["contacts", "record_index", "open_activities"];
 
 /// Whether the store holds tables to migrate.
 pub(crate) fn needed(txn: &redb::ReadTransaction) -> Result<bool, StoreError> {
     Ok(txn
         .list_tables()?
-        .any(|table| table.name() == CONTACTS_V1.name() || table.name() == RECORD_INDEX_V1.name()))
+        .any(|table| OLD_TABLES.contains(&table.name())))
 }
 
 /// Migrates every old table still in the store.
@@ -46,18 +57,63 @@ pub(crate) fn run(txn: &WriteTransaction) -> Result<(), StoreError> {
         }
         txn.delete_table(RECORD_INDEX_V1)?;
     }
+    if names.iter().any(|name| name == OPEN_ACTIVITIES_V1.name()) {
+        {
+            let old = txn.open_table(OPEN_ACTIVITIES_V1)?;
+            let activities = txn.open_table(ACTIVITIES)?;
+            let mut new = txn.open_table(OPEN_ACTIVITIES)?;
+            for entry in old.iter()? {
+                let (key, _) = entry?;
+                let (connection, conversation_id) = key.value();
+                if let Some(row) = activities.get((connection, conversation_id))? {
+                    let intent: ActivityIntent =
+                        decode("activities", conversation_id, row.value())?;
+                    new.insert(open_key(&intent), ())?;
+                }
+            }
+        }
+        txn.delete_table(OPEN_ACTIVITIES_V1)?;
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ContactRecord, Store};
+    use crate::store::{ActivityPayload, ActivityState, ContactRecord, ConversationKind, Store};
     use chrono::Utc;
     use redb::Database;
 
+    fn intent(id: &str, state: ActivityState) -> ActivityIntent {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 21, 10, 0, 0).unwrap();
+        ActivityIntent {
+            connection: "salesforce".into(),
+            conversation_id: id.into(),
+            record_id: "003A".into(),
+            phone: "+14155550101".into(),
+            payload: ActivityPayload {
+                conversation_id: id.into(),
+                kind: ConversationKind::Call,
+                direction: "inbound".into(),
+                from_number: None,
+                to_number: None,
+                start_time: None,
+                end_time: None,
+                duration_ms: None,
+                summary: None,
+                disconnection_reason: None,
+                agent_id: None,
+            },
+            state,
+            attempts: 0,
+            next_attempt_at: at,
+            last_error: None,
+            created_at: at,
+        }
+    }
+
     #[test]
-    fn a_store_with_str_keyed_tables_opens_with_its_contacts_and_links() {
+    fn a_store_with_the_old_tables_opens_with_its_contacts_links_and_open_activities() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.redb");
         let mut ada = ContactRecord::new("+14155550101", Utc::now());
@@ -77,6 +133,26 @@ mod tests {
                 index
                     .insert(("salesforce", "003A"), "+14155550101")
                     .unwrap();
+                let mut activities = txn.open_table(ACTIVITIES).unwrap();
+                let mut open = txn.open_table(OPEN_ACTIVITIES_V1).unwrap();
+                for (id, state) in [
+                    ("call_1", ActivityState::Pending),
+                    (
+                        "call_2",
+                        ActivityState::Done {
+                            crm_id: "00T1".into(),
+                        },
+                    ),
+                ] {
+                    let intent = intent(id, state);
+                    let row = crate::store::tables::encode(&intent).unwrap();
+                    activities
+                        .insert(("salesforce", id), row.as_slice())
+                        .unwrap();
+                    if id == "call_1" {
+                        open.insert(("salesforce", id), ()).unwrap();
+                    }
+                }
             }
             txn.commit().unwrap();
         }
@@ -87,6 +163,10 @@ mod tests {
             Some("+14155550101".to_string())
         );
         assert_eq!(store.contact_count().unwrap(), 1);
+        let due = store.due_activities("salesforce", Utc::now(), 10).unwrap();
+        assert_eq!(due, [intent("call_1", ActivityState::Pending)]);
+        let counts = store.outbox_counts().unwrap();
+        assert_eq!((counts.pending_activities, counts.done_activities), (1, 1));
         let reader = store.db.begin_read().unwrap();
         assert!(!needed(&reader).unwrap(), "the old tables are gone");
         drop(reader);

@@ -112,7 +112,7 @@ pub struct WriteTx<'t> {
     cursors: redb::Table<'t, &'static str, &'static [u8]>,
     pending: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
     activities: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
-    open_activities: redb::Table<'t, (&'static str, &'static str), ()>,
+    open_activities: redb::Table<'t, (&'static str, i64, &'static str), ()>,
     dead: redb::Table<'t, u64, &'static [u8]>,
     conversations: redb::Table<'t, &'static str, &'static [u8]>,
 }
@@ -124,7 +124,7 @@ pub struct ReadTx {
     cursors: redb::ReadOnlyTable<&'static str, &'static [u8]>,
     pending: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
     activities: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
-    open_activities: redb::ReadOnlyTable<(&'static str, &'static str), ()>,
+    open_activities: redb::ReadOnlyTable<(&'static str, i64, &'static str), ()>,
     dead: redb::ReadOnlyTable<u64, &'static [u8]>,
     conversations: redb::ReadOnlyTable<&'static str, &'static [u8]>,
 }
@@ -349,7 +349,7 @@ impl Store {
             counts.done_activities = tx.activities.len()?.saturating_sub(open);
             for entry in tx.open_activities.iter()? {
                 let (key, _) = entry?;
-                let (conn, id) = key.value();
+                let (conn, _, id) = key.value();
                 if let Some(intent) = tx.activity(conn, id)? {
                     match intent.state {
                         ActivityState::Pending => counts.pending_activities += 1,
@@ -479,9 +479,9 @@ impl Store {
             let mut out = Vec::new();
             // Scans the open intents only: done ones stay in `activities` for idempotency, and
             // would otherwise make every dispatch pass cost the whole history.
-            for entry in tx.open_activities.range((connection, "")..)? {
+            for entry in tx.open_activities.range((connection, i64::MIN, "")..)? {
                 let (key, _) = entry?;
-                let (conn, id) = key.value();
+                let (conn, _, id) = key.value();
                 if conn != connection || out.len() >= limit {
                     break;
                 }
@@ -589,7 +589,7 @@ impl Store {
         self.write(|tx| {
             if let Some(intent) = tx.activity(connection, conversation_id)? {
                 tx.activities.remove((connection, conversation_id))?;
-                tx.open_activities.remove((connection, conversation_id))?;
+                tx.open_activities.remove(outbox::open_key(&intent))?;
                 tx.add_dead_letter(DeadLetter {
                     id: 0,
                     kind: DeadLetterKind::Activity,
@@ -822,7 +822,7 @@ impl<'t> WriteTx<'t> {
 
     /// Keeps `open_activities` in step with the intent's state.
     fn set_activity_open(&mut self, intent: &ActivityIntent) -> Result<(), StoreError> {
-        let key = (intent.connection.as_str(), intent.conversation_id.as_str());
+        let key = outbox::open_key(intent);
         if matches!(intent.state, ActivityState::Done { .. }) {
             self.open_activities.remove(key)?;
         } else {

@@ -155,3 +155,13 @@ pub(crate) fn coalesce(
         },
     }
 }
+
+/// An open intent's key in `open_activities` (see `tables.rs`).
+pub(crate) fn open_key(intent: &ActivityIntent) -> (&str, i64, &str) {
+    (
+        intent.connection.as_str(),
+        // Out of range only after the year 2262.
+        intent.created_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
+        intent.conversation_id.as_str(),
+    )
+}

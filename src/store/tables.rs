@@ -30,9 +30,15 @@ pub(crate) const PENDING_WRITES: TableDefinition<(&str, &str), &[u8]> =
 /// (connection, conversation id) → `ActivityIntent`.
 pub(crate) const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("activities");
-/// (connection, conversation id) → () for every activity intent that is not `Done`: the
-/// dispatcher and the metrics scan this small set instead of every activity ever logged.
-pub(crate) const OPEN_ACTIVITIES: TableDefinition<(&str, &str), ()> =
+/// (connection, intent's `created_at` in ns, conversation id) → () for every activity intent
+/// that is not `Done`: the dispatcher and the metrics scan this small set, oldest first,
+/// instead of every activity ever logged. WHY keyed by time: a new intent lands at the end of
+/// the B-tree, so a group commit of events appends to one leaf here instead of dirtying a
+/// random leaf per event (each dirty leaf is written and fsynced at commit).
+pub(crate) const OPEN_ACTIVITIES: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("open_activities_v2");
+/// The (connection, conversation id)-keyed form of the set, which `migrate.rs` replaces.
+pub(crate) const OPEN_ACTIVITIES_V1: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("open_activities");
 /// sequence number → `DeadLetter`.
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
