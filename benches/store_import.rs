@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
 const CONTACTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contacts");
