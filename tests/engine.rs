@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value as Json};
 
-use crmsync::engine::{ConversationOutcome, Engine, EngineError};
+use crmsync::engine::{ConversationOutcome, Engine, EngineError, ImportReport};
 use crmsync::event::ConversationEvent;
 use crmsync::lang::{Compiled, Ruleset};
 use crmsync::merge::FallbackMerger;
@@ -1042,6 +1042,77 @@ mod inbound {
             let tess = f.engine.store().contact("+14155550104").unwrap().unwrap();
             assert!(tess.links.is_empty(), "{fresh} built ahead");
         }
+    }
+
+    #[test]
+    fn a_batch_into_an_empty_store_commits_exactly_as_page_by_page() {
+        // Page 2 repeats a phone of page 1 (newer and older records) and moves a record of
+        // page 1 to a new phone: contacts built ahead meet phones the batch already wrote.
+        let page1 = vec![
+            sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
+            sf("003B", json!(GRACE), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003C",
+                json!("415-555-0103"),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
+        ];
+        let page2 = vec![
+            sf(
+                "003D",
+                json!(ADA),
+                "2026-11-20T11:00:00Z",
+                json!({"FirstName": "Augusta"}),
+            ),
+            sf("003E", json!(GRACE), "2026-11-20T09:00:00Z", json!({})),
+            sf(
+                "003C",
+                json!("415-555-0104"),
+                "2026-11-20T12:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003F",
+                json!("415-555-0105"),
+                "2026-11-20T10:00:00Z",
+                json!({"AnnualRevenue": "a lot"}),
+            ),
+        ];
+        let expected = fixture(Some("salesforce"));
+        let mut expected_report = expected
+            .engine
+            .import_page("salesforce", &page1, None)
+            .unwrap();
+        expected_report.absorb(
+            expected
+                .engine
+                .import_page("salesforce", &page2, None)
+                .unwrap(),
+        );
+        let batched = fixture(Some("salesforce"));
+        let engine = &batched.engine;
+        let report = engine
+            .import_batch(true, |batch| {
+                let mut report = ImportReport::default();
+                for page in [&page1, &page2] {
+                    let prepared = engine.prepare_page("salesforce", page.clone(), page.len())?;
+                    report.absorb(batch.apply(prepared, None)?.0);
+                }
+                Ok::<_, EngineError>(report)
+            })
+            .unwrap();
+        assert_eq!(report, expected_report);
+        assert_eq!(report.created, 5, "{report:?}");
+        assert_eq!(report.duplicates.len(), 2, "{report:?}");
+        assert_eq!(contents(engine), contents(&expected.engine));
+        assert_eq!(
+            engine
+                .store()
+                .phone_for_record("salesforce", "003C")
+                .unwrap(),
+            Some("+14155550104".to_string())
+        );
     }
 
     #[test]

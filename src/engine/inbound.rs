@@ -112,6 +112,9 @@ pub struct PreparedPage {
 pub struct PageBatch<'e, 'x, 't> {
     engine: &'e Engine,
     tx: &'x mut WriteTx<'t>,
+    /// The store had no contacts when the batch began: records built ahead are written
+    /// without a lookup first ([`WriteTx::insert_linked_if_new`]).
+    into_empty: bool,
 }
 
 impl PageBatch<'_, '_, '_> {
@@ -138,6 +141,7 @@ impl PageBatch<'_, '_, '_> {
             resolved,
             cursor,
             prepared_at,
+            self.into_empty,
         )?;
         Ok((report, records))
     }
@@ -183,6 +187,14 @@ struct FreshContact {
     field_errors: Vec<RecordFieldError>,
 }
 
+impl FreshContact {
+    /// Reports the contact written.
+    fn created(self, report: &mut ImportReport) {
+        report.field_errors.extend(self.field_errors);
+        report.created += 1;
+    }
+}
+
 /// One record, read and evaluated, before it meets the store.
 struct Candidate<'a> {
     record_id: String,
@@ -220,7 +232,7 @@ impl Engine {
         let now = Utc::now();
         let resolved = self.resolve(connection, records, 0, now)?;
         self.store.write_with(durable, |tx| {
-            self.apply_resolved(tx, connection, records, resolved, cursor, now)
+            self.apply_resolved(tx, connection, records, resolved, cursor, now, false)
         })
     }
 
@@ -264,7 +276,15 @@ impl Engine {
             prepared_at,
         } = page;
         self.store.write_with(durable, |tx| {
-            self.apply_resolved(tx, &connection, &records, resolved, cursor, prepared_at)
+            self.apply_resolved(
+                tx,
+                &connection,
+                &records,
+                resolved,
+                cursor,
+                prepared_at,
+                false,
+            )
         })
     }
 
@@ -370,12 +390,18 @@ impl Engine {
         f: impl FnOnce(&mut PageBatch<'_, '_, '_>) -> Result<T, E>,
     ) -> Result<T, E> {
         self.store.write_with(durable, |tx| {
-            let mut batch = PageBatch { engine: self, tx };
+            let into_empty = tx.contact_count()? == 0;
+            let mut batch = PageBatch {
+                engine: self,
+                tx,
+                into_empty,
+            };
             f(&mut batch)
         })
     }
 
     /// Pass 2 inside a transaction.
+    #[allow(clippy::too_many_arguments)]
     fn apply_resolved(
         &self,
         tx: &mut WriteTx<'_>,
@@ -384,6 +410,7 @@ impl Engine {
         resolved: Resolved,
         cursor: Option<&SyncCursor>,
         now: DateTime<Utc>,
+        into_empty: bool,
     ) -> Result<ImportReport, EngineError> {
         let kind = self.kind(connection);
         let links = self.links(connection);
@@ -414,6 +441,7 @@ impl Engine {
                 connection,
                 &candidate,
                 resolved.fresh,
+                into_empty,
                 links,
                 now,
                 &mut report,
@@ -512,7 +540,9 @@ impl Engine {
     }
 
     /// Applies one record: a new phone gets the record's fresh contact (built here unless
-    /// `prepare_page` built it), a known phone is evaluated against its stored contact.
+    /// `prepare_page` built it), a known phone is evaluated against its stored contact. With
+    /// `into_empty` (the import began on an empty store, so phones are new but for duplicates)
+    /// a contact built ahead is written without looking the phone up first.
     #[allow(clippy::too_many_arguments)]
     fn import_one(
         &self,
@@ -520,19 +550,33 @@ impl Engine {
         connection: &str,
         candidate: &Candidate<'_>,
         fresh: Option<FreshContact>,
+        into_empty: bool,
         links: &[(String, Vec<String>)],
         now: DateTime<Utc>,
         report: &mut ImportReport,
     ) -> Result<(), EngineError> {
-        let Some(existing) = tx.contact(&candidate.phone)? else {
-            let fresh = match fresh {
-                Some(fresh) => fresh,
-                None => self.fresh_contact(connection, candidate, now)?,
-            };
-            tx.insert_linked(connection, &candidate.record_id, &fresh.row)?;
-            report.field_errors.extend(fresh.field_errors);
-            report.created += 1;
-            return Ok(());
+        let existing = match fresh {
+            Some(fresh) if into_empty => {
+                match tx.insert_linked_if_new(connection, &candidate.record_id, &fresh.row)? {
+                    Some(stored) => stored,
+                    None => {
+                        fresh.created(report);
+                        return Ok(());
+                    }
+                }
+            }
+            fresh => match tx.contact(&candidate.phone)? {
+                Some(stored) => stored,
+                None => {
+                    let fresh = match fresh {
+                        Some(fresh) => fresh,
+                        None => self.fresh_contact(connection, candidate, now)?,
+                    };
+                    tx.insert_linked(connection, &candidate.record_id, &fresh.row)?;
+                    fresh.created(report);
+                    return Ok(());
+                }
+            },
         };
         let mut contact = existing.clone();
 

@@ -640,6 +640,11 @@ impl<'t> WriteTx<'t> {
         contacts::phone_for_record(&self.index, connection, record_id)
     }
 
+    /// How many contacts the store holds (this transaction's writes included).
+    pub fn contact_count(&self) -> Result<u64, StoreError> {
+        Ok(self.contacts.len()?)
+    }
+
     /// Writes a new contact that is linked to `record_id` of `connection` (its row says so
     /// already) and indexes the link: [`WriteTx::link`] plus [`WriteTx::put_contact`] for a
     /// contact that was not in the store. A contact the record was linked to before lets go.
@@ -649,7 +654,42 @@ impl<'t> WriteTx<'t> {
         record_id: &str,
         contact: &EncodedContact,
     ) -> Result<(), StoreError> {
+        self.contacts
+            .insert(contact.phone().as_bytes(), contact.bytes())?;
+        self.index_new_link(connection, record_id, contact.phone())
+    }
+
+    /// [`WriteTx::insert_linked`] when no contact has the phone yet; otherwise writes nothing
+    /// and returns the stored contact. One B-tree search when the phone is new (the insert
+    /// hands back a row it replaced, which is then put back), so it suits imports into a store
+    /// where phones are mostly new.
+    pub fn insert_linked_if_new(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        contact: &EncodedContact,
+    ) -> Result<Option<ContactRecord>, StoreError> {
         let phone = contact.phone();
+        let replaced = self
+            .contacts
+            .insert(phone.as_bytes(), contact.bytes())?
+            .map(|guard| guard.value().to_vec());
+        if let Some(stored) = replaced {
+            self.contacts.insert(phone.as_bytes(), stored.as_slice())?;
+            return Ok(Some(row::decode(phone, &stored)?));
+        }
+        self.index_new_link(connection, record_id, phone)?;
+        Ok(None)
+    }
+
+    /// Indexes the link of a contact just written; a contact the record was linked to before
+    /// lets go.
+    fn index_new_link(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        phone: &str,
+    ) -> Result<(), StoreError> {
         let moved_from = self
             .index
             .insert(contacts::index_key(connection, record_id), phone)?
@@ -657,7 +697,6 @@ impl<'t> WriteTx<'t> {
         if let Some(old_phone) = moved_from.filter(|old| old != phone) {
             self.release(connection, record_id, &old_phone)?;
         }
-        self.contacts.insert(phone.as_bytes(), contact.bytes())?;
         Ok(())
     }
 
