@@ -150,26 +150,17 @@ impl<R: Read> Input<'_, R> {
             return Err(Split::Unreadable);
         }
         loop {
+            // At the end of the file a number may end with it; anything else is cut short.
             match scan_value(&self.buf[self.pos..], self.eof) {
                 Scan::End(len) => {
                     let start = self.pos;
                     self.pos += len;
                     return Ok(&self.buf[start..start + len]);
                 }
-                Scan::Bad => return Err(Split::Unreadable),
-                Scan::NeedMore => {
-                    if !self.fill()? {
-                        // At the end of the file a number may end with it; anything else is cut.
-                        match scan_value(&self.buf[self.pos..], true) {
-                            Scan::End(len) => {
-                                let start = self.pos;
-                                self.pos += len;
-                                return Ok(&self.buf[start..start + len]);
-                            }
-                            _ => return Err(Split::Unreadable),
-                        }
-                    }
+                Scan::NeedMore if !self.eof => {
+                    self.fill()?;
                 }
+                Scan::NeedMore | Scan::Bad => return Err(Split::Unreadable),
             }
         }
     }
