@@ -1302,6 +1302,38 @@ mod analysis {
     }
 
     #[test]
+    fn a_conversation_whose_activity_was_dead_lettered_stays_applied() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        let ev = call(
+            "call_1",
+            "inbound",
+            ADA,
+            "+1888",
+            json!({"customer_notes": "Hello."}),
+        );
+        let first = apply(e, &ev);
+        assert!(
+            matches!(
+                first.outcome,
+                ConversationOutcome::Applied { activity: true, .. }
+            ),
+            "{first:?}"
+        );
+        e.store()
+            .dead_letter_activity("salesforce", "call_1", "INVALID_FIELD", Utc::now())
+            .unwrap();
+        assert!(e.store().activities(None).unwrap().is_empty());
+        assert!(e.store().conversation_applied("call_1").unwrap());
+        let before = e.store().contact(ADA).unwrap().unwrap();
+        let again = apply(e, &ev);
+        assert_eq!(again.outcome, ConversationOutcome::AlreadyApplied);
+        assert_eq!(e.store().contact(ADA).unwrap().unwrap(), before);
+        assert!(e.store().activities(None).unwrap().is_empty());
+        assert_eq!(e.store().dead_letters().unwrap().len(), 1);
+    }
+
+    #[test]
     fn number_by_direction_and_unknown_numbers_create_contacts() {
         let f = fixture(Some("salesforce"));
         let e = &f.engine;

@@ -6,6 +6,9 @@
 //!   form.
 //! - `open_activities` (connection, conversation id) → `open_activities_v2` (connection,
 //!   created_at, conversation id), the time read from each intent.
+//! - `activities` (connection, conversation id) → `activities_v2` (conversation id). An intent
+//!   now also records that its conversation was applied (`conversations.rs`); the applied rows
+//!   of those conversations are kept, which says the same thing twice.
 //!
 //! The old tables are then deleted.
 
@@ -13,13 +16,13 @@ use redb::{ReadableTable, TableHandle, WriteTransaction};
 
 use super::outbox::{open_key, ActivityIntent};
 use super::tables::{
-    decode, ACTIVITIES, CONTACTS, CONTACTS_V1, OPEN_ACTIVITIES, OPEN_ACTIVITIES_V1, RECORD_INDEX,
-    RECORD_INDEX_V1,
+    decode, ACTIVITIES, ACTIVITIES_V1, CONTACTS, CONTACTS_V1, OPEN_ACTIVITIES, OPEN_ACTIVITIES_V1,
+    RECORD_INDEX, RECORD_INDEX_V1,
 };
 use super::StoreError;
 
 /// Every table this module replaces.
-const OLD_TABLES: [&str; 3] = ["contacts", "record_index", "open_activities"];
+const OLD_TABLES: [&str; 4] = ["contacts", "record_index", "open_activities", "activities"];
 
 /// Whether the store holds tables to migrate.
 pub(crate) fn needed(txn: &redb::ReadTransaction) -> Result<bool, StoreError> {
@@ -60,7 +63,8 @@ pub(crate) fn run(txn: &WriteTransaction) -> Result<(), StoreError> {
     if names.iter().any(|name| name == OPEN_ACTIVITIES_V1.name()) {
         {
             let old = txn.open_table(OPEN_ACTIVITIES_V1)?;
-            let activities = txn.open_table(ACTIVITIES)?;
+            // Stores with this table are older than `activities_v2`, so the intents are here.
+            let activities = txn.open_table(ACTIVITIES_V1)?;
             let mut new = txn.open_table(OPEN_ACTIVITIES)?;
             for entry in old.iter()? {
                 let (key, _) = entry?;
@@ -73,6 +77,27 @@ pub(crate) fn run(txn: &WriteTransaction) -> Result<(), StoreError> {
             }
         }
         txn.delete_table(OPEN_ACTIVITIES_V1)?;
+    }
+    if names.iter().any(|name| name == ACTIVITIES_V1.name()) {
+        {
+            let old = txn.open_table(ACTIVITIES_V1)?;
+            let mut new = txn.open_table(ACTIVITIES)?;
+            let mut open = txn.open_table(OPEN_ACTIVITIES)?;
+            for entry in old.iter()? {
+                let (key, row) = entry?;
+                let (_, conversation_id) = key.value();
+                // A conversation applies once, so it has one intent; were there two (a store
+                // edited by hand), the first connection's is kept and the other dropped.
+                if new.get(conversation_id)?.is_none() {
+                    new.insert(conversation_id, row.value())?;
+                } else {
+                    let dropped: ActivityIntent =
+                        decode("activities", conversation_id, row.value())?;
+                    open.remove(open_key(&dropped))?;
+                }
+            }
+        }
+        txn.delete_table(ACTIVITIES_V1)?;
     }
     Ok(())
 }
@@ -113,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn a_store_with_the_old_tables_opens_with_its_contacts_links_and_open_activities() {
+    fn a_store_with_the_old_tables_opens_with_its_contacts_links_and_activities() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.redb");
         let mut ada = ContactRecord::new("+14155550101", Utc::now());
@@ -133,7 +158,7 @@ mod tests {
                 index
                     .insert(("salesforce", "003A"), "+14155550101")
                     .unwrap();
-                let mut activities = txn.open_table(ACTIVITIES).unwrap();
+                let mut activities = txn.open_table(ACTIVITIES_V1).unwrap();
                 let mut open = txn.open_table(OPEN_ACTIVITIES_V1).unwrap();
                 for (id, state) in [
                     ("call_1", ActivityState::Pending),
@@ -167,6 +192,22 @@ mod tests {
         assert_eq!(due, [intent("call_1", ActivityState::Pending)]);
         let counts = store.outbox_counts().unwrap();
         assert_eq!((counts.pending_activities, counts.done_activities), (1, 1));
+        assert_eq!(
+            store.activities(Some("salesforce")).unwrap(),
+            [
+                intent("call_1", ActivityState::Pending),
+                intent(
+                    "call_2",
+                    ActivityState::Done {
+                        crm_id: "00T1".into()
+                    }
+                )
+            ]
+        );
+        // Each intent, now keyed by its conversation, says that conversation was applied.
+        assert!(store.conversation_applied("call_1").unwrap());
+        assert!(store.conversation_applied("call_2").unwrap());
+        assert!(!store.conversation_applied("call_3").unwrap());
         let reader = store.db.begin_read().unwrap();
         assert!(!needed(&reader).unwrap(), "the old tables are gone");
         drop(reader);

@@ -6,9 +6,10 @@
 //!   index (connection, CRM record id) → phone.
 //! - `cursors.rs`: one [`SyncCursor`] per connection, only ever moved forward.
 //! - `outbox.rs`: [`PendingWrite`]s keyed by (connection, record id) that coalesce to the latest
-//!   values, [`ActivityIntent`]s keyed by (connection, conversation id) with their
-//!   [`ActivityState`], and [`DeadLetter`]s.
-//! - `conversations.rs`: the applied conversation ids.
+//!   values, [`ActivityIntent`]s keyed by conversation id with their [`ActivityState`], and
+//!   [`DeadLetter`]s.
+//! - `conversations.rs`: the applied conversation ids (an activity intent also records that its
+//!   conversation was applied).
 //!
 //! # Transactions
 //! [`Store::write`] runs a closure inside ONE redb write transaction and commits only when it
@@ -111,7 +112,7 @@ pub struct WriteTx<'t> {
     index: contacts::IndexTable<'t>,
     cursors: redb::Table<'t, &'static str, &'static [u8]>,
     pending: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
-    activities: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+    activities: redb::Table<'t, &'static str, &'static [u8]>,
     open_activities: redb::Table<'t, (&'static str, i64, &'static str), ()>,
     dead: redb::Table<'t, u64, &'static [u8]>,
     conversations: redb::Table<'t, &'static str, &'static [u8]>,
@@ -123,7 +124,7 @@ pub struct ReadTx {
     index: redb::ReadOnlyTable<(&'static [u8], &'static [u8]), &'static str>,
     cursors: redb::ReadOnlyTable<&'static str, &'static [u8]>,
     pending: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
-    activities: redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    activities: redb::ReadOnlyTable<&'static str, &'static [u8]>,
     open_activities: redb::ReadOnlyTable<(&'static str, i64, &'static str), ()>,
     dead: redb::ReadOnlyTable<u64, &'static [u8]>,
     conversations: redb::ReadOnlyTable<&'static str, &'static [u8]>,
@@ -304,18 +305,20 @@ impl Store {
         })
     }
 
-    /// Activity intents in every state (all connections when `connection` is None).
+    /// Activity intents in every state (all connections when `connection` is None), by
+    /// connection, then conversation id.
     pub fn activities(&self, connection: Option<&str>) -> Result<Vec<ActivityIntent>, StoreError> {
         self.read(|tx| {
             let mut out = Vec::new();
             for entry in tx.activities.iter()? {
                 let (key, value) = entry?;
-                let (conn, id) = key.value();
-                if connection.is_some_and(|c| c != conn) {
-                    continue;
+                let intent: ActivityIntent = decode("activities", key.value(), value.value())?;
+                if connection.is_none_or(|c| c == intent.connection) {
+                    out.push(intent);
                 }
-                out.push(decode::<ActivityIntent>("activities", id, value.value())?);
             }
+            // The table is in conversation id order; a stable sort keeps it within a connection.
+            out.sort_by(|a, b| a.connection.cmp(&b.connection));
             Ok(out)
         })
     }
@@ -588,8 +591,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(|tx| {
             if let Some(intent) = tx.activity(connection, conversation_id)? {
-                tx.activities.remove((connection, conversation_id))?;
+                tx.activities.remove(conversation_id)?;
                 tx.open_activities.remove(outbox::open_key(&intent))?;
+                // The intent stood for the applied conversation: it stays applied.
+                tx.mark_conversation_applied(&AppliedConversation {
+                    conversation_id: conversation_id.to_string(),
+                    phone: Some(intent.phone.clone()),
+                    applied_at: intent.created_at,
+                })?;
                 tx.add_dead_letter(DeadLetter {
                     id: 0,
                     kind: DeadLetterKind::Activity,
@@ -812,10 +821,11 @@ impl<'t> WriteTx<'t> {
         Ok(())
     }
 
-    /// Records an activity intent; an intent that already exists for (connection, conversation
-    /// id) is left alone (never duplicated). Returns whether it was new.
+    /// Records an activity intent, which also marks its conversation applied; an intent that
+    /// already exists for the conversation is left alone (never duplicated, whichever connection
+    /// it is for). Returns whether it was new.
     pub fn enqueue_activity(&mut self, intent: &ActivityIntent) -> Result<bool, StoreError> {
-        let key = (intent.connection.as_str(), intent.conversation_id.as_str());
+        let key = intent.conversation_id.as_str();
         let bytes = encode(intent)?;
         // One B-tree operation per event: the insert hands back an intent already recorded
         // (not expected, since a conversation applies once), which is then put back unchanged.
@@ -837,10 +847,7 @@ impl<'t> WriteTx<'t> {
         connection: &str,
         conversation_id: &str,
     ) -> Result<Option<ActivityIntent>, StoreError> {
-        match self.activities.get((connection, conversation_id))? {
-            Some(guard) => Ok(Some(decode("activities", conversation_id, guard.value())?)),
-            None => Ok(None),
-        }
+        conversations::activity_for(&self.activities, connection, conversation_id)
     }
 
     fn update_activity(
@@ -852,8 +859,7 @@ impl<'t> WriteTx<'t> {
         if let Some(mut intent) = self.activity(connection, conversation_id)? {
             f(&mut intent);
             let bytes = encode(&intent)?;
-            self.activities
-                .insert((connection, conversation_id), bytes.as_slice())?;
+            self.activities.insert(conversation_id, bytes.as_slice())?;
             self.set_activity_open(&intent)?;
         }
         Ok(())
@@ -930,19 +936,24 @@ impl<'t> WriteTx<'t> {
         Ok(true)
     }
 
-    /// The applied-conversation record for this id.
+    /// The applied-conversation record for this id (sees this transaction's own writes).
     pub fn conversation(&self, id: &str) -> Result<Option<AppliedConversation>, StoreError> {
-        match self.conversations.get(id)? {
-            Some(guard) => Ok(Some(decode("applied_conversations", id, guard.value())?)),
-            None => Ok(None),
-        }
+        conversations::applied(&self.conversations, &self.activities, id)
     }
 
-    /// Marks a conversation applied.
+    /// Marks a conversation applied. One with an activity intent is marked by that intent
+    /// already ([`WriteTx::enqueue_activity`]), and writes nothing more.
     pub fn mark_conversation_applied(
         &mut self,
         applied: &AppliedConversation,
     ) -> Result<(), StoreError> {
+        if self
+            .activities
+            .get(applied.conversation_id.as_str())?
+            .is_some()
+        {
+            return Ok(());
+        }
         let bytes = encode(applied)?;
         self.conversations
             .insert(applied.conversation_id.as_str(), bytes.as_slice())?;
@@ -970,10 +981,7 @@ impl ReadTx {
         connection: &str,
         conversation_id: &str,
     ) -> Result<Option<ActivityIntent>, StoreError> {
-        match self.activities.get((connection, conversation_id))? {
-            Some(guard) => Ok(Some(decode("activities", conversation_id, guard.value())?)),
-            None => Ok(None),
-        }
+        conversations::activity_for(&self.activities, connection, conversation_id)
     }
 
     /// The contact with this phone.
@@ -1009,9 +1017,6 @@ impl ReadTx {
 
     /// The applied-conversation record for this id.
     pub fn conversation(&self, id: &str) -> Result<Option<AppliedConversation>, StoreError> {
-        match self.conversations.get(id)? {
-            Some(guard) => Ok(Some(decode("applied_conversations", id, guard.value())?)),
-            None => Ok(None),
-        }
+        conversations::applied(&self.conversations, &self.activities, id)
     }
 }

@@ -1,7 +1,8 @@
 //! The redb table definitions and the row codec.
 //!
-//! Rows are serde_json bytes: readable with any JSON tool when debugging a store, and fast
-//! enough that the import path is bound by rule evaluation, not encoding (see BENCHMARKS.md).
+//! Contact rows are MessagePack (`row.rs`: they are most of a store's bytes). The other rows are
+//! serde_json bytes through `encode`/`decode` below: readable with any JSON tool when debugging
+//! a store, and a small part of an event's cost (BENCHMARKS.md).
 
 use redb::TableDefinition;
 use serde::de::DeserializeOwned;
@@ -27,8 +28,12 @@ pub(crate) const CURSORS: TableDefinition<&str, &[u8]> = TableDefinition::new("s
 /// (connection, CRM record id) → `PendingWrite`.
 pub(crate) const PENDING_WRITES: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("pending_writes");
-/// (connection, conversation id) → `ActivityIntent`.
-pub(crate) const ACTIVITIES: TableDefinition<(&str, &str), &[u8]> =
+/// conversation id → `ActivityIntent` (one per conversation: an activity is logged on the
+/// active connection only). The intent also records that its conversation was applied
+/// (`conversations.rs`).
+pub(crate) const ACTIVITIES: TableDefinition<&str, &[u8]> = TableDefinition::new("activities_v2");
+/// The (connection, conversation id)-keyed form, which `migrate.rs` replaces.
+pub(crate) const ACTIVITIES_V1: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("activities");
 /// (connection, intent's `created_at` in ns, conversation id) → () for every activity intent
 /// that is not `Done`: the dispatcher and the metrics scan this small set, oldest first,
@@ -42,7 +47,8 @@ pub(crate) const OPEN_ACTIVITIES_V1: TableDefinition<(&str, &str), ()> =
     TableDefinition::new("open_activities");
 /// sequence number → `DeadLetter`.
 pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
-/// conversation id → `AppliedConversation`.
+/// conversation id → `AppliedConversation`, for applied conversations that owe no activity
+/// (`conversations.rs`).
 pub(crate) const CONVERSATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("applied_conversations");
 pub(crate) fn encode<T: Serialize>(row: &T) -> Result<Vec<u8>, StoreError> {
