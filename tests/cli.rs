@@ -135,7 +135,41 @@ fn import_streams_a_plain_array_in_pages() {
     assert_eq!(report["read"], 2500);
     assert_eq!(report["created"], 2500);
     let list = ws.json(&["contact", "list", "--limit", "5000"]);
-    assert_eq!(list.as_array().unwrap().len(), 2500);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2500);
+    // Paging: the next 1,000 after the 1,000th contact are the listing's 1,001st to 2,000th.
+    let after = list[999]["phone_number"].as_str().unwrap();
+    let page = ws.json(&["contact", "list", "--limit", "1000", "--after", after]);
+    assert_eq!(page.as_array().unwrap()[..], list[1000..2000]);
+    // A reader that stops early (`| head -1`) ends the listing quietly, without an error. The
+    // listing is about 1 MB, far more than a pipe holds, so the writer does see the pipe close.
+    for json in [true, false] {
+        let mut args = vec!["contact", "list", "--limit", "5000"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_crmsync"))
+            .args(&args)
+            .current_dir(ws.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        assert!(!first.is_empty());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "{args:?}");
+    }
 }
 
 #[test]

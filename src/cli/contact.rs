@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
 
 use clap::{Args, Subcommand};
+use serde::ser::{SerializeSeq, Serializer as _};
 use serde_json::{json, Value as Json};
 
 use super::open::{engine, engine_error, print_json};
 use super::{CliError, CliResult, GlobalOpts};
-use crate::store::ContactRecord;
+use crate::engine::Engine;
+use crate::store::{ContactRecord, StoreError};
 use crate::value::{DynValue, Fields, Value};
 
 #[derive(Debug, Args)]
@@ -60,18 +63,21 @@ pub fn run(global: &GlobalOpts, args: ContactArgs) -> CliResult {
             }
         }
         ContactCommand::List { limit, after } => {
-            let contacts = engine
-                .store()
-                .contacts(after.as_deref(), limit)
-                .map_err(|err| CliError::runtime(err.to_string()))?;
-            if global.json {
-                let list: Vec<Json> = contacts.iter().map(contact_json).collect();
-                return print_json(&list);
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::new(stdout.lock());
+            let listed = if global.json {
+                list_json(&engine, after.as_deref(), limit, &mut out)
+            } else {
+                engine
+                    .store()
+                    .visit_contacts(after.as_deref(), limit, |contact| {
+                        written(writeln!(out, "{}", list_line(&contact)))
+                    })
+            };
+            match listed.and_then(|()| written(out.flush())) {
+                Ok(()) | Err(Stopped::ReaderGone) => Ok(()),
+                Err(Stopped::Failed(err)) => Err(err),
             }
-            for contact in &contacts {
-                println!("{}", list_line(contact));
-            }
-            Ok(())
         }
         ContactCommand::Set { phone, assignments } => {
             let mut fields = Fields::new();
@@ -107,6 +113,49 @@ pub fn run(global: &GlobalOpts, args: ContactArgs) -> CliResult {
             Ok(())
         }
     }
+}
+
+/// Why a listing stopped before its end.
+enum Stopped {
+    /// Whoever read stdout closed it (`crmsync contact list | head`): not an error.
+    ReaderGone,
+    Failed(CliError),
+}
+
+impl From<StoreError> for Stopped {
+    fn from(err: StoreError) -> Self {
+        Stopped::Failed(err.into())
+    }
+}
+
+fn written<T>(result: io::Result<T>) -> Result<T, Stopped> {
+    result.map_err(|err| match err.kind() {
+        io::ErrorKind::BrokenPipe => Stopped::ReaderGone,
+        _ => Stopped::Failed(CliError::runtime(format!(
+            "cannot write the listing: {err}"
+        ))),
+    })
+}
+
+/// `contact list --json`: one JSON array, written a contact at a time as the store is read,
+/// so listing a million contacts takes no more memory than listing one.
+fn list_json(
+    engine: &Engine,
+    after: Option<&str>,
+    limit: usize,
+    out: &mut impl io::Write,
+) -> Result<(), Stopped> {
+    let mut json = serde_json::Serializer::pretty(&mut *out);
+    let mut array = written(json.serialize_seq(None).map_err(io::Error::from))?;
+    engine.store().visit_contacts(after, limit, |contact| {
+        written(
+            array
+                .serialize_element(&contact_json(&contact))
+                .map_err(io::Error::from),
+        )
+    })?;
+    written(SerializeSeq::end(array).map_err(io::Error::from))?;
+    written(writeln!(out))
 }
 
 /// A field value as plain JSON (integral numbers without `.0`).

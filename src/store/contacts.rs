@@ -164,28 +164,28 @@ pub(crate) fn index_key<'a>(connection: &'a str, record_id: &'a str) -> (&'a [u8
     (connection.as_bytes(), record_id.as_bytes())
 }
 
-pub(crate) fn list_contacts(
+/// Calls `f` with up to `limit` contacts in phone order, starting after `after`, decoding one
+/// row at a time (a listing of any size holds one contact in memory).
+pub(crate) fn visit_contacts<E: From<StoreError>>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     after: Option<&str>,
     limit: usize,
-) -> Result<Vec<ContactRecord>, StoreError> {
-    let mut out = Vec::new();
+    mut f: impl FnMut(ContactRecord) -> Result<(), E>,
+) -> Result<(), E> {
     let range = match after {
         Some(after) => table.range::<&[u8]>((
             std::ops::Bound::Excluded(after.as_bytes()),
             std::ops::Bound::Unbounded,
-        ))?,
-        None => table.range::<&[u8]>(..)?,
-    };
-    for entry in range {
-        if out.len() >= limit {
-            break;
-        }
-        let (key, value) = entry?;
-        let phone = phone_of_key(key.value())?;
-        out.push(row::decode(phone, value.value())?);
+        )),
+        None => table.range::<&[u8]>(..),
     }
-    Ok(out)
+    .map_err(StoreError::from)?;
+    for entry in range.take(limit) {
+        let (key, value) = entry.map_err(StoreError::from)?;
+        let phone = phone_of_key(key.value())?;
+        f(row::decode(phone, value.value())?)?;
+    }
+    Ok(())
 }
 
 /// A contacts key as the phone it is (written from a `&str`, so UTF-8 unless corrupt).

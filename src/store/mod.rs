@@ -242,6 +242,18 @@ impl Store {
         self.read(|tx| tx.contacts(after, limit))
     }
 
+    /// Calls `f` with up to `limit` contacts in phone order, starting after `after`, from one
+    /// snapshot, one contact at a time: memory stays flat however many are listed. An `Err`
+    /// from `f` stops the listing and is returned.
+    pub fn visit_contacts<E: From<StoreError>>(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        f: impl FnMut(ContactRecord) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.read(|tx| contacts::visit_contacts(&tx.contacts, after, limit, f))
+    }
+
     /// How many contacts there are.
     pub fn contact_count(&self) -> Result<u64, StoreError> {
         self.read(|tx| Ok(tx.contacts.len()?))
@@ -995,7 +1007,12 @@ impl ReadTx {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ContactRecord>, StoreError> {
-        contacts::list_contacts(&self.contacts, after, limit)
+        let mut out = Vec::new();
+        contacts::visit_contacts(&self.contacts, after, limit, |contact| {
+            out.push(contact);
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(out)
     }
 
     /// The phone of the contact linked to this CRM record.
