@@ -166,7 +166,7 @@ struct Region {
     /// at offset 0 exactly when one of theirs does (an alternation matches at 0 iff one of its
     /// branches does). WHY: a valid number used to run up to ten searches here, one per type;
     /// that was a tenth of a file import's reading thread.
-    any_type: [OnceLock<AnyType>; LENGTHS],
+    any_type: Vec<OnceLock<AnyType>>,
 }
 
 /// National number lengths with a combined type pattern; longer ones ask each type.
@@ -200,7 +200,7 @@ impl Region {
         Region {
             general: Desc::new(d.general()),
             types,
-            any_type: std::array::from_fn(|_| OnceLock::new()),
+            any_type: (0..LENGTHS).map(|_| OnceLock::new()).collect(),
         }
     }
 
