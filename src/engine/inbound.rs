@@ -82,11 +82,19 @@ pub struct Duplicate {
 
 /// The record keys an import reads ([`Engine::record_keys`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordKeys(Vec<String>);
+pub struct RecordKeys {
+    /// The keys grouped by their length in bytes. WHY: every key of every record in a file is
+    /// looked up here; a key whose length no kept key has (most skipped ones) costs one index,
+    /// the others one or two same-length comparisons, where a binary search over all of them
+    /// was a tenth of the reading thread.
+    by_len: Vec<Vec<String>>,
+}
 
 impl RecordKeys {
     pub fn contains(&self, key: &str) -> bool {
-        self.0.binary_search_by(|k| k.as_str().cmp(key)).is_ok()
+        self.by_len
+            .get(key.len())
+            .is_some_and(|same_len| same_len.iter().any(|k| k == key))
     }
 }
 
@@ -95,7 +103,14 @@ impl<S: Into<String>> FromIterator<S> for RecordKeys {
         let mut keys: Vec<String> = keys.into_iter().map(Into::into).collect();
         keys.sort();
         keys.dedup();
-        RecordKeys(keys)
+        let mut by_len: Vec<Vec<String>> = Vec::new();
+        for key in keys {
+            if by_len.len() <= key.len() {
+                by_len.resize_with(key.len() + 1, Vec::new);
+            }
+            by_len[key.len()].push(key);
+        }
+        RecordKeys { by_len }
     }
 }
 
