@@ -27,7 +27,8 @@ pub enum ContactCommand {
         /// The phone number (any common notation; normalized to E.164).
         phone: String,
     },
-    /// List contacts in phone order.
+    /// List contacts in phone order, a page at a time (`--after` the page's last phone gives
+    /// the next). Written as the store is read, so any `--limit` runs in flat memory.
     List {
         /// At most this many.
         #[arg(long, default_value_t = 1000)]
