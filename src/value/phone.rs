@@ -512,16 +512,30 @@ mod tests {
         // +7 through RU/KZ, +44 through GB/GG/IM/JE: random area codes reach all of them.
         let mut rng = StdRng::seed_from_u64(42);
         let (mut valid, mut total) = (0, 0);
-        for _ in 0..6_000 {
-            let (code, len) = [
-                (1, 10),
-                (7, 10),
-                (44, 10),
-                (47, 8),
-                (61, 9),
-                (39, 10),
-                (262, 9),
-            ][rng.gen_range(0..7)];
+        // Single-region codes too (DE, FR, JP, BR, IN, CN): every region's number types are
+        // asked through one combined pattern per length (`validity.rs`).
+        const CODES: [(u16, usize); 13] = [
+            (1, 10),
+            (7, 10),
+            (44, 10),
+            (47, 8),
+            (61, 9),
+            (39, 10),
+            (262, 9),
+            (49, 10),
+            (33, 9),
+            (81, 10),
+            (55, 11),
+            (91, 10),
+            (86, 11),
+        ];
+        // `PHONE_VALIDITY_SAMPLES=100000` for a deeper check (the crate's side is slow).
+        let samples: usize = std::env::var("PHONE_VALIDITY_SAMPLES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(6_000);
+        for _ in 0..samples {
+            let (code, len) = CODES[rng.gen_range(0..CODES.len())];
             let len = len + rng.gen_range(0..3) - 1;
             let digits: String = (0..len)
                 .map(|i| {
