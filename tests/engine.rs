@@ -1302,6 +1302,34 @@ mod analysis {
     }
 
     #[test]
+    fn open_activities_are_the_unlogged_ones_oldest_first() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        for id in ["b_older", "a_newer"] {
+            apply(e, &call(id, "inbound", ADA, "+1888", json!({})));
+        }
+        let ids = |intents: Vec<ActivityIntent>| {
+            intents
+                .into_iter()
+                .map(|i| i.conversation_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(e.store().open_activities().unwrap()),
+            ["b_older", "a_newer"]
+        );
+        assert_eq!(
+            ids(e.store().activities(None).unwrap()),
+            ["a_newer", "b_older"]
+        );
+        e.store()
+            .mark_activity_done("salesforce", "b_older", "00T1")
+            .unwrap();
+        assert_eq!(ids(e.store().open_activities().unwrap()), ["a_newer"]);
+        assert_eq!(e.store().activities(None).unwrap().len(), 2);
+    }
+
+    #[test]
     fn a_conversation_whose_activity_was_dead_lettered_stays_applied() {
         let f = linked("salesforce");
         let e = &f.engine;

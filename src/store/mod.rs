@@ -335,6 +335,23 @@ impl Store {
         })
     }
 
+    /// The activity intents not yet logged in the CRM (pending, or sent with an unknown
+    /// outcome), by connection, oldest first. Reads the open set only: its cost does not grow
+    /// with the activities logged over the store's life.
+    pub fn open_activities(&self) -> Result<Vec<ActivityIntent>, StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.open_activities.iter()? {
+                let (key, _) = entry?;
+                let (connection, _, id) = key.value();
+                if let Some(intent) = tx.activity(connection, id)? {
+                    out.push(intent);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Every dead letter, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
         self.read(|tx| {
