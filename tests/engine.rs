@@ -1281,17 +1281,22 @@ mod analysis {
         assert_eq!(e.store().activities(None).unwrap().len(), 2);
     }
 
-    #[test]
-    fn reapplying_is_a_no_op() {
-        let f = linked("salesforce");
-        let e = &f.engine;
-        let ev = call(
+    /// An inbound call from Ada that writes a field.
+    fn hello_call() -> ConversationEvent {
+        call(
             "call_1",
             "inbound",
             ADA,
             "+1888",
             json!({"customer_notes": "Hello."}),
-        );
+        )
+    }
+
+    #[test]
+    fn reapplying_is_a_no_op() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        let ev = hello_call();
         apply(e, &ev);
         let before = e.store().contact(ADA).unwrap().unwrap();
         let report = apply(e, &ev);
@@ -1333,13 +1338,7 @@ mod analysis {
     fn a_conversation_whose_activity_was_dead_lettered_stays_applied() {
         let f = linked("salesforce");
         let e = &f.engine;
-        let ev = call(
-            "call_1",
-            "inbound",
-            ADA,
-            "+1888",
-            json!({"customer_notes": "Hello."}),
-        );
+        let ev = hello_call();
         let first = apply(e, &ev);
         assert!(
             matches!(

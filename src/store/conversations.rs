@@ -26,7 +26,7 @@ pub struct AppliedConversation {
 impl AppliedConversation {
     /// What an activity intent says about its conversation: it was applied to the intent's
     /// contact when the intent was created (the engine does both in one transaction).
-    fn of_activity(intent: &ActivityIntent) -> AppliedConversation {
+    pub(crate) fn of_activity(intent: &ActivityIntent) -> AppliedConversation {
         AppliedConversation {
             conversation_id: intent.conversation_id.clone(),
             phone: Some(intent.phone.clone()),
@@ -35,13 +35,9 @@ impl AppliedConversation {
     }
 }
 
-/// The `activities` table's shape: conversation id → `ActivityIntent`.
-pub(crate) trait ActivityTable: ReadableTable<&'static str, &'static [u8]> {}
-impl<T: ReadableTable<&'static str, &'static [u8]>> ActivityTable for T {}
-
 /// The activity intent of a conversation, whichever connection it is for.
 pub(crate) fn activity(
-    activities: &impl ActivityTable,
+    activities: &impl ReadableTable<&'static str, &'static [u8]>,
     conversation_id: &str,
 ) -> Result<Option<ActivityIntent>, StoreError> {
     match activities.get(conversation_id)? {
@@ -52,7 +48,7 @@ pub(crate) fn activity(
 
 /// The activity intent of a conversation, when it is for `connection`.
 pub(crate) fn activity_for(
-    activities: &impl ActivityTable,
+    activities: &impl ReadableTable<&'static str, &'static [u8]>,
     connection: &str,
     conversation_id: &str,
 ) -> Result<Option<ActivityIntent>, StoreError> {
@@ -62,7 +58,7 @@ pub(crate) fn activity_for(
 /// The applied-conversation record for this id: its own row, or the activity standing for it.
 pub(crate) fn applied(
     conversations: &impl ReadableTable<&'static str, &'static [u8]>,
-    activities: &impl ActivityTable,
+    activities: &impl ReadableTable<&'static str, &'static [u8]>,
     id: &str,
 ) -> Result<Option<AppliedConversation>, StoreError> {
     if let Some(guard) = conversations.get(id)? {

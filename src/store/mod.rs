@@ -623,11 +623,7 @@ impl Store {
                 tx.activities.remove(conversation_id)?;
                 tx.open_activities.remove(outbox::open_key(&intent))?;
                 // The intent stood for the applied conversation: it stays applied.
-                tx.mark_conversation_applied(&AppliedConversation {
-                    conversation_id: conversation_id.to_string(),
-                    phone: Some(intent.phone.clone()),
-                    applied_at: intent.created_at,
-                })?;
+                tx.mark_conversation_applied(&AppliedConversation::of_activity(&intent))?;
                 tx.add_dead_letter(DeadLetter {
                     id: 0,
                     kind: DeadLetterKind::Activity,

@@ -13,6 +13,7 @@
 //! resolve) falls back to the crate itself. `phone::tests` compares
 //! both on many thousands of generated numbers.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
@@ -217,7 +218,7 @@ impl Region {
                 .types
                 .iter()
                 .filter(|kind| kind.allows_length(national.len()))
-                .map(|kind| kind.pattern.source)
+                .map(|kind| kind.pattern.source.as_ref())
                 .collect();
             if allowed.is_empty() {
                 return AnyType::NoneAllowed;
@@ -274,17 +275,14 @@ impl Desc {
 /// options it sets are size limits, which change no match).
 struct Pattern {
     /// The metadata's text (one pattern), or several joined by `any_of`.
-    source: &'static str,
-    /// For `any_of`: the alternation, owned.
-    joined: Option<String>,
+    source: Cow<'static, str>,
     compiled: OnceLock<Option<Regex>>,
 }
 
 impl Pattern {
     fn new(source: &'static str) -> Pattern {
         Pattern {
-            source,
-            joined: None,
+            source: Cow::Borrowed(source),
             compiled: OnceLock::new(),
         }
     }
@@ -295,8 +293,7 @@ impl Pattern {
         // the rest of the alternation.
         let branches: Vec<String> = sources.iter().map(|s| format!("(?:{s}\n)")).collect();
         Pattern {
-            source: "",
-            joined: Some(branches.join("|")),
+            source: Cow::Owned(branches.join("|")),
             compiled: OnceLock::new(),
         }
     }
@@ -307,8 +304,7 @@ impl Pattern {
     /// offset that has one) and stops at the first match instead of finding its end.
     fn matches_at_start(&self, text: &str) -> Option<bool> {
         let compiled = self.compiled.get_or_init(|| {
-            let source = self.joined.as_deref().unwrap_or(self.source);
-            regex::RegexBuilder::new(&format!("^(?:{source}\n)"))
+            regex::RegexBuilder::new(&format!("^(?:{}\n)", self.source))
                 .ignore_whitespace(true)
                 .build()
                 .ok()
