@@ -620,7 +620,7 @@ fn render_section(out: &mut String, s: &CrmSection) {
             ConversationOutcome::AlreadyApplied => {
                 let _ = writeln!(out, "   {}: already applied, nothing changed", line.file);
             }
-            ConversationOutcome::NoNumber => {
+            ConversationOutcome::NoNumber { .. } => {
                 let _ = writeln!(
                     out,
                     "   {} ({}): no phone number (web call or API chat), nothing to do",

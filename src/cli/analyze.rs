@@ -78,11 +78,8 @@ pub fn human(report: &ConversationReport) -> String {
         ConversationOutcome::AlreadyApplied => {
             let _ = writeln!(out, "conversation {id}: already applied, nothing changed");
         }
-        ConversationOutcome::NoNumber => {
-            let _ = writeln!(
-                out,
-                "conversation {id}: no phone number (web call or chat), nothing to apply"
-            );
+        ConversationOutcome::NoNumber { reason } => {
+            let _ = writeln!(out, "conversation {id}: no contact number ({reason}), nothing to apply");
         }
         ConversationOutcome::Applied {
             phone,

@@ -111,6 +111,9 @@ pub fn run(global: &GlobalOpts, args: ContactArgs) -> CliResult {
             if !report.outbound.is_empty() {
                 println!("  queued CRM write: {}", report.outbound.join(", "));
             }
+            for warning in &report.warnings {
+                eprintln!("warning: {}", warning.message);
+            }
             Ok(())
         }
     }
@@ -181,7 +184,7 @@ pub fn contact_json(contact: &ContactRecord) -> Json {
         .iter()
         .map(|(name, p)| (name, json!({ "source": p.source.label(), "at": p.at })))
         .collect();
-    json!({
+    let mut out = json!({
         "phone_number": contact.phone,
         "fields": fields,
         "provenance": provenance,
@@ -189,7 +192,11 @@ pub fn contact_json(contact: &ContactRecord) -> Json {
         "last_pushed": contact.last_pushed,
         "created_at": contact.created_at,
         "updated_at": contact.updated_at,
-    })
+    });
+    if !contact.out_of_step.is_empty() {
+        out["out_of_step"] = json!(contact.out_of_step);
+    }
+    out
 }
 
 fn text(value: &Value) -> String {
@@ -222,6 +229,15 @@ pub fn human_contact(contact: &ContactRecord) -> String {
             .map(|p| p.source.label())
             .unwrap_or_default();
         let _ = writeln!(out, "  {name:<width$}  {}  [{source}]", text(value));
+    }
+    for (connection, fields) in &contact.out_of_step {
+        for (field, step) in fields {
+            let _ = writeln!(
+                out,
+                "  OUT OF STEP with {connection}: {field} = {} was refused ({}); the CRM keeps its own value until the next sync reads it back",
+                step.value, step.message
+            );
+        }
     }
     out
 }

@@ -18,7 +18,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ActivityInput, ActivityKind, Connector, ConnectorError, RecordUpdate, WriteResult};
+use super::{
+    ActivityInput, ActivityKind, Connector, ConnectorError, RecordUpdate, RejectedField,
+    WriteResult,
+};
 use crate::store::{
     ActivityIntent, ActivityState, ConversationKind, PendingWrite, Store, StoreError,
 };
@@ -63,6 +66,10 @@ pub struct DeadLettered {
     /// CRM record id (writes) or conversation id (activities).
     pub key: String,
     pub message: String,
+    /// The one CRM field refused, when the CRM named it (the record's other fields were
+    /// sent again without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +135,17 @@ async fn dispatch_writes<C: Connector>(
         let at = Utc::now();
         for (write, result) in due.iter().zip(results) {
             match result {
+                WriteResult::FieldsRejected { fields } => {
+                    if let Some(message) = reject_fields(store, conn, write, fields, at, report)? {
+                        store.dead_letter_write(conn, &write.record_id, &message, at)?;
+                        report.dead_lettered.push(DeadLettered {
+                            kind: "field_write",
+                            key: write.record_id.clone(),
+                            message,
+                            field: None,
+                        });
+                    }
+                }
                 WriteResult::Written { .. } => {
                     report.written += 1;
                     sent.push((write.record_id.clone(), write.fields.clone()));
@@ -139,6 +157,7 @@ async fn dispatch_writes<C: Connector>(
                             kind: "field_write",
                             key: write.record_id.clone(),
                             message,
+                            field: None,
                         });
                     } else {
                         let when = retry_at(connector, write.attempts, at);
@@ -197,10 +216,78 @@ async fn send_writes<C: Connector>(
 }
 
 fn rejection(e: &ConnectorError) -> WriteResult {
+    if let ConnectorError::Api { message, .. } = e {
+        if let Some(fields) = property_errors(message) {
+            return WriteResult::FieldsRejected { fields };
+        }
+    }
     WriteResult::Rejected {
         message: e.to_string(),
         permanent: !e.is_transient(),
     }
+}
+
+/// The properties named by a refusal of a whole request whose message is HubSpot's
+/// `Property values were not valid: [{"isValid":false,"message":..,"error":CODE,"name":..}]`
+/// (what HubSpot answers when it refuses a request rather than one input of a batch).
+fn property_errors(message: &str) -> Option<Vec<RejectedField>> {
+    #[derive(serde::Deserialize)]
+    struct Invalid {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        error: String,
+        name: String,
+    }
+    const PREFIX: &str = "Property values were not valid: ";
+    let list = &message[message.find(PREFIX)? + PREFIX.len()..];
+    let items: Vec<Invalid> = serde_json::Deserializer::from_str(list)
+        .into_iter()
+        .next()?
+        .ok()?;
+    let fields: Vec<RejectedField> = items
+        .into_iter()
+        .map(|i| RejectedField {
+            field: i.name,
+            code: i.error,
+            message: i.message,
+        })
+        .collect();
+    (!fields.is_empty()).then_some(fields)
+}
+
+/// A write the CRM refused because of some of its fields: those fields become dead letters
+/// naming them, the contact is marked out of step for them, and the rest of the write stays
+/// due at once, so this pass sends it again without them (each round drops at least one
+/// field, so it ends). `Some(message)` when the refusal cannot be split (a named field that
+/// this write does not carry): the whole write is refused with that message.
+fn reject_fields(
+    store: &Store,
+    connection: &str,
+    write: &PendingWrite,
+    fields: Vec<RejectedField>,
+    at: DateTime<Utc>,
+    report: &mut DispatchReport,
+) -> Result<Option<String>, DispatchError> {
+    if fields.is_empty() || !fields.iter().all(|f| write.fields.contains_key(&f.field)) {
+        let all: Vec<String> = fields.iter().map(RejectedField::describe).collect();
+        return Ok(Some(all.join("; ")));
+    }
+    let refused: Vec<(String, String)> = fields
+        .iter()
+        .map(|f| (f.field.clone(), format!("{}: {}", f.code, f.message)))
+        .collect();
+    store.dead_letter_fields(connection, &write.record_id, &write.fields, &refused, at)?;
+    for f in fields {
+        tracing::warn!(record = %write.record_id, field = %f.field, message = %f.message, "the CRM refused one field; sending the others again without it");
+        report.dead_lettered.push(DeadLettered {
+            kind: "field_write",
+            key: write.record_id.clone(),
+            message: format!("{}: {}", f.code, f.message),
+            field: Some(f.field),
+        });
+    }
+    Ok(None)
 }
 
 /// The connector's view of an activity intent.
@@ -278,6 +365,7 @@ async fn dispatch_activities<C: Connector>(
                     kind: "activity",
                     key: intent.conversation_id.clone(),
                     message,
+                    field: None,
                 });
                 continue;
             }
@@ -296,12 +384,12 @@ async fn dispatch_activities<C: Connector>(
             Ok(results) => {
                 for (intent, result) in to_send.iter().zip(results) {
                     let id = &intent.conversation_id;
-                    match result {
-                        WriteResult::Written { id: crm_id } => {
+                    match result.outcome() {
+                        Ok(crm_id) => {
                             store.mark_activity_done(conn, id, &crm_id)?;
                             report.activities_logged += 1;
                         }
-                        WriteResult::Rejected { message, permanent } => {
+                        Err((message, permanent)) => {
                             // A per-record refusal means the record was not created.
                             if permanent || intent.attempts + 1 >= max_attempts {
                                 store.dead_letter_activity(conn, id, &message, at)?;
@@ -309,6 +397,7 @@ async fn dispatch_activities<C: Connector>(
                                     kind: "activity",
                                     key: id.clone(),
                                     message,
+                                    field: None,
                                 });
                             } else {
                                 let when = retry_at(connector, intent.attempts, at);
@@ -352,6 +441,7 @@ async fn dispatch_activities<C: Connector>(
                         kind: "activity",
                         key: id.clone(),
                         message,
+                        field: None,
                     });
                 }
             }

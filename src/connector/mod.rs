@@ -150,6 +150,45 @@ pub enum WriteResult {
     Written { id: String },
     /// Refused, with the CRM's message. `permanent` rejections go to the dead-letter list.
     Rejected { message: String, permanent: bool },
+    /// Refused for good because of these fields alone (the CRM named each one, and nothing
+    /// else was wrong): the record's other fields can be sent again without them.
+    FieldsRejected { fields: Vec<RejectedField> },
+}
+
+/// A field the CRM refused, with its error code and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedField {
+    /// The CRM's field name (`Email`, `email`).
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl WriteResult {
+    /// `Ok(id)` when written, else `Err((message, permanent))`, a refusal of some fields being
+    /// a permanent refusal of the whole record (for activities, which cannot be created in
+    /// part).
+    pub fn outcome(self) -> Result<String, (String, bool)> {
+        match self {
+            WriteResult::Written { id } => Ok(id),
+            WriteResult::Rejected { message, permanent } => Err((message, permanent)),
+            WriteResult::FieldsRejected { fields } => Err((
+                fields
+                    .iter()
+                    .map(RejectedField::describe)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                true,
+            )),
+        }
+    }
+}
+
+impl RejectedField {
+    /// `field: CODE: message` for reports and dead letters.
+    pub fn describe(&self) -> String {
+        format!("{}: {}: {}", self.field, self.code, self.message)
+    }
 }
 
 /// Call or chat.

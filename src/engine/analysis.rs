@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Engine, EngineError};
@@ -42,8 +42,10 @@ pub enum ConversationOutcome {
     },
     /// This conversation id was applied before; nothing changed.
     AlreadyApplied,
-    /// The conversation has no phone number (web call or API chat); nothing to apply.
-    NoNumber,
+    /// No contact number: the conversation has none (web call, API chat), or the one it names
+    /// is withheld or not a phone number. Answered like any other outcome (a webhook that can
+    /// never succeed must not be refused, or it is redelivered); `reason` says which.
+    NoNumber { reason: String },
 }
 
 /// The outcome plus per-field problems (a value that does not fit is skipped, never fatal).
@@ -55,6 +57,22 @@ pub struct ConversationReport {
     pub field_errors: Vec<FieldProblem>,
     /// Fields merged by fallback (old, blank line, new), with the reason.
     pub merge_fallbacks: Vec<FieldProblem>,
+    /// `overwrite` values NOT written because the conversation ended before the field's last
+    /// write (a late or redelivered webhook must not roll a field back).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<StaleField>,
+}
+
+/// An `overwrite` skipped because the field holds newer information than the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StaleField {
+    pub field: String,
+    /// When the conversation ended (else started): what its values are from.
+    pub conversation_ended_at: DateTime<Utc>,
+    /// When the field's current value is from (see [`Provenance::basis`]).
+    pub field_written_at: DateTime<Utc>,
+    /// What wrote the current value (`inbound:salesforce`, `analysis:<id>`, `manual`).
+    pub written_by: String,
 }
 
 /// A field and what went wrong with it.
@@ -67,8 +85,20 @@ pub struct FieldProblem {
 
 /// The merges a conversation needs, found before the write transaction.
 pub(crate) struct Prepared {
-    pub(crate) phone: Option<String>,
+    pub(crate) number: Number,
     pub(crate) merges: Vec<MergeRequest>,
+}
+
+/// The contact number of a conversation, or why there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Number {
+    /// E.164.
+    Phone(String),
+    /// No number to look at (web call, API chat): nothing is recorded.
+    Missing,
+    /// A number that is withheld or fails validation: the conversation is recorded as applied
+    /// to no contact, so a redelivery is a duplicate, and the reason is reported.
+    Unusable { reason: String },
 }
 
 type MergeKey = (String, String, String);
@@ -78,8 +108,7 @@ type MergeKey = (String, String, String);
 #[derive(Debug, Clone)]
 pub struct ConversationInput {
     event: ConversationEvent,
-    /// E.164; `None` when the conversation has no number (nothing to apply).
-    phone: Option<String>,
+    number: Number,
 }
 
 impl ConversationInput {
@@ -92,7 +121,7 @@ impl ConversationInput {
 /// One event of a batch and its normalized number.
 struct BatchItem<'e> {
     event: &'e ConversationEvent,
-    phone: Option<String>,
+    number: Number,
 }
 
 impl Engine {
@@ -121,30 +150,34 @@ impl Engine {
         event: &ConversationEvent,
         merger: &dyn Merger,
     ) -> Result<Prepared, EngineError> {
-        let Some(phone) = self.conversation_phone(event)? else {
+        let number = self.conversation_phone(event);
+        let Number::Phone(phone) = &number else {
             return Ok(Prepared {
-                phone: None,
+                number,
                 merges: Vec::new(),
             });
         };
         if !self.needs_merge_read(merger) {
             return Ok(Prepared {
-                phone: Some(phone),
+                number,
                 merges: Vec::new(),
             });
         }
-        let merges = self.store.read(|tx| self.find_merges(tx, event, &phone))?;
-        Ok(Prepared {
-            phone: Some(phone),
-            merges,
-        })
+        let merges = self.store.read(|tx| self.find_merges(tx, event, phone))?;
+        Ok(Prepared { number, merges })
     }
 
-    /// The E.164 phone of the conversation's contact; `None` when it has no number.
-    fn conversation_phone(&self, event: &ConversationEvent) -> Result<Option<String>, EngineError> {
-        conversation_number(event)
-            .map(|number| self.normalize_phone(number))
-            .transpose()
+    /// The E.164 phone of the conversation's contact, or why there is none.
+    fn conversation_phone(&self, event: &ConversationEvent) -> Number {
+        let Some(number) = conversation_number(event) else {
+            return Number::Missing;
+        };
+        match self.normalize_phone(number) {
+            Ok(phone) => Number::Phone(phone),
+            Err(err) => Number::Unusable {
+                reason: unusable_reason(event, number, &err),
+            },
+        }
     }
 
     /// Whether merges must be resolved before the write transaction: only when the rules have
@@ -156,13 +189,14 @@ impl Engine {
     /// Picks and normalizes the event's number, so the event can be queued for
     /// [`Engine::apply_inputs_blocking`]. A group-commit writer applies one batch at a time;
     /// doing this (phone parsing: ~8% of the writer's time) on the submitting thread keeps it
-    /// off the writer. An invalid number is the submitter's error to answer.
+    /// off the writer. A withheld or invalid number is not an error: the event applies with
+    /// outcome `no_number`.
     pub fn conversation_input(
         &self,
         event: ConversationEvent,
     ) -> Result<ConversationInput, EngineError> {
-        let phone = self.conversation_phone(&event)?;
-        Ok(ConversationInput { event, phone })
+        let number = self.conversation_phone(&event);
+        Ok(ConversationInput { event, number })
     }
 
     /// The merges a conversation needs against the stored contact (none when already applied).
@@ -204,12 +238,36 @@ impl Engine {
         prepared: Prepared,
         merged: BTreeMap<MergeKey, MergeOutcome>,
     ) -> Result<ConversationReport, EngineError> {
-        let Some(phone) = prepared.phone else {
-            return Ok(empty_report(event, ConversationOutcome::NoNumber));
-        };
         let now = Utc::now();
-        self.store
-            .write(|tx| self.apply_in_tx(tx, event, &phone, &merged, now))
+        match prepared.number {
+            Number::Missing => Ok(no_number_report(event, &Number::Missing)),
+            unusable @ Number::Unusable { .. } => self
+                .store
+                .write(|tx| self.record_without_contact(tx, event, &unusable, now)),
+            Number::Phone(phone) => self
+                .store
+                .write(|tx| self.apply_in_tx(tx, event, &phone, &merged, now)),
+        }
+    }
+
+    /// A conversation whose number is unusable: recorded as applied to no contact (a
+    /// redelivery is then a duplicate), reported as `no_number` with the reason.
+    fn record_without_contact(
+        &self,
+        tx: &mut crate::store::WriteTx<'_>,
+        event: &ConversationEvent,
+        number: &Number,
+        now: DateTime<Utc>,
+    ) -> Result<ConversationReport, EngineError> {
+        if tx.conversation(&event.id)?.is_some() {
+            return Ok(empty_report(event, ConversationOutcome::AlreadyApplied));
+        }
+        tx.mark_conversation_applied(&AppliedConversation {
+            conversation_id: event.id.clone(),
+            phone: None,
+            applied_at: now,
+        })?;
+        Ok(no_number_report(event, number))
     }
 
     /// Applies several conversations in ONE write transaction (group commit: one fsync for
@@ -224,8 +282,10 @@ impl Engine {
         let items = events
             .iter()
             .map(|event| {
-                self.conversation_phone(event)
-                    .map(|phone| BatchItem { event, phone })
+                Ok(BatchItem {
+                    event,
+                    number: self.conversation_phone(event),
+                })
             })
             .collect();
         self.apply_batch(items, merger)
@@ -244,7 +304,7 @@ impl Engine {
             .map(|input| {
                 Ok(BatchItem {
                     event: &input.event,
-                    phone: input.phone.clone(),
+                    number: input.number.clone(),
                 })
             })
             .collect();
@@ -263,7 +323,7 @@ impl Engine {
         let merges = if self.needs_merge_read(merger)
             && items
                 .iter()
-                .any(|i| matches!(i, Ok(i) if i.phone.is_some()))
+                .any(|i| matches!(i, Ok(BatchItem { number: Number::Phone(_), .. })))
         {
             self.resolve_batch_merges(&items, merger)?
         } else {
@@ -276,12 +336,17 @@ impl Engine {
             for (n, item) in items.into_iter().enumerate() {
                 reports.push(match item {
                     Err(err) => Err(err),
-                    Ok(BatchItem { event, phone: None }) => {
-                        Ok(empty_report(event, ConversationOutcome::NoNumber))
-                    }
                     Ok(BatchItem {
                         event,
-                        phone: Some(phone),
+                        number: Number::Missing,
+                    }) => Ok(no_number_report(event, &Number::Missing)),
+                    Ok(BatchItem {
+                        event,
+                        number: unusable @ Number::Unusable { .. },
+                    }) => Ok(self.record_without_contact(tx, event, &unusable, now)?),
+                    Ok(BatchItem {
+                        event,
+                        number: Number::Phone(phone),
                     }) => {
                         let merged = merges.get(n).unwrap_or(&no_merges);
                         Ok(self.apply_in_tx(tx, event, &phone, merged, now)?)
@@ -305,7 +370,7 @@ impl Engine {
                 requests.push(match item {
                     Ok(BatchItem {
                         event,
-                        phone: Some(phone),
+                        number: Number::Phone(phone),
                     }) => self.find_merges(tx, event, phone)?,
                     _ => Vec::new(),
                 });
@@ -340,7 +405,7 @@ impl Engine {
         if tx.conversation(&event.id)?.is_some() {
             return Ok(empty_report(event, ConversationOutcome::AlreadyApplied));
         }
-        let mut report = empty_report(event, ConversationOutcome::NoNumber);
+        let mut report = empty_report(event, ConversationOutcome::AlreadyApplied);
         let existing = tx.contact(phone)?;
         let created = existing.is_none();
         let mut contact = existing.unwrap_or_else(|| ContactRecord::new(phone, now));
@@ -352,11 +417,17 @@ impl Engine {
                 reason: error.reason,
             });
         }
+        // What the conversation's values are from: compared with each field's basis, and kept
+        // as this write's basis, so two conversations order by when they happened, not by when
+        // their webhooks arrived.
+        let happened = event.end_time.or(event.start_time);
         let source = Source::Analysis {
             conversation_id: event.id.clone(),
+            ended_at: happened,
         };
         let mut changed = Vec::new();
         for change in output.changes {
+            let is_set = matches!(change, Change::Set { .. });
             let (field, value) = match change {
                 Change::Set { field, value } => (field.to_string(), value),
                 Change::Merge {
@@ -389,6 +460,10 @@ impl Engine {
                 }
             };
             if field == "phone_number" {
+                continue;
+            }
+            if let Some(stale) = stale_overwrite(&contact, &field, happened, is_set) {
+                report.stale.push(stale);
                 continue;
             }
             if contact.set_field(&field, value, source.clone(), now) {
@@ -479,6 +554,72 @@ fn empty_report(event: &ConversationEvent, outcome: ConversationOutcome) -> Conv
         outcome,
         field_errors: Vec::new(),
         merge_fallbacks: Vec::new(),
+        stale: Vec::new(),
+    }
+}
+
+fn no_number_report(event: &ConversationEvent, number: &Number) -> ConversationReport {
+    let reason = match number {
+        Number::Unusable { reason } => reason.clone(),
+        _ => match event.kind {
+            crate::event::ConversationKind::Call => "a web call has no phone number".to_string(),
+            crate::event::ConversationKind::Chat => "the chat names no phone number".to_string(),
+        },
+    };
+    empty_report(event, ConversationOutcome::NoNumber { reason })
+}
+
+/// The skipped write when a `Set` from a conversation that happened at `happened` would
+/// replace a value that is newer. Only a non-empty value is protected: a `Set` over one comes
+/// from an `overwrite` mapping (`fill_if_empty` writes only empty fields, and `merge` keeps
+/// both texts, so neither can lose newer information). A conversation without times cannot be
+/// ordered and applies as before.
+fn stale_overwrite(
+    contact: &ContactRecord,
+    field: &str,
+    happened: Option<DateTime<Utc>>,
+    is_set: bool,
+) -> Option<StaleField> {
+    let happened = happened?;
+    if !is_set || contact.fields.get(field).is_none_or(is_blank) {
+        return None;
+    }
+    let basis = contact.field_basis(field)?;
+    (happened < basis).then(|| StaleField {
+        field: field.to_string(),
+        conversation_ended_at: happened,
+        field_written_at: basis,
+        written_by: contact
+            .provenance
+            .get(field)
+            .map(|p| p.source.label())
+            .unwrap_or_default(),
+    })
+}
+
+/// Null or blank text: what `fill_if_empty` fills.
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// Words carriers and Retell use for a caller who withheld their number.
+const WITHHELD: &[&str] = &["anonymous", "restricted", "private", "unknown", "unavailable"];
+
+/// Why `number` (the contact number of `event`) cannot be used.
+fn unusable_reason(event: &ConversationEvent, number: &str, err: &EngineError) -> String {
+    let whose = match event.direction {
+        Direction::Inbound => "caller's",
+        Direction::Outbound => "dialed",
+    };
+    let word = number.trim().to_ascii_lowercase();
+    if WITHHELD.contains(&word.as_str()) {
+        format!("the {whose} number is withheld ({number:?})")
+    } else {
+        format!("the {whose} number is unusable: {err}")
     }
 }
 

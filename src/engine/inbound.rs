@@ -646,6 +646,7 @@ impl Engine {
                 .inbound_modstamp
                 .insert(connection.to_string(), stamp);
         }
+        contact.read_back(connection);
         if changed || relinked {
             report.updated += 1;
         } else {

@@ -17,6 +17,19 @@ pub struct ManualReport {
     pub changed: Vec<String>,
     /// CRM fields enqueued for the active connection.
     pub outbound: Vec<String>,
+    /// Edited fields that only inbound sync writes and no outbound mapping reads: the edit is
+    /// kept, but the CRM never hears of it and its next sync replaces it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<OwnedField>,
+}
+
+/// An edited field that a CRM owns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OwnedField {
+    pub field: String,
+    /// The connections whose inbound rules write it.
+    pub owners: Vec<String>,
+    pub message: String,
 }
 
 impl Engine {
@@ -29,6 +42,10 @@ impl Engine {
             let ty = self.field_type(name)?;
             check_type(name, &ty, value)?;
         }
+        let warnings: Vec<OwnedField> = fields
+            .keys()
+            .filter_map(|name| self.owned_field(name))
+            .collect();
         let now = Utc::now();
         self.store.write(|tx| {
             let existing = tx.contact(&phone)?;
@@ -49,7 +66,36 @@ impl Engine {
                 created,
                 changed,
                 outbound: outbound.into_keys().collect(),
+                warnings,
             })
+        })
+    }
+
+    /// The warning for editing `field` by hand when only inbound sync writes it (no analysis
+    /// mapping does) and no outbound mapping of any connection reads it. WHY a warning and not
+    /// a refusal: the local value is still useful until the next sync (the agent hears it), and
+    /// an integrator may edit on purpose; what must not happen is a silent revert.
+    fn owned_field(&self, field: &str) -> Option<OwnedField> {
+        let connections = self.ruleset.connections();
+        let owners: Vec<String> = connections
+            .iter()
+            .filter(|c| c.inbound_target_fields().iter().any(|t| t == field))
+            .map(|c| c.name.clone())
+            .collect();
+        let read_outbound = connections
+            .iter()
+            .any(|c| c.outbound_source_fields().iter().any(|f| f == field));
+        let by_analysis = self.ruleset.analysis_target_fields().any(|t| t == field);
+        if owners.is_empty() || read_outbound || by_analysis {
+            return None;
+        }
+        let list = owners.join(", ");
+        Some(OwnedField {
+            field: field.to_string(),
+            message: format!(
+                "`{field}` is owned by {list}: no outbound mapping sends it to the CRM, so the next sync from {list} replaces this edit"
+            ),
+            owners,
         })
     }
 

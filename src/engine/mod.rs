@@ -26,11 +26,11 @@ use crate::merge::Merger;
 use crate::store::{Store, StoreError};
 use crate::value::phone::PhoneError;
 
-pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport};
+pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport, StaleField};
 pub use inbound::{
     Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
 };
-pub use manual::ManualReport;
+pub use manual::{ManualReport, OwnedField};
 pub use share::FreshShare;
 
 /// Errors for callers; each names the thing that was wrong.

@@ -17,7 +17,13 @@ pub enum Source {
     /// Inbound sync from this connection.
     Inbound { connection: String },
     /// Conversation analysis of this conversation.
-    Analysis { conversation_id: String },
+    Analysis {
+        conversation_id: String,
+        /// When the conversation ended (else started): what its values are from. `None` in
+        /// rows written before it was kept, and for conversations without times.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ended_at: Option<DateTime<Utc>>,
+    },
     /// A manual edit (CLI or HTTP API).
     Manual,
 }
@@ -27,7 +33,9 @@ impl Source {
     pub fn label(&self) -> String {
         match self {
             Source::Inbound { connection } => format!("inbound:{connection}"),
-            Source::Analysis { conversation_id } => format!("analysis:{conversation_id}"),
+            Source::Analysis {
+                conversation_id, ..
+            } => format!("analysis:{conversation_id}"),
             Source::Manual => "manual".to_string(),
         }
     }
@@ -38,6 +46,16 @@ impl Source {
 pub struct Provenance {
     pub source: Source,
     pub at: DateTime<Utc>,
+}
+
+/// A CRM field whose last outbound value the CRM refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutOfStep {
+    /// The value that was refused.
+    pub value: serde_json::Value,
+    /// The CRM's message.
+    pub message: String,
+    pub since: DateTime<Utc>,
 }
 
 /// One contact, keyed by its E.164 phone number.
@@ -61,6 +79,10 @@ pub struct ContactRecord {
     /// (used to pick the most recently modified of several records sharing a phone).
     #[serde(default)]
     pub inbound_modstamp: BTreeMap<String, DateTime<Utc>>,
+    /// Per connection, per CRM field: a value the CRM refused, so the contact and the CRM
+    /// disagree on it until the next inbound sync reads the record back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub out_of_step: BTreeMap<String, BTreeMap<String, OutOfStep>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -75,9 +97,34 @@ impl ContactRecord {
             links: BTreeMap::new(),
             last_pushed: BTreeMap::new(),
             inbound_modstamp: BTreeMap::new(),
+            out_of_step: BTreeMap::new(),
             created_at: at,
             updated_at: at,
         }
+    }
+
+    /// When the information in `field` is from: the end of the conversation that wrote it,
+    /// the CRM record's modification stamp (no later than the read) for an inbound value, else
+    /// the time it was written. `None` for a field never written.
+    pub fn field_basis(&self, field: &str) -> Option<DateTime<Utc>> {
+        let p = self.provenance.get(field)?;
+        Some(match &p.source {
+            Source::Analysis {
+                ended_at: Some(ended),
+                ..
+            } => *ended,
+            Source::Inbound { connection } => self
+                .inbound_modstamp
+                .get(connection)
+                .map_or(p.at, |stamp| (*stamp).min(p.at)),
+            _ => p.at,
+        })
+    }
+
+    /// The inbound sync read the record of `connection` back: the CRM's values are known
+    /// again, so nothing is out of step with it any more.
+    pub fn read_back(&mut self, connection: &str) {
+        self.out_of_step.remove(connection);
     }
 
     /// Sets a field and its provenance. Returns whether the stored value changed.

@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
-pub use contacts::{ContactRecord, EncodedContact, Provenance, Source};
+pub use contacts::{ContactRecord, EncodedContact, OutOfStep, Provenance, Source};
 pub use conversations::AppliedConversation;
 pub use cursors::SyncCursor;
 pub use outbox::{
@@ -491,6 +491,7 @@ impl Store {
                     message: message.to_string(),
                     attempts: write.attempts + 1,
                     at,
+                    field: None,
                 })?;
             }
             Ok(())
@@ -634,6 +635,7 @@ impl Store {
                     message: message.to_string(),
                     attempts: intent.attempts,
                     at,
+                    field: None,
                 })?;
             }
             Ok(())

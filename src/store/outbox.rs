@@ -115,6 +115,76 @@ pub struct DeadLetter {
     pub message: String,
     pub attempts: u32,
     pub at: DateTime<Utc>,
+    /// The one CRM field this dead letter is about, when the CRM refused a single field of a
+    /// write (its other fields were sent without it); `None` for a whole write or an activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl super::Store {
+    /// The CRM refused `refused` (CRM field, message) of the write `sent` to `record_id`: each
+    /// becomes a dead letter naming its field, the linked contact is marked out of step for it,
+    /// and the rest of the pending write stays due, unchanged, to be sent again without them.
+    /// A refused field whose pending value changed since `sent` stays pending: the new value
+    /// may be fine. One transaction.
+    pub fn dead_letter_fields(
+        &self,
+        connection: &str,
+        record_id: &str,
+        sent: &BTreeMap<String, serde_json::Value>,
+        refused: &[(String, String)],
+        at: DateTime<Utc>,
+    ) -> Result<(), super::StoreError> {
+        self.write(|tx| {
+            let Some(mut write) = tx.pending_write(connection, record_id)? else {
+                return Ok(());
+            };
+            let mut contact = tx.contact(&write.phone)?;
+            for (field, message) in refused {
+                let Some(value) = sent.get(field) else {
+                    continue;
+                };
+                if write.fields.get(field) == Some(value) {
+                    write.fields.remove(field);
+                }
+                tx.add_dead_letter(DeadLetter {
+                    id: 0,
+                    kind: DeadLetterKind::FieldWrite,
+                    connection: connection.to_string(),
+                    key: record_id.to_string(),
+                    phone: Some(write.phone.clone()),
+                    payload: serde_json::json!({ field.as_str(): value }),
+                    message: message.clone(),
+                    attempts: write.attempts + 1,
+                    at,
+                    field: Some(field.clone()),
+                })?;
+                if let Some(contact) = contact.as_mut() {
+                    contact
+                        .out_of_step
+                        .entry(connection.to_string())
+                        .or_default()
+                        .insert(
+                            field.clone(),
+                            super::OutOfStep {
+                                value: value.clone(),
+                                message: message.clone(),
+                                since: at,
+                            },
+                        );
+                }
+            }
+            if let Some(contact) = &contact {
+                tx.put_contact(contact)?;
+            }
+            if write.fields.is_empty() {
+                tx.pending.remove((connection, record_id))?;
+            } else {
+                tx.put_pending(&write)?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Sizes for metrics and `crmsync outbox`.

@@ -29,7 +29,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value as Json;
 
-use super::contacts::{ContactRecord, Provenance, Source};
+use super::contacts::{ContactRecord, OutOfStep, Provenance, Source};
 use super::StoreError;
 use crate::value::Value;
 
@@ -124,6 +124,9 @@ struct RowOut<'a> {
     lp: &'a BTreeMap<String, BTreeMap<String, Json>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     im: BTreeMap<&'a str, i64>,
+    /// Out-of-step CRM fields (rare: written only when there are some).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    os: &'a BTreeMap<String, BTreeMap<String, OutOfStep>>,
     c: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     u: Option<i64>,
@@ -146,6 +149,8 @@ struct RowIn {
     lp: BTreeMap<String, BTreeMap<String, Json>>,
     #[serde(default)]
     im: BTreeMap<String, i64>,
+    #[serde(default)]
+    os: BTreeMap<String, BTreeMap<String, OutOfStep>>,
     c: i64,
     u: Option<i64>,
 }
@@ -192,6 +197,7 @@ pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
             .iter()
             .map(|(k, v)| (k.as_str(), nanos(*v)))
             .collect(),
+        os: &contact.out_of_step,
         c: created,
         u: (updated != created).then_some(updated),
     };
@@ -271,6 +277,7 @@ pub(crate) fn decode(phone: &str, bytes: &[u8]) -> Result<ContactRecord, StoreEr
         links: row.l,
         last_pushed: row.lp,
         inbound_modstamp: row.im.into_iter().map(|(k, v)| (k, time(v))).collect(),
+        out_of_step: row.os,
         created_at: time(row.c),
         updated_at: time(row.u.unwrap_or(row.c)),
     })
@@ -331,6 +338,7 @@ mod tests {
             Value::Datetime(at),
             Source::Analysis {
                 conversation_id: "c1".into(),
+                ended_at: Some(at),
             },
             at,
         );

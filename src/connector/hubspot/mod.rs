@@ -396,9 +396,12 @@ fn match_results(
                 .iter()
                 .find(|e| e.context_values().iter().any(|v| v == k))
             {
-                Some(e) => WriteResult::Rejected {
-                    message: format!("{}: {}", e.category, e.message),
-                    permanent: !matches!(e.category.as_str(), "RATE_LIMITS" | "LOCKED"),
+                Some(e) => match e.rejected_properties() {
+                    Some(fields) => WriteResult::FieldsRejected { fields },
+                    None => WriteResult::Rejected {
+                        message: format!("{}: {}", e.category, e.message),
+                        permanent: !matches!(e.category.as_str(), "RATE_LIMITS" | "LOCKED"),
+                    },
                 },
                 None => WriteResult::Rejected {
                     message: "the CRM's batch response does not mention this record".into(),

@@ -153,6 +153,73 @@ pub struct BatchError {
     pub message: String,
     #[serde(default)]
     pub context: serde_json::Map<String, Value>,
+    /// The details (`ErrorDetail` in HubSpot's SDKs): one per refused property.
+    #[serde(default)]
+    pub errors: Vec<ErrorDetail>,
+}
+
+/// One detail of a HubSpot error: `{message, code, in?, context?: {propertyName: [..]}}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub code: String,
+    /// "The name of the field or parameter in which the error was found."
+    #[serde(default, rename = "in")]
+    pub within: Option<String>,
+    #[serde(default)]
+    pub context: serde_json::Map<String, Value>,
+}
+
+/// The strings of `context[key]` (HubSpot's contexts map a key to a list of strings).
+fn context_strings(context: &serde_json::Map<String, Value>, key: &str) -> Vec<String> {
+    match context.get(key) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+impl BatchError {
+    /// The refused properties of a `VALIDATION_ERROR` about property values: from each
+    /// detail's `context.propertyName` (or `in`), else the error's own `context.propertyName`
+    /// with its message. `None` when the error is about something else, or names no property.
+    pub fn rejected_properties(&self) -> Option<Vec<crate::connector::RejectedField>> {
+        if self.category != "VALIDATION_ERROR" {
+            return None;
+        }
+        let mut out = Vec::new();
+        for detail in &self.errors {
+            let mut names = context_strings(&detail.context, "propertyName");
+            if names.is_empty() {
+                names.extend(detail.within.clone());
+            }
+            if names.is_empty() {
+                // A detail about no property: the record itself is at fault.
+                return None;
+            }
+            out.extend(names.into_iter().map(|field| crate::connector::RejectedField {
+                field,
+                code: detail.code.clone(),
+                message: detail.message.clone(),
+            }));
+        }
+        if out.is_empty() {
+            out = context_strings(&self.context, "propertyName")
+                .into_iter()
+                .map(|field| crate::connector::RejectedField {
+                    field,
+                    code: self.category.clone(),
+                    message: self.message.clone(),
+                })
+                .collect();
+        }
+        (!out.is_empty()).then_some(out)
+    }
 }
 
 impl BatchError {

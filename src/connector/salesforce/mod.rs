@@ -20,7 +20,7 @@ use super::retry::classify_salesforce;
 use super::{
     parse_crm_datetime, ActivityInput, ActivityKind, Connector, ConnectorError, CrmField,
     CrmRecord, DeletedRecord, MetricsSnapshot, Page, ReadPosition, RecordUpdate, Schema,
-    WriteResult,
+    RejectedField, WriteResult,
 };
 use wire::*;
 
@@ -158,6 +158,11 @@ fn save_result(r: SaveResult) -> WriteResult {
         e.status_code == "UNABLE_TO_LOCK_ROW"
             || e.status_code == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
     });
+    if permanent {
+        if let Some(fields) = rejected_fields(&r.errors) {
+            return WriteResult::FieldsRejected { fields };
+        }
+    }
     let message = r
         .errors
         .iter()
@@ -176,6 +181,27 @@ fn save_result(r: SaveResult) -> WriteResult {
         .collect::<Vec<_>>()
         .join("; ");
     WriteResult::Rejected { message, permanent }
+}
+
+/// The refused fields, when every error of a SaveResult names fields and none is about the
+/// record itself (`Id`): then the record's other fields were acceptable.
+fn rejected_fields(errors: &[SaveError]) -> Option<Vec<RejectedField>> {
+    let about_fields = !errors.is_empty()
+        && errors
+            .iter()
+            .all(|e| !e.fields.is_empty() && !e.fields.iter().any(|f| f.eq_ignore_ascii_case("id")));
+    about_fields.then(|| {
+        errors
+            .iter()
+            .flat_map(|e| {
+                e.fields.iter().map(|field| RejectedField {
+                    field: field.clone(),
+                    code: e.status_code.clone(),
+                    message: e.message.clone(),
+                })
+            })
+            .collect()
+    })
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

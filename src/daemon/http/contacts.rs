@@ -3,7 +3,9 @@
 //! A contact is shown as `{"phone_number", "fields", "provenance", "links", "created_at",
 //! "updated_at"}`: fields as JSON values (dates `YYYY-MM-DD`, datetimes RFC 3339 UTC, enums as
 //! their variant), provenance per field as `{"source": "inbound:salesforce" | "analysis:<id>" |
-//! "manual", "at"}`, links as connection → CRM record id.
+//! "manual", "at"}`, links as connection → CRM record id, and, when the CRM refused a value,
+//! `"out_of_step": {connection: {crm_field: {"value", "message", "since"}}}` until the next
+//! inbound sync reads the record back.
 
 use std::sync::Arc;
 
@@ -35,14 +37,19 @@ pub fn contact_json(contact: &ContactRecord) -> JsonValue {
             )
         })
         .collect();
-    json!({
+    let mut out = json!({
         "phone_number": contact.phone,
         "fields": fields,
         "provenance": provenance,
         "links": contact.links,
         "created_at": contact.created_at.to_rfc3339(),
         "updated_at": contact.updated_at.to_rfc3339(),
-    })
+    });
+    // Only when there is something to say: CRM fields whose last value the CRM refused.
+    if !contact.out_of_step.is_empty() {
+        out["out_of_step"] = json!(contact.out_of_step);
+    }
+    out
 }
 
 /// Normalizes a phone number from a URL or body to E.164, or answers 400 naming it.

@@ -64,7 +64,11 @@ pub async fn apply(
             }
         }
         ConversationOutcome::AlreadyApplied => state.counters.event(source, "duplicate"),
-        ConversationOutcome::NoNumber => state.counters.event(source, "ignored"),
+        ConversationOutcome::NoNumber { reason } => {
+            // Counted apart from `ignored` events: the call was real, but no contact heard of it.
+            tracing::info!(conversation = %report.conversation_id, %reason, "no contact number");
+            state.counters.event(source, "no_number");
+        }
     }
     Ok(report)
 }

@@ -444,6 +444,11 @@ impl Ruleset {
         out
     }
 
+    /// Contact fields written by analysis mappings.
+    pub fn analysis_target_fields(&self) -> impl Iterator<Item = &str> {
+        self.analysis.iter().map(|m| m.target.as_str())
+    }
+
     /// Whether any analysis mapping has mode `merge` (else no conversation needs a merge).
     pub fn analysis_has_merge(&self) -> bool {
         self.analysis.iter().any(|m| m.is_merge())
