@@ -265,10 +265,10 @@ fn check_invariants(snap: &Snapshot) {
         let contact = snap.contacts.get(&phone);
         let fields_written = contact.is_some_and(|c| {
             c.fields.contains_key("last_contacted_at")
-                && c.provenance.get("last_contacted_at").map(|p| &p.source)
-                    == Some(&Source::Analysis {
-                        conversation_id: id.clone(),
-                    })
+                && matches!(
+                    c.provenance.get("last_contacted_at").map(|p| &p.source),
+                    Some(Source::Analysis { conversation_id, .. }) if *conversation_id == id
+                )
         });
         let activity = snap
             .activities

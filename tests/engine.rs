@@ -1246,7 +1246,8 @@ mod analysis {
         assert_eq!(
             ada.provenance["lead_status"].source,
             Source::Analysis {
-                conversation_id: "call_1".into()
+                conversation_id: "call_1".into(),
+                ended_at: Some(Utc.with_ymd_and_hms(2026, 11, 21, 10, 3, 0).unwrap()),
             }
         );
 
@@ -1424,7 +1425,12 @@ mod analysis {
             .unwrap()
             .unwrap();
         let report = apply(&f.engine, &ev);
-        assert_eq!(report.outcome, ConversationOutcome::NoNumber);
+        assert_eq!(
+            report.outcome,
+            ConversationOutcome::NoNumber {
+                reason: "a web call has no phone number".into()
+            }
+        );
         assert_eq!(f.engine.store().contact_count().unwrap(), 0);
         assert!(!f.engine.store().conversation_applied(&ev.id).unwrap());
     }
@@ -1556,7 +1562,12 @@ mod analysis {
             reports[1].as_ref().unwrap().outcome,
             ConversationOutcome::AlreadyApplied
         );
-        assert!(matches!(reports[2], Err(EngineError::InvalidPhone { .. })));
+        // An invalid number is not an error: recorded, answered `no_number` with the reason.
+        assert!(matches!(
+            &reports[2].as_ref().unwrap().outcome,
+            ConversationOutcome::NoNumber { reason } if reason.contains("not a number")
+        ));
+        assert!(e.store().conversation_applied("b2").unwrap());
         assert!(matches!(
             reports[3].as_ref().unwrap().outcome,
             ConversationOutcome::Applied { created: true, .. }
@@ -1578,9 +1589,6 @@ mod analysis {
             Fields::from([("interaction_summary".into(), s("Old note."))]),
         )
         .unwrap();
-        // An invalid number is the submitter's error; nothing is queued for it.
-        let bad = e.conversation_input(call("i0", "inbound", "not a number", "+1888", json!({})));
-        assert!(matches!(bad, Err(EngineError::InvalidPhone { .. })));
         let inputs: Vec<_> = [
             // A national-format number: normalized before the writer sees it.
             call(
@@ -1605,13 +1613,19 @@ mod analysis {
                 json!({"customer_notes": "Dup."}),
             ),
             call("i3", "outbound", "+1888", "+12125550102", json!({})),
+            // An invalid number is no error: it applies as `no_number`.
+            call("i4", "inbound", "not a number", "+1888", json!({})),
         ]
         .into_iter()
         .map(|event| e.conversation_input(event).unwrap())
         .collect();
         assert_eq!(inputs[0].event().id, "i1");
         let reports = e.apply_inputs_blocking(&inputs, &FallbackMerger).unwrap();
-        assert_eq!(reports.len(), 4);
+        assert_eq!(reports.len(), 5);
+        assert!(matches!(
+            reports[4].outcome,
+            ConversationOutcome::NoNumber { .. }
+        ));
         // Each merge sees the text the events before it wrote, with no read before the
         // transaction (the fallback merger needs none), and is reported as a fallback.
         assert_eq!(reports[0].merge_fallbacks.len(), 1);
@@ -1730,7 +1744,10 @@ mod analysis {
             ),
         ];
         let reports = e.apply_conversations_blocking(&events, &Joiner).unwrap();
-        assert!(matches!(reports[0], Err(EngineError::InvalidPhone { .. })));
+        assert!(matches!(
+            reports[0].as_ref().unwrap().outcome,
+            ConversationOutcome::NoNumber { .. }
+        ));
         assert!(reports[1].as_ref().unwrap().merge_fallbacks.is_empty());
         assert_eq!(reports[2].as_ref().unwrap().merge_fallbacks.len(), 1);
         assert_eq!(

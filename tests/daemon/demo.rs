@@ -56,7 +56,7 @@ async fn the_demo_imports_applies_and_writes_back_to_both_crms() {
     assert!(salesforce
         .conversations
         .iter()
-        .any(|c| c.report.outcome == ConversationOutcome::NoNumber));
+        .any(|c| matches!(c.report.outcome, ConversationOutcome::NoNumber { .. })));
 
     let hubspot = &report.sections[1];
     assert_eq!(hubspot.connection, "hubspot");

@@ -92,6 +92,15 @@ fn validate_one(
             format!("{} was not a valid {what}.", Value::String(text.clone())),
         )
     };
+    // HubSpot checks the format of the contact's `email` (its message and code, as the API
+    // answers them: `Email address x is invalid`, `INVALID_EMAIL`).
+    if name == "email" && !looks_like_email(text.trim()) {
+        return Err(ErrorDetail::property(
+            "INVALID_EMAIL",
+            name,
+            format!("Email address {text} is invalid"),
+        ));
+    }
     let normalized = match def.kind {
         PropertyType::String | PropertyType::PhoneNumber => text.clone(),
         PropertyType::Number => match text.trim().parse::<f64>() {
@@ -151,6 +160,22 @@ fn validate_one(
     Ok((index, normalized))
 }
 
+/// One `@`, a non-empty local part, a dotted domain, no spaces: the shape HubSpot requires
+/// (it also checks the top-level domain against IANA's list, which the sandbox does not).
+fn looks_like_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::schema::ObjectKind;
@@ -188,6 +213,17 @@ mod tests {
         let option = errors.iter().find(|e| e.code == "INVALID_OPTION").unwrap();
         assert!(option.message.contains("QUALIFIED"), "{}", option.message);
         assert!(summary_message(&errors).starts_with("Property values were not valid: ["));
+    }
+
+    #[test]
+    fn a_malformed_email_is_refused_by_name() {
+        let errors = check(json!({"email": "not-an-email", "firstname": "Ada"})).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].code, "INVALID_EMAIL");
+        assert_eq!(errors[0].property.as_deref(), Some("email"));
+        assert_eq!(errors[0].message, "Email address not-an-email is invalid");
+        assert!(check(json!({"email": "ada@example.com"})).is_ok());
+        assert!(check(json!({"email": ""})).is_ok(), "clearing is allowed");
     }
 
     #[test]
