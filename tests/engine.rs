@@ -1660,6 +1660,183 @@ mod analysis {
         );
     }
 
+    /// A call `ended` at this time (its start two minutes earlier).
+    fn call_ended(id: &str, ended: &str, analysis: Json) -> ConversationEvent {
+        let end = chrono::DateTime::parse_from_rfc3339(ended).unwrap();
+        let mut ev = call(id, "inbound", ADA, "+1888", analysis);
+        ev.end_time = Some(end.with_timezone(&Utc));
+        ev.start_time = Some(end.with_timezone(&Utc) - Duration::minutes(2));
+        ev
+    }
+
+    /// A webhook delivered late (retried for a day) must not roll back what a later call set,
+    /// nor queue its old status for the CRM; its merge and its activity still apply.
+    #[test]
+    fn a_late_conversation_never_overwrites_newer_values() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        let today = "2026-11-21T15:00:00Z";
+        apply(
+            e,
+            &call_ended(
+                "today",
+                today,
+                json!({"lead_qualification_status": "qualified", "customer_notes": "Today."}),
+            ),
+        );
+        let late = apply(
+            e,
+            &call_ended(
+                "yesterday",
+                "2026-11-20T15:00:00Z",
+                json!({"lead_qualification_status": "working", "customer_notes": "Yesterday."}),
+            ),
+        );
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["lead_status"], en("qualified"));
+        assert_eq!(
+            ada.fields["last_contacted_at"],
+            Value::Datetime(Utc.with_ymd_and_hms(2026, 11, 21, 15, 0, 0).unwrap())
+        );
+        // `merge` loses nothing by order: both notes are kept.
+        assert_eq!(ada.fields["interaction_summary"], s("Today.\n\nYesterday."));
+        let mut stale: Vec<(&str, String, String)> = late
+            .stale
+            .iter()
+            .map(|st| {
+                (
+                    st.field.as_str(),
+                    st.conversation_ended_at.to_rfc3339(),
+                    st.field_written_at.to_rfc3339(),
+                )
+            })
+            .collect();
+        stale.sort();
+        assert_eq!(
+            stale,
+            [
+                (
+                    "last_contacted_at",
+                    "2026-11-20T15:00:00+00:00".to_string(),
+                    "2026-11-21T15:00:00+00:00".to_string()
+                ),
+                (
+                    "lead_status",
+                    "2026-11-20T15:00:00+00:00".to_string(),
+                    "2026-11-21T15:00:00+00:00".to_string()
+                ),
+            ]
+        );
+        assert!(late.stale.iter().all(|st| st.written_by == "analysis:today"));
+        let ConversationOutcome::Applied {
+            outbound, activity, ..
+        } = &late.outcome
+        else {
+            panic!("{late:?}");
+        };
+        assert_eq!(outbound, &["Notes__c"], "the old status is not queued");
+        assert!(activity, "the late call is still logged");
+        let pending = e.store().pending_writes(None).unwrap();
+        assert_eq!(pending[0].fields["Lead_Status__c"], json!("Closed - Converted"));
+        // The report says so in its JSON form.
+        let json = serde_json::to_value(&late).unwrap();
+        assert_eq!(json["stale"][0]["written_by"], "analysis:today");
+    }
+
+    /// An inbound value is from the CRM record's modification time: a call that ended before
+    /// the CRM edit does not replace it, one that ended after it does.
+    #[test]
+    fn a_crm_edit_is_newer_than_a_call_that_ended_before_it() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.import_page(
+            "salesforce",
+            &[sf(
+                "003A",
+                json!(ADA),
+                "2026-11-21T12:00:00Z",
+                json!({"Lead_Status__c": "Closed - Converted"}),
+            )],
+            None,
+        )
+        .unwrap();
+        let before = apply(
+            e,
+            &call_ended(
+                "before",
+                "2026-11-21T11:00:00Z",
+                json!({"lead_qualification_status": "working"}),
+            ),
+        );
+        assert_eq!(before.stale.len(), 1, "{before:?}");
+        assert_eq!(before.stale[0].written_by, "inbound:salesforce");
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["lead_status"], en("qualified"));
+        // An empty field is filled whatever the order: nothing newer is lost.
+        assert!(ada.fields.contains_key("last_contacted_at"));
+        let after = apply(
+            e,
+            &call_ended(
+                "after",
+                "2026-11-21T13:00:00Z",
+                json!({"lead_qualification_status": "working"}),
+            ),
+        );
+        assert!(after.stale.is_empty(), "{after:?}");
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["lead_status"], en("working"));
+    }
+
+    /// Editing a field only inbound sync writes (and nothing sends back) is warned, naming
+    /// the owner; a field an outbound mapping reads is not.
+    #[test]
+    fn a_manual_edit_of_a_crm_owned_field_is_warned() {
+        let f = linked("salesforce");
+        let e = &f.engine;
+        let report = e
+            .manual_set(
+                ADA,
+                Fields::from([
+                    ("first_name".into(), s("Augusta")),
+                    ("lead_status".into(), en("working")),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(report.warnings.len(), 1, "{report:?}");
+        assert_eq!(report.warnings[0].field, "first_name");
+        assert_eq!(report.warnings[0].owners, ["salesforce", "hubspot"]);
+        assert!(
+            report.warnings[0]
+                .message
+                .contains("the next sync from salesforce, hubspot replaces this edit"),
+            "{}",
+            report.warnings[0].message
+        );
+        // The edit is kept (warned, not refused).
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["first_name"], s("Augusta"));
+    }
+
+    /// A withheld caller is no error: the call is recorded once, answered `no_number`.
+    #[test]
+    fn a_withheld_caller_is_recorded_as_no_number() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        let ev = call("anon", "inbound", "anonymous", "+1888", json!({}));
+        let report = apply(e, &ev);
+        assert_eq!(
+            report.outcome,
+            ConversationOutcome::NoNumber {
+                reason: "the caller's number is withheld (\"anonymous\")".into()
+            }
+        );
+        assert!(e.store().conversation_applied("anon").unwrap());
+        assert_eq!(apply(e, &ev).outcome, ConversationOutcome::AlreadyApplied);
+        // An outbound call's contact is the dialed number: a withheld caller id changes nothing.
+        let out = apply(e, &call("out", "outbound", "anonymous", ADA, json!({})));
+        assert!(matches!(out.outcome, ConversationOutcome::Applied { created: true, .. }));
+    }
+
     #[test]
     fn a_merger_result_is_what_gets_written() {
         use crmsync::merge::{MergeFuture, MergeOutcome, MergeRequest, MergeVia, Merger};
