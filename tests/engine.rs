@@ -1787,6 +1787,43 @@ mod analysis {
         assert_eq!(ada.fields["lead_status"], en("working"));
     }
 
+    /// A conversation that repeats the stored value makes it as recent as itself: an older
+    /// conversation delivered after it cannot replace the value either.
+    #[test]
+    fn a_conversation_repeating_a_value_makes_it_that_recent() {
+        let f = fixture(Some("salesforce"));
+        let e = &f.engine;
+        e.import_page(
+            "salesforce",
+            &[sf(
+                "003A",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({"Lead_Status__c": "Closed - Converted"}),
+            )],
+            None,
+        )
+        .unwrap();
+        let same = json!({"lead_qualification_status": "qualified"});
+        let confirm = apply(e, &call_ended("confirm", "2026-11-21T15:00:00Z", same));
+        assert!(confirm.stale.is_empty());
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.provenance["lead_status"].source.label(), "analysis:confirm");
+        // Later than the CRM's edit, earlier than the confirming call.
+        let late = apply(
+            e,
+            &call_ended(
+                "late",
+                "2026-11-21T11:00:00Z",
+                json!({"lead_qualification_status": "working"}),
+            ),
+        );
+        assert_eq!(late.stale.len(), 2, "{late:?}");
+        let ada = e.store().contact(ADA).unwrap().unwrap();
+        assert_eq!(ada.fields["lead_status"], en("qualified"));
+        assert_eq!(e.store().pending_writes(None).unwrap(), vec![]);
+    }
+
     /// Editing a field only inbound sync writes (and nothing sends back) is warned, naming
     /// the owner; a field an outbound mapping reads is not.
     #[test]

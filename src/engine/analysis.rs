@@ -21,7 +21,7 @@ use crate::lang::eval::Change;
 use crate::merge::{fallback_merge, MergeError, MergeOutcome, MergeRequest, MergeVia, Merger};
 use crate::store::{
     ActivityIntent, ActivityPayload, ActivityState, AppliedConversation, ContactRecord,
-    ConversationKind, Source,
+    ConversationKind, Provenance, Source,
 };
 use crate::value::Value;
 
@@ -426,6 +426,11 @@ impl Engine {
             ended_at: happened,
         };
         let mut changed = Vec::new();
+        let touched: Vec<String> = output
+            .changes
+            .iter()
+            .map(|c| c.field().to_string())
+            .collect();
         for change in output.changes {
             let is_set = matches!(change, Change::Set { .. });
             let (field, value) = match change {
@@ -470,6 +475,9 @@ impl Engine {
                 changed.push(field);
             }
         }
+        if let Some(happened) = happened {
+            self.refresh_confirmed(&mut contact, event, &touched, happened, &source, now);
+        }
         let outbound = self.enqueue_outbound(tx, &contact, &changed, now)?;
         let activity = self.enqueue_activity(tx, &contact, event, now)?;
         tx.put_contact(&contact)?;
@@ -486,6 +494,50 @@ impl Engine {
             activity,
         };
         Ok(report)
+    }
+
+    /// Fields whose stored value this conversation repeats (its mapping yields no change
+    /// because the value is the same) take the conversation's time as their basis when it is
+    /// later: the information is now that recent, so a conversation from before it, delivered
+    /// late, cannot replace it. Values and the outbox are untouched. Found by evaluating the
+    /// rules again without those fields (only when there are candidates).
+    fn refresh_confirmed(
+        &self,
+        contact: &mut ContactRecord,
+        event: &ConversationEvent,
+        touched: &[String],
+        happened: DateTime<Utc>,
+        source: &Source,
+        now: DateTime<Utc>,
+    ) {
+        let candidates: Vec<&str> = self
+            .ruleset
+            .analysis_target_fields()
+            .filter(|f| !touched.iter().any(|t| t == f))
+            .filter(|f| contact.fields.get(*f).is_some_and(|v| !is_blank(v)))
+            .filter(|f| contact.field_basis(f).is_some_and(|basis| basis < happened))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let mut probe = contact.fields.clone();
+        for field in &candidates {
+            probe.remove(*field);
+        }
+        let output = self.ruleset.eval_analysis(event, &probe);
+        for change in output.changes {
+            if let Change::Set { field, value } = change {
+                if candidates.contains(&field) && contact.fields.get(field) == Some(&value) {
+                    contact.provenance.insert(
+                        field.to_string(),
+                        Provenance {
+                            source: source.clone(),
+                            at: now,
+                        },
+                    );
+                }
+            }
+        }
     }
 
     /// Records the activity intent when the contact is linked to the active connection and
