@@ -388,3 +388,86 @@ async fn sync_without_an_active_connection_is_a_clear_400() {
     assert_eq!(status["state"], "idle");
     assert_eq!(status["connection"], Value::Null);
 }
+
+/// A manual edit of a field only inbound sync writes (and no outbound mapping reads) is kept
+/// but answered with a warning naming the owner; an edit that is sent to the CRM is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_warns_when_a_crm_owns_the_field() {
+    let t = TestDaemon::start().await;
+    let owned: Value = t
+        .v1(Method::PATCH, "/v1/contacts/+12125550102")
+        .json(&json!({"fields": {"first_name": "Grace", "lead_status": "working"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let warnings = owned["report"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{owned}");
+    assert_eq!(warnings[0]["field"], "first_name");
+    // Both example connections read `first_name` inbound (in rule-file order).
+    let mut owners: Vec<&str> = warnings[0]["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    owners.sort_unstable();
+    assert_eq!(owners, ["hubspot", "salesforce"]);
+    assert!(
+        warnings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no outbound mapping sends it to the CRM"),
+        "{owned}"
+    );
+    assert_eq!(owned["contact"]["fields"]["first_name"], "Grace");
+    let sent: Value = t
+        .v1(Method::PATCH, "/v1/contacts/+12125550102")
+        .json(&json!({"fields": {"lead_status": "qualified"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(sent["report"].get("warnings").is_none(), "{sent}");
+}
+
+/// A contact the CRM refused a value for says so, until the next sync reads it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_out_of_step_with_the_crm_says_so() {
+    let t = TestDaemon::start().await;
+    let phone = "+12125550102";
+    t.engine
+        .store()
+        .write(|tx| {
+            let mut c = crmsync::store::ContactRecord::new(phone, chrono::Utc::now());
+            c.out_of_step.entry("salesforce".into()).or_default().insert(
+                "Email".into(),
+                crmsync::store::OutOfStep {
+                    value: json!("not-an-email"),
+                    message: "INVALID_EMAIL_ADDRESS: Email: invalid email address: not-an-email"
+                        .into(),
+                    since: chrono::Utc::now(),
+                },
+            );
+            tx.put_contact(&c)
+        })
+        .unwrap();
+    let shown: Value = t
+        .v1(Method::GET, &format!("/v1/contacts/{phone}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let step = &shown["out_of_step"]["salesforce"]["Email"];
+    assert_eq!(step["value"], "not-an-email", "{shown}");
+    assert!(step["message"]
+        .as_str()
+        .unwrap()
+        .contains("INVALID_EMAIL_ADDRESS"));
+}

@@ -242,3 +242,51 @@ async fn the_inbound_webhook_answers_the_callers_dynamic_variables() {
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
     t.daemon.shutdown().await.unwrap();
 }
+
+/// A withheld or invalid caller number is a real call that no contact can take: answered 200
+/// `no_number` with the reason, recorded (a redelivery is a duplicate) and counted, never 400
+/// (which only makes Retell send it again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_or_invalid_caller_is_answered_no_number() {
+    let t = TestDaemon::start().await;
+    let mut answers = Vec::new();
+    for (id, from) in [("call_anon", "anonymous"), ("call_bad", "12")] {
+        let mut body: Value = serde_json::from_str(&example("call_analyzed.json")).unwrap();
+        body["call"]["call_id"] = json!(id);
+        body["call"]["from_number"] = json!(from);
+        let body = body.to_string();
+        let response = t.signed("/webhooks/retell", &body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{from}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["report"]["outcome"], "no_number", "{answer}");
+        answers.push(answer["report"]["reason"].as_str().unwrap().to_string());
+        assert!(t.engine.store().conversation_applied(id).unwrap(), "{id}");
+        let again = t.signed("/webhooks/retell", &body).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(again["report"]["outcome"], "already_applied", "{again}");
+    }
+    assert_eq!(answers[0], "the caller's number is withheld (\"anonymous\")");
+    assert!(
+        answers[1].starts_with("the caller's number is unusable: invalid phone number \"12\""),
+        "{}",
+        answers[1]
+    );
+    assert_eq!(t.engine.store().contact_count().unwrap(), 0);
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "crmsync_events_total{source=\"retell\",outcome=\"no_number\"} 2"),
+        "{metrics}"
+    );
+    t.daemon.shutdown().await.unwrap();
+}
