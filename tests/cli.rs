@@ -241,6 +241,31 @@ fn contact_set_get_list_and_vars() {
     assert_eq!(ws.json(&["vars", "+12025550173"]), serde_json::json!({}));
 }
 
+/// A manual edit of a field that only inbound sync writes and nothing sends back is kept,
+/// with a warning on stderr that the next sync replaces it; a field that is sent is not warned.
+#[test]
+fn contact_set_warns_when_a_crm_owns_the_field() {
+    let ws = Workspace::new();
+    ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);
+    let out = ws.run(&[
+        "contact",
+        "set",
+        "+14155550101",
+        "first_name=Augusta",
+        "lead_status=qualified",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    insta::assert_snapshot!(format!(
+        "stdout:\n{}stderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ));
+    let contact = ws.json(&["contact", "get", "+14155550101"]);
+    assert_eq!(contact["fields"]["first_name"], "Augusta");
+    let quiet = ws.run(&["contact", "set", "+14155550101", "lead_status=unqualified"]);
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{quiet:?}");
+}
+
 #[test]
 fn bad_input_is_named_exits_1_and_changes_nothing() {
     let ws = Workspace::new();

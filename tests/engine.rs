@@ -1845,7 +1845,7 @@ mod analysis {
         assert!(
             report.warnings[0]
                 .message
-                .contains("the next sync from salesforce, hubspot replaces this edit"),
+                .contains("the next sync from salesforce or hubspot replaces this edit"),
             "{}",
             report.warnings[0].message
         );

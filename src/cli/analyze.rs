@@ -79,7 +79,7 @@ pub fn human(report: &ConversationReport) -> String {
             let _ = writeln!(out, "conversation {id}: already applied, nothing changed");
         }
         ConversationOutcome::NoNumber { reason } => {
-            let _ = writeln!(out, "conversation {id}: no contact number ({reason}), nothing to apply");
+            let _ = writeln!(out, "conversation {id}: nothing to apply ({reason})");
         }
         ConversationOutcome::Applied {
             phone,

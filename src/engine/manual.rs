@@ -89,11 +89,12 @@ impl Engine {
         if owners.is_empty() || read_outbound || by_analysis {
             return None;
         }
-        let list = owners.join(", ");
         Some(OwnedField {
             field: field.to_string(),
             message: format!(
-                "`{field}` is owned by {list}: no outbound mapping sends it to the CRM, so the next sync from {list} replaces this edit"
+                "`{field}` is owned by {}: no outbound mapping sends it to the CRM, so the next sync from {} replaces this edit",
+                owners.join(" and "),
+                owners.join(" or ")
             ),
             owners,
         })
