@@ -91,9 +91,14 @@ fn human(view: &serde_json::Value) -> String {
     }
     let _ = writeln!(out, "dead letters: {}", dead.len());
     for d in dead {
+        // A dead letter about one refused field names it (the record's other fields were sent).
+        let field = match &d["field"] {
+            serde_json::Value::String(f) => format!(" field {f}"),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  #{} {} {} {}: {} (payload {})",
+            "  #{} {} {} {}{field}: {} (payload {})",
             d["id"],
             str_of(&d["kind"]),
             str_of(&d["connection"]),

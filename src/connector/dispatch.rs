@@ -448,3 +448,24 @@ async fn dispatch_activities<C: Connector>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_request_names_its_properties_when_hubspot_lists_them() {
+        let message = r#"connection `hubspot`: contacts_batch_update: VALIDATION_ERROR: Property values were not valid: [{"isValid":false,"message":"Email address x is invalid","error":"INVALID_EMAIL","name":"email"}]"#;
+        let fields = property_errors(message).unwrap();
+        assert_eq!(
+            fields,
+            [RejectedField {
+                field: "email".into(),
+                code: "INVALID_EMAIL".into(),
+                message: "Email address x is invalid".into(),
+            }]
+        );
+        assert!(property_errors("VALIDATION_ERROR: Property values were not valid").is_none());
+        assert!(property_errors("OBJECT_NOT_FOUND: gone").is_none());
+    }
+}

@@ -257,3 +257,51 @@ pub struct AssociationResult {
     /// Typed string in the spec, a number in doc examples: accept both.
     pub to_object_id: Value,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn error(value: Value) -> BatchError {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_validation_error_names_its_refused_properties() {
+        // A batch error item as HubSpot's `StandardError`: details carry the property name.
+        let e = error(json!({
+            "status": "error", "category": "VALIDATION_ERROR", "id": "1004",
+            "message": "Property values were not valid: [...]",
+            "context": {"id": ["1004"], "propertyName": ["email"]},
+            "errors": [{"message": "Email address x is invalid", "code": "INVALID_EMAIL",
+                        "context": {"propertyName": ["email"]}}]
+        }));
+        let fields = e.rejected_properties().unwrap();
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].field, "email");
+        assert_eq!(fields[0].code, "INVALID_EMAIL");
+        assert_eq!(fields[0].message, "Email address x is invalid");
+        // Only the error's own context names it: its category and message stand in.
+        let bare = error(json!({"category": "VALIDATION_ERROR", "message": "bad",
+                                "context": {"propertyName": ["hs_lead_status"]}}));
+        assert_eq!(bare.rejected_properties().unwrap()[0].field, "hs_lead_status");
+        // `in` names the field when the context does not.
+        let within = error(json!({"category": "VALIDATION_ERROR", "message": "bad",
+                                  "errors": [{"message": "m", "code": "C", "in": "phone"}]}));
+        assert_eq!(within.rejected_properties().unwrap()[0].field, "phone");
+    }
+
+    #[test]
+    fn other_errors_refuse_the_whole_record() {
+        let missing = error(json!({"category": "OBJECT_NOT_FOUND", "message": "gone",
+                                   "context": {"ids": ["9"]}}));
+        assert!(missing.rejected_properties().is_none());
+        // A detail about no property: the record is at fault, not one field.
+        let mixed = error(json!({"category": "VALIDATION_ERROR", "message": "bad",
+                                 "errors": [{"message": "a", "code": "X",
+                                             "context": {"propertyName": ["email"]}},
+                                            {"message": "b", "code": "Y"}]}));
+        assert!(mixed.rejected_properties().is_none());
+    }
+}

@@ -430,6 +430,38 @@ mod tests {
         );
     }
 
+    fn saved(value: serde_json::Value) -> WriteResult {
+        save_result(serde_json::from_value(value).unwrap())
+    }
+
+    #[test]
+    fn errors_that_name_fields_refuse_only_those_fields() {
+        let r = saved(json!({"success": false, "errors": [
+            {"statusCode": "INVALID_EMAIL_ADDRESS", "message": "Email: invalid email address: x",
+             "fields": ["Email"]}]}));
+        assert_eq!(
+            r,
+            WriteResult::FieldsRejected {
+                fields: vec![RejectedField {
+                    field: "Email".into(),
+                    code: "INVALID_EMAIL_ADDRESS".into(),
+                    message: "Email: invalid email address: x".into(),
+                }]
+            }
+        );
+        // About the record (`Id`), about nothing named, or transient: the whole record.
+        for errors in [
+            json!([{"statusCode": "MALFORMED_ID", "message": "m", "fields": ["Id"]}]),
+            json!([{"statusCode": "ENTITY_IS_DELETED", "message": "m", "fields": []}]),
+            json!([{"statusCode": "INVALID_EMAIL_ADDRESS", "message": "m", "fields": ["Email"]},
+                   {"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "m", "fields": []}]),
+            json!([{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "m", "fields": ["Email"]}]),
+        ] {
+            let r = saved(json!({"success": false, "errors": errors}));
+            assert!(matches!(r, WriteResult::Rejected { .. }), "{errors}: {r:?}");
+        }
+    }
+
     #[test]
     fn soql_strings_are_escaped() {
         assert_eq!(soql_string(r"O'Brien \ x"), r"'O\'Brien \\ x'");
