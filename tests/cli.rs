@@ -263,7 +263,10 @@ fn contact_set_warns_when_a_crm_owns_the_field() {
     let contact = ws.json(&["contact", "get", "+14155550101"]);
     assert_eq!(contact["fields"]["first_name"], "Augusta");
     let quiet = ws.run(&["contact", "set", "+14155550101", "lead_status=unqualified"]);
-    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{quiet:?}");
+    assert!(
+        quiet.status.success() && quiet.stderr.is_empty(),
+        "{quiet:?}"
+    );
 }
 
 #[test]

@@ -1727,7 +1727,10 @@ mod analysis {
                 ),
             ]
         );
-        assert!(late.stale.iter().all(|st| st.written_by == "analysis:today"));
+        assert!(late
+            .stale
+            .iter()
+            .all(|st| st.written_by == "analysis:today"));
         let ConversationOutcome::Applied {
             outbound, activity, ..
         } = &late.outcome
@@ -1737,7 +1740,10 @@ mod analysis {
         assert_eq!(outbound, &["Notes__c"], "the old status is not queued");
         assert!(activity, "the late call is still logged");
         let pending = e.store().pending_writes(None).unwrap();
-        assert_eq!(pending[0].fields["Lead_Status__c"], json!("Closed - Converted"));
+        assert_eq!(
+            pending[0].fields["Lead_Status__c"],
+            json!("Closed - Converted")
+        );
         // The report says so in its JSON form.
         let json = serde_json::to_value(&late).unwrap();
         assert_eq!(json["stale"][0]["written_by"], "analysis:today");
@@ -1808,7 +1814,10 @@ mod analysis {
         let confirm = apply(e, &call_ended("confirm", "2026-11-21T15:00:00Z", same));
         assert!(confirm.stale.is_empty());
         let ada = e.store().contact(ADA).unwrap().unwrap();
-        assert_eq!(ada.provenance["lead_status"].source.label(), "analysis:confirm");
+        assert_eq!(
+            ada.provenance["lead_status"].source.label(),
+            "analysis:confirm"
+        );
         // Later than the CRM's edit, earlier than the confirming call.
         let late = apply(
             e,
@@ -1871,7 +1880,10 @@ mod analysis {
         assert_eq!(apply(e, &ev).outcome, ConversationOutcome::AlreadyApplied);
         // An outbound call's contact is the dialed number: a withheld caller id changes nothing.
         let out = apply(e, &call("out", "outbound", "anonymous", ADA, json!({})));
-        assert!(matches!(out.outcome, ConversationOutcome::Applied { created: true, .. }));
+        assert!(matches!(
+            out.outcome,
+            ConversationOutcome::Applied { created: true, .. }
+        ));
     }
 
     #[test]

@@ -134,13 +134,12 @@ async fn one_bad_field_does_not_sink_the_others(
     let (contact, rid) = env.first_linked();
     let crm_email_before = crm_email(&rid);
     // A status the record does not have yet, so the write carries both fields.
-    let (status, expected_status) = if contact.fields.get("lead_status")
-        == Some(&Value::Enum(statuses[0].0.into()))
-    {
-        statuses[1]
-    } else {
-        statuses[0]
-    };
+    let (status, expected_status) =
+        if contact.fields.get("lead_status") == Some(&Value::Enum(statuses[0].0.into())) {
+            statuses[1]
+        } else {
+            statuses[0]
+        };
     env.edit(
         &contact.phone,
         &[

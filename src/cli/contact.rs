@@ -269,19 +269,24 @@ mod tests {
 
     #[test]
     fn a_contact_out_of_step_says_so_in_both_views() {
-        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 21, 10, 0, 0)
+            .unwrap();
         let mut c = ContactRecord::new("+14155550101", at);
         c.links.insert("salesforce".into(), "003A".into());
         assert!(!human_contact(&c).contains("OUT OF STEP"));
         assert!(contact_json(&c).get("out_of_step").is_none());
-        c.out_of_step.entry("salesforce".into()).or_default().insert(
-            "Email".into(),
-            OutOfStep {
-                value: json!("not-an-email"),
-                message: "INVALID_EMAIL_ADDRESS: Email: invalid email address".into(),
-                since: at,
-            },
-        );
+        c.out_of_step
+            .entry("salesforce".into())
+            .or_default()
+            .insert(
+                "Email".into(),
+                OutOfStep {
+                    value: json!("not-an-email"),
+                    message: "INVALID_EMAIL_ADDRESS: Email: invalid email address".into(),
+                    since: at,
+                },
+            );
         assert_eq!(
             human_contact(&c),
             "+14155550101\n  links: salesforce=003A\n  OUT OF STEP with salesforce: Email = \"not-an-email\" was refused (INVALID_EMAIL_ADDRESS: Email: invalid email address); the CRM keeps its own value until the next sync reads it back\n"

@@ -321,10 +321,15 @@ impl Engine {
         merger: &dyn Merger,
     ) -> Result<Vec<Result<ConversationReport, EngineError>>, EngineError> {
         let merges = if self.needs_merge_read(merger)
-            && items
-                .iter()
-                .any(|i| matches!(i, Ok(BatchItem { number: Number::Phone(_), .. })))
-        {
+            && items.iter().any(|i| {
+                matches!(
+                    i,
+                    Ok(BatchItem {
+                        number: Number::Phone(_),
+                        ..
+                    })
+                )
+            }) {
             self.resolve_batch_merges(&items, merger)?
         } else {
             Vec::new()
@@ -659,7 +664,13 @@ fn is_blank(value: &Value) -> bool {
 }
 
 /// Words carriers and Retell use for a caller who withheld their number.
-const WITHHELD: &[&str] = &["anonymous", "restricted", "private", "unknown", "unavailable"];
+const WITHHELD: &[&str] = &[
+    "anonymous",
+    "restricted",
+    "private",
+    "unknown",
+    "unavailable",
+];
 
 /// Why `number` (the contact number of `event`) cannot be used.
 fn unusable_reason(event: &ConversationEvent, number: &str, err: &EngineError) -> String {

@@ -349,14 +349,17 @@ mod tests {
             .or_default()
             .insert("Notes__c".into(), serde_json::json!("x"));
         c.inbound_modstamp.insert("salesforce".into(), at);
-        c.out_of_step.entry("salesforce".into()).or_default().insert(
-            "Email".into(),
-            super::super::contacts::OutOfStep {
-                value: serde_json::json!("not-an-email"),
-                message: "INVALID_EMAIL_ADDRESS: bad".into(),
-                since: at,
-            },
-        );
+        c.out_of_step
+            .entry("salesforce".into())
+            .or_default()
+            .insert(
+                "Email".into(),
+                super::super::contacts::OutOfStep {
+                    value: serde_json::json!("not-an-email"),
+                    message: "INVALID_EMAIL_ADDRESS: bad".into(),
+                    since: at,
+                },
+            );
         // Provenance for a field that has no value is kept by name.
         c.provenance.insert(
             "gone".into(),

@@ -444,15 +444,19 @@ async fn a_contact_out_of_step_with_the_crm_says_so() {
         .store()
         .write(|tx| {
             let mut c = crmsync::store::ContactRecord::new(phone, chrono::Utc::now());
-            c.out_of_step.entry("salesforce".into()).or_default().insert(
-                "Email".into(),
-                crmsync::store::OutOfStep {
-                    value: json!("not-an-email"),
-                    message: "INVALID_EMAIL_ADDRESS: Email: invalid email address: not-an-email"
-                        .into(),
-                    since: chrono::Utc::now(),
-                },
-            );
+            c.out_of_step
+                .entry("salesforce".into())
+                .or_default()
+                .insert(
+                    "Email".into(),
+                    crmsync::store::OutOfStep {
+                        value: json!("not-an-email"),
+                        message:
+                            "INVALID_EMAIL_ADDRESS: Email: invalid email address: not-an-email"
+                                .into(),
+                        since: chrono::Utc::now(),
+                    },
+                );
             tx.put_contact(&c)
         })
         .unwrap();

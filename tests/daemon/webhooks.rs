@@ -266,7 +266,10 @@ async fn a_withheld_or_invalid_caller_is_answered_no_number() {
         let again: Value = again.json().await.unwrap();
         assert_eq!(again["report"]["outcome"], "already_applied", "{again}");
     }
-    assert_eq!(answers[0], "the caller's number is withheld (\"anonymous\")");
+    assert_eq!(
+        answers[0],
+        "the caller's number is withheld (\"anonymous\")"
+    );
     assert!(
         answers[1].starts_with("the caller's number is unusable: invalid phone number \"12\""),
         "{}",

@@ -202,11 +202,15 @@ impl BatchError {
                 // A detail about no property: the record itself is at fault.
                 return None;
             }
-            out.extend(names.into_iter().map(|field| crate::connector::RejectedField {
-                field,
-                code: detail.code.clone(),
-                message: detail.message.clone(),
-            }));
+            out.extend(
+                names
+                    .into_iter()
+                    .map(|field| crate::connector::RejectedField {
+                        field,
+                        code: detail.code.clone(),
+                        message: detail.message.clone(),
+                    }),
+            );
         }
         if out.is_empty() {
             out = context_strings(&self.context, "propertyName")
@@ -285,7 +289,10 @@ mod tests {
         // Only the error's own context names it: its category and message stand in.
         let bare = error(json!({"category": "VALIDATION_ERROR", "message": "bad",
                                 "context": {"propertyName": ["hs_lead_status"]}}));
-        assert_eq!(bare.rejected_properties().unwrap()[0].field, "hs_lead_status");
+        assert_eq!(
+            bare.rejected_properties().unwrap()[0].field,
+            "hs_lead_status"
+        );
         // `in` names the field when the context does not.
         let within = error(json!({"category": "VALIDATION_ERROR", "message": "bad",
                                   "errors": [{"message": "m", "code": "C", "in": "phone"}]}));

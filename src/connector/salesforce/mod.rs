@@ -19,8 +19,8 @@ use super::config::ConnectionSettings;
 use super::retry::classify_salesforce;
 use super::{
     parse_crm_datetime, ActivityInput, ActivityKind, Connector, ConnectorError, CrmField,
-    CrmRecord, DeletedRecord, MetricsSnapshot, Page, ReadPosition, RecordUpdate, Schema,
-    RejectedField, WriteResult,
+    CrmRecord, DeletedRecord, MetricsSnapshot, Page, ReadPosition, RecordUpdate, RejectedField,
+    Schema, WriteResult,
 };
 use wire::*;
 
@@ -187,9 +187,9 @@ fn save_result(r: SaveResult) -> WriteResult {
 /// record itself (`Id`): then the record's other fields were acceptable.
 fn rejected_fields(errors: &[SaveError]) -> Option<Vec<RejectedField>> {
     let about_fields = !errors.is_empty()
-        && errors
-            .iter()
-            .all(|e| !e.fields.is_empty() && !e.fields.iter().any(|f| f.eq_ignore_ascii_case("id")));
+        && errors.iter().all(|e| {
+            !e.fields.is_empty() && !e.fields.iter().any(|f| f.eq_ignore_ascii_case("id"))
+        });
     about_fields.then(|| {
         errors
             .iter()
