@@ -1814,9 +1814,14 @@ mod analysis {
         let confirm = apply(e, &call_ended("confirm", "2026-11-21T15:00:00Z", same));
         assert!(confirm.stale.is_empty());
         let ada = e.store().contact(ADA).unwrap().unwrap();
+        // Still written by the sync; confirmed by the call.
         assert_eq!(
             ada.provenance["lead_status"].source.label(),
-            "analysis:confirm"
+            "inbound:salesforce"
+        );
+        assert_eq!(
+            ada.confirmed_at["lead_status"],
+            Utc.with_ymd_and_hms(2026, 11, 21, 15, 0, 0).unwrap()
         );
         // Later than the CRM's edit, earlier than the confirming call.
         let late = apply(

@@ -21,7 +21,7 @@ use crate::lang::eval::Change;
 use crate::merge::{fallback_merge, MergeError, MergeOutcome, MergeRequest, MergeVia, Merger};
 use crate::store::{
     ActivityIntent, ActivityPayload, ActivityState, AppliedConversation, ContactRecord,
-    ConversationKind, Provenance, Source,
+    ConversationKind, Source,
 };
 use crate::value::Value;
 
@@ -481,7 +481,7 @@ impl Engine {
             }
         }
         if let Some(happened) = happened {
-            self.refresh_confirmed(&mut contact, event, &touched, happened, &source, now);
+            self.refresh_confirmed(&mut contact, event, &touched, happened);
         }
         let outbound = self.enqueue_outbound(tx, &contact, &changed, now)?;
         let activity = self.enqueue_activity(tx, &contact, event, now)?;
@@ -502,18 +502,17 @@ impl Engine {
     }
 
     /// Fields whose stored value this conversation repeats (its mapping yields no change
-    /// because the value is the same) take the conversation's time as their basis when it is
-    /// later: the information is now that recent, so a conversation from before it, delivered
-    /// late, cannot replace it. Values and the outbox are untouched. Found by evaluating the
-    /// rules again without those fields (only when there are candidates).
+    /// because the value is the same) are marked confirmed at the conversation's time when it
+    /// is later: the information is now that recent, so a conversation from before it,
+    /// delivered late, cannot replace it. Values, provenance (what WROTE the value) and the
+    /// outbox are untouched. Found by evaluating the rules again without those fields (only
+    /// when there are candidates).
     fn refresh_confirmed(
         &self,
         contact: &mut ContactRecord,
         event: &ConversationEvent,
         touched: &[String],
         happened: DateTime<Utc>,
-        source: &Source,
-        now: DateTime<Utc>,
     ) {
         let candidates: Vec<&str> = self
             .ruleset
@@ -533,13 +532,7 @@ impl Engine {
         for change in output.changes {
             if let Change::Set { field, value } = change {
                 if candidates.contains(&field) && contact.fields.get(field) == Some(&value) {
-                    contact.provenance.insert(
-                        field.to_string(),
-                        Provenance {
-                            source: source.clone(),
-                            at: now,
-                        },
-                    );
+                    contact.confirmed_at.insert(field.to_string(), happened);
                 }
             }
         }

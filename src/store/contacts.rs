@@ -79,6 +79,11 @@ pub struct ContactRecord {
     /// (used to pick the most recently modified of several records sharing a phone).
     #[serde(default)]
     pub inbound_modstamp: BTreeMap<String, DateTime<Utc>>,
+    /// Per field: the end of the latest conversation that stated the field's current value
+    /// without changing it (it makes the value that recent; see [`ContactRecord::field_basis`]).
+    /// Dropped when the value changes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub confirmed_at: BTreeMap<String, DateTime<Utc>>,
     /// Per connection, per CRM field: a value the CRM refused, so the contact and the CRM
     /// disagree on it until the next inbound sync reads the record back.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -97,6 +102,7 @@ impl ContactRecord {
             links: BTreeMap::new(),
             last_pushed: BTreeMap::new(),
             inbound_modstamp: BTreeMap::new(),
+            confirmed_at: BTreeMap::new(),
             out_of_step: BTreeMap::new(),
             created_at: at,
             updated_at: at,
@@ -105,10 +111,11 @@ impl ContactRecord {
 
     /// When the information in `field` is from: the end of the conversation that wrote it,
     /// the CRM record's modification stamp (no later than the read) for an inbound value, else
-    /// the time it was written. `None` for a field never written.
+    /// the time it was written; or the end of a later conversation that confirmed the value.
+    /// `None` for a field never written.
     pub fn field_basis(&self, field: &str) -> Option<DateTime<Utc>> {
         let p = self.provenance.get(field)?;
-        Some(match &p.source {
+        let written = match &p.source {
             Source::Analysis {
                 ended_at: Some(ended),
                 ..
@@ -118,6 +125,10 @@ impl ContactRecord {
                 .get(connection)
                 .map_or(p.at, |stamp| (*stamp).min(p.at)),
             _ => p.at,
+        };
+        Some(match self.confirmed_at.get(field) {
+            Some(confirmed) => written.max(*confirmed),
+            None => written,
         })
     }
 
@@ -143,6 +154,7 @@ impl ContactRecord {
         self.fields.insert(field.to_string(), value);
         self.provenance
             .insert(field.to_string(), Provenance { source, at });
+        self.confirmed_at.remove(field);
         self.updated_at = at;
         true
     }

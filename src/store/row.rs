@@ -124,6 +124,9 @@ struct RowOut<'a> {
     lp: &'a BTreeMap<String, BTreeMap<String, Json>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     im: BTreeMap<&'a str, i64>,
+    /// Fields a later conversation confirmed (rare: written only when there are some).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    cf: BTreeMap<&'a str, i64>,
     /// Out-of-step CRM fields (rare: written only when there are some).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     os: &'a BTreeMap<String, BTreeMap<String, OutOfStep>>,
@@ -149,6 +152,8 @@ struct RowIn {
     lp: BTreeMap<String, BTreeMap<String, Json>>,
     #[serde(default)]
     im: BTreeMap<String, i64>,
+    #[serde(default)]
+    cf: BTreeMap<String, i64>,
     #[serde(default)]
     os: BTreeMap<String, BTreeMap<String, OutOfStep>>,
     c: i64,
@@ -194,6 +199,11 @@ pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
         lp: &contact.last_pushed,
         im: contact
             .inbound_modstamp
+            .iter()
+            .map(|(k, v)| (k.as_str(), nanos(*v)))
+            .collect(),
+        cf: contact
+            .confirmed_at
             .iter()
             .map(|(k, v)| (k.as_str(), nanos(*v)))
             .collect(),
@@ -277,6 +287,7 @@ pub(crate) fn decode(phone: &str, bytes: &[u8]) -> Result<ContactRecord, StoreEr
         links: row.l,
         last_pushed: row.lp,
         inbound_modstamp: row.im.into_iter().map(|(k, v)| (k, time(v))).collect(),
+        confirmed_at: row.cf.into_iter().map(|(k, v)| (k, time(v))).collect(),
         out_of_step: row.os,
         created_at: time(row.c),
         updated_at: time(row.u.unwrap_or(row.c)),
