@@ -176,12 +176,25 @@ async fn one_bad_field_does_not_sink_the_others(
     let step = &marked.out_of_step[&env.target.connection][email_field];
     assert_eq!(step.value, json!("not-an-email"));
     assert!(step.message.contains(expected_code), "{step:?}");
+    // The agent is told not to trust it.
+    let vars = env
+        .engine
+        .dynamic_variables(&contact.phone)
+        .unwrap()
+        .unwrap();
+    assert_eq!(vars["crm_out_of_step"], "email");
 
     // The next inbound sync reads the record back: the CRM's value is the contact's again,
     // and the mark clears.
     env.sync().await;
     let read_back = env.contact(&contact.phone);
     assert!(read_back.out_of_step.is_empty(), "{read_back:?}");
+    let vars = env
+        .engine
+        .dynamic_variables(&contact.phone)
+        .unwrap()
+        .unwrap();
+    assert!(!vars.contains_key("crm_out_of_step"), "{vars:?}");
     assert_ne!(
         read_back.fields.get("email"),
         Some(&Value::String("not-an-email".into()))
