@@ -2,13 +2,17 @@
 //! transaction, with the outbound write and activity intents it causes.
 //!
 //! The number is picked by direction (the caller's on inbound, the dialed one on outbound);
-//! a conversation without one (web call, API chat) does nothing. An unknown number creates the
-//! contact. `merge` mappings are resolved through the [`Merger`] BEFORE the write transaction
-//! opens (an LLM call must not hold the store's write lock); inside the transaction the rules
-//! are evaluated over the then-current fields, and a merge whose inputs changed in the
-//! meantime, or that was never resolved, falls back to keeping both texts — which is all the
-//! fallback merger does, so with it nothing is read before the transaction. Re-applying a
-//! conversation id is a no-op.
+//! a conversation without one (web call, API chat) does nothing, and one whose number is
+//! withheld or invalid is recorded and reported `no_number`. An unknown number creates the
+//! contact. An `overwrite` never replaces a value that is newer than the conversation (a late
+//! webhook): it is skipped and reported as `stale` (docs/sync-semantics.md).
+//!
+//! `merge` mappings are resolved through the [`Merger`] BEFORE the write transaction opens (an
+//! LLM call must not hold the store's write lock); inside the transaction the rules are
+//! evaluated over the then-current fields, and a merge whose inputs changed in the meantime,
+//! or that was never resolved, falls back to keeping both texts — which is all the fallback
+//! merger does, so with it nothing is read before the transaction. Re-applying a conversation
+//! id is a no-op.
 
 use std::collections::BTreeMap;
 
@@ -69,7 +73,7 @@ pub struct StaleField {
     pub field: String,
     /// When the conversation ended (else started): what its values are from.
     pub conversation_ended_at: DateTime<Utc>,
-    /// When the field's current value is from (see [`Provenance::basis`]).
+    /// When the field's current value is from (see [`ContactRecord::field_basis`]).
     pub field_written_at: DateTime<Utc>,
     /// What wrote the current value (`inbound:salesforce`, `analysis:<id>`, `manual`).
     pub written_by: String,
@@ -410,6 +414,7 @@ impl Engine {
         if tx.conversation(&event.id)?.is_some() {
             return Ok(empty_report(event, ConversationOutcome::AlreadyApplied));
         }
+        // The outcome is set once the contact is written, below.
         let mut report = empty_report(event, ConversationOutcome::AlreadyApplied);
         let existing = tx.contact(phone)?;
         let created = existing.is_none();
@@ -656,7 +661,7 @@ fn is_blank(value: &Value) -> bool {
     }
 }
 
-/// Words carriers and Retell use for a caller who withheld their number.
+/// Words telephony providers send in place of a withheld caller id.
 const WITHHELD: &[&str] = &[
     "anonymous",
     "restricted",
