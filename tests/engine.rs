@@ -644,6 +644,7 @@ mod inbound {
                 summary: Some(summary.into()),
                 disconnection_reason: None,
                 agent_id: None,
+                outcome: None,
             },
             state: ActivityState::Pending,
             attempts: 0,
