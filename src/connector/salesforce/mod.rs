@@ -448,7 +448,7 @@ mod tests {
         }
         let chat = SalesforceConnector::task_of(&ActivityInput {
             kind: ActivityKind::Chat,
-            ..a
+            ..a.clone()
         });
         assert_eq!(chat["Subject"], "Chat c1");
         assert!(chat.get("TaskSubtype").is_none() && chat.get("CallType").is_none());
