@@ -342,8 +342,7 @@ async fn a_chat_inbound_survives_a_killed_daemon() {
     std::fs::write(
         &config,
         format!(
-            "rules: {}\nstore: store.redb\nactive_connection: salesforce\n\
-             server:\n  listen: 127.0.0.1:0\n",
+            "rules: {}\nstore: store.redb\nserver:\n  listen: 127.0.0.1:0\n",
             rules_dir()
         ),
     )
