@@ -268,6 +268,75 @@ mod tests {
     }
 
     #[test]
+    fn call_outcomes_follow_the_disconnection_reason() {
+        let call = |extra: serde_json::Value| {
+            let mut e = json!({"id": "c", "kind": "call", "direction": "outbound"});
+            e.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<ConversationEvent>(e).unwrap()
+        };
+        for (extra, outcome) in [
+            (
+                json!({"disconnection_reason": "dial_no_answer"}),
+                CallOutcome::NoAnswer,
+            ),
+            (
+                json!({"disconnection_reason": "dial_busy"}),
+                CallOutcome::Busy,
+            ),
+            (
+                json!({"disconnection_reason": "user_declined"}),
+                CallOutcome::Busy,
+            ),
+            (
+                json!({"disconnection_reason": "dial_failed"}),
+                CallOutcome::Failed,
+            ),
+            (
+                json!({"disconnection_reason": "voicemail_reached"}),
+                CallOutcome::Voicemail,
+            ),
+            (
+                json!({"disconnection_reason": "ivr_reached"}),
+                CallOutcome::Ivr,
+            ),
+            (
+                json!({"disconnection_reason": "user_hangup"}),
+                CallOutcome::Connected,
+            ),
+            (json!({}), CallOutcome::Connected),
+            // The analysis says the agent spoke to a voicemail box, then hung up.
+            (
+                json!({"disconnection_reason": "agent_hangup", "in_voicemail": true}),
+                CallOutcome::Voicemail,
+            ),
+            // Retell said not_connected, for a reason this version does not know.
+            (
+                json!({"disconnection_reason": "new_reason", "connected": false}),
+                CallOutcome::Failed,
+            ),
+            (
+                json!({"disconnection_reason": "dial_busy", "connected": false}),
+                CallOutcome::Busy,
+            ),
+        ] {
+            let e = call(extra.clone());
+            assert_eq!(e.call_outcome(), Some(outcome), "{extra}");
+            assert_eq!(e.connected(), outcome == CallOutcome::Connected, "{extra}");
+        }
+        assert_eq!(
+            call(json!({"disconnection_reason": "voicemail_reached"})).in_voicemail(),
+            Some(true)
+        );
+        assert_eq!(call(json!({})).in_voicemail(), None);
+        let chat: ConversationEvent =
+            serde_json::from_value(json!({"id": "c", "kind": "chat", "direction": "inbound"}))
+                .unwrap();
+        assert_eq!((chat.call_outcome(), chat.connected()), (None, true));
+    }
+
+    #[test]
     fn minimal_event_and_bad_values() {
         let e: ConversationEvent = serde_json::from_value(
             json!({"id": "c", "kind": "chat", "direction": "inbound", "analysis": null}),

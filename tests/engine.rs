@@ -1493,6 +1493,8 @@ mod analysis {
         );
         assert_eq!(ev.disconnection_reason.as_deref(), Some("user_hangup"));
         assert_eq!(ev.agent_id.as_deref(), Some("agent_3f1d0c9b8a7e"));
+        assert_eq!(ev.connected, None);
+        assert!(ev.connected());
         assert_eq!(ev.analysis["email_address"], json!("ada@example.com"));
 
         let body = std::fs::read("examples/events/chat_analyzed.json").unwrap();
@@ -1518,6 +1520,20 @@ mod analysis {
         )
         .unwrap()
         .is_none());
+        // Retell's call_status for a call that never connected.
+        let Some(RetellEvent::Call(ev)) = crmsync::engine::retell::parse_webhook(
+            br#"{"event": "call_analyzed", "call": {"call_id": "x", "call_type": "phone_call",
+                 "call_status": "not_connected", "direction": "outbound",
+                 "disconnection_reason": "dial_no_answer"}}"#,
+        )
+        .unwrap() else {
+            panic!("a call")
+        };
+        assert_eq!(ev.connected, Some(false));
+        assert_eq!(
+            ev.call_outcome(),
+            Some(crmsync::event::CallOutcome::NoAnswer)
+        );
         let err = crmsync::engine::retell::parse_webhook(b"{\n  \"event\": ").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
         let err = crmsync::engine::retell::parse_webhook(
