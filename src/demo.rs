@@ -20,13 +20,14 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use crate::config::RetellSettings;
 use crate::connector::config::{ConnectionSettings, Credentials};
 use crate::connector::dispatch::{dispatch_pass, DispatchReport, DispatchTarget};
 use crate::connector::report::InboundReport;
 use crate::connector::sync::{sync_inbound, NoProgress, SyncOptions, SyncPlan};
 use crate::connector::{AnyConnector, Connector, ConnectorKind};
-use crate::engine::retell;
-use crate::engine::{ConversationOutcome, ConversationReport, Engine};
+use crate::engine::retell::{self, RetellEvent};
+use crate::engine::{ConversationOutcome, ConversationReport, Engine, ResolvedEvent};
 use crate::event::ConversationEvent;
 use crate::lang::eval::Ruleset;
 use crate::merge::FallbackMerger;
@@ -119,8 +120,14 @@ fn compile(dir: &Path) -> Result<Ruleset, DemoError> {
         })
 }
 
+/// A sample event file: a Retell webhook body, or the generic event.
+enum SampleEvent {
+    Retell(RetellEvent),
+    Generic(ConversationEvent),
+}
+
 /// The sample events, by file name, in name order.
-fn sample_events(examples: &Path) -> Result<Vec<(String, ConversationEvent)>, DemoError> {
+fn sample_events(examples: &Path) -> Result<Vec<(String, SampleEvent)>, DemoError> {
     let dir = examples.join("events");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|err| input(&dir, err.to_string()))?
@@ -135,11 +142,13 @@ fn sample_events(examples: &Path) -> Result<Vec<(String, ConversationEvent)>, De
             serde_json::from_slice(&bytes).map_err(|err| input(&path, err.to_string()))?;
         let event = if retell::is_webhook(&json) {
             match retell::parse_webhook(&bytes).map_err(|err| input(&path, err.to_string()))? {
-                Some(event) => event,
+                Some(event) => SampleEvent::Retell(event),
                 None => continue,
             }
         } else {
-            serde_json::from_value(json).map_err(|err| input(&path, err.to_string()))?
+            SampleEvent::Generic(
+                serde_json::from_value(json).map_err(|err| input(&path, err.to_string()))?,
+            )
         };
         let name = path
             .file_name()
@@ -148,6 +157,13 @@ fn sample_events(examples: &Path) -> Result<Vec<(String, ConversationEvent)>, De
         events.push((name, event));
     }
     Ok(events)
+}
+
+fn sample_id(sample: &SampleEvent) -> String {
+    match sample {
+        SampleEvent::Retell(event) => event.id().to_string(),
+        SampleEvent::Generic(event) => event.id.clone(),
+    }
 }
 
 /// The sample CRM records of `examples/records/<file>`.
@@ -233,7 +249,7 @@ async fn run_one(
     options: &DemoOptions,
     sandboxes: &Sandboxes,
     kind: ConnectorKind,
-    events: &[(String, ConversationEvent)],
+    events: &[(String, SampleEvent)],
     store_dir: &Path,
 ) -> Result<CrmSection, DemoError> {
     let name = kind.as_str().to_string();
@@ -349,11 +365,31 @@ async fn run_one(
 
     // 3. The sample conversations.
     let mut conversations = Vec::new();
-    for (file, event) in events {
-        let report = engine
-            .apply_conversation(event, &FallbackMerger)
-            .await
-            .map_err(|err| runtime(format!("{file}: {err}")))?;
+    for (file, sample) in events {
+        let event = match sample {
+            SampleEvent::Generic(event) => Ok(event.clone()),
+            // A chat's number comes from its metadata (the demo has no chat_inbound).
+            SampleEvent::Retell(event) => match engine
+                .resolve_retell(event.clone(), &RetellSettings::default().chat_number_keys)
+                .map_err(|err| runtime(format!("{file}: {err}")))?
+            {
+                ResolvedEvent::Ready(event) => Ok(event),
+                ResolvedEvent::NoNumber(report) => Err(report.reason),
+            },
+        };
+        let report = match event {
+            Ok(event) => engine
+                .apply_conversation(&event, &FallbackMerger)
+                .await
+                .map_err(|err| runtime(format!("{file}: {err}")))?,
+            Err(reason) => ConversationReport {
+                conversation_id: sample_id(sample),
+                outcome: ConversationOutcome::NoNumber { reason },
+                field_errors: Vec::new(),
+                merge_fallbacks: Vec::new(),
+                stale: Vec::new(),
+            },
+        };
         let changed_values = match &report.outcome {
             ConversationOutcome::Applied { phone, changed, .. } => {
                 let contact = engine.store().contact(phone).map_err(runtime)?;

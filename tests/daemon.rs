@@ -21,3 +21,12 @@ mod process;
 
 #[path = "daemon/demo.rs"]
 mod demo;
+
+#[path = "daemon/crm.rs"]
+mod crm;
+
+#[path = "daemon/retell_chats.rs"]
+mod retell_chats;
+
+#[path = "daemon/call_outcomes.rs"]
+mod call_outcomes;

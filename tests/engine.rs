@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value as Json};
 
+use crmsync::engine::retell::RetellEvent;
 use crmsync::engine::{ConversationOutcome, Engine, EngineError, ImportReport};
 use crmsync::event::ConversationEvent;
 use crmsync::lang::{Compiled, Ruleset};
@@ -644,6 +645,7 @@ mod inbound {
                 summary: Some(summary.into()),
                 disconnection_reason: None,
                 agent_id: None,
+                outcome: None,
             },
             state: ActivityState::Pending,
             attempts: 0,
@@ -1421,9 +1423,10 @@ mod analysis {
     fn web_calls_without_a_number_do_nothing() {
         let f = fixture(Some("salesforce"));
         let body = std::fs::read("examples/events/web_call_analyzed.json").unwrap();
-        let ev = crmsync::engine::retell::parse_webhook(&body)
-            .unwrap()
-            .unwrap();
+        let Some(RetellEvent::Call(ev)) = crmsync::engine::retell::parse_webhook(&body).unwrap()
+        else {
+            panic!("a call")
+        };
         let report = apply(&f.engine, &ev);
         assert_eq!(
             report.outcome,
@@ -1477,9 +1480,10 @@ mod analysis {
     #[test]
     fn retell_bodies_map_onto_the_generic_event() {
         let body = std::fs::read("examples/events/call_analyzed.json").unwrap();
-        let ev = crmsync::engine::retell::parse_webhook(&body)
-            .unwrap()
-            .unwrap();
+        let Some(RetellEvent::Call(ev)) = crmsync::engine::retell::parse_webhook(&body).unwrap()
+        else {
+            panic!("a call")
+        };
         assert_eq!(ev.id, "call_7a9c2f1e04b34d55a0e1");
         assert_eq!(ev.from_number.as_deref(), Some("+14155550101"));
         assert_eq!(
@@ -1495,14 +1499,22 @@ mod analysis {
         );
         assert_eq!(ev.disconnection_reason.as_deref(), Some("user_hangup"));
         assert_eq!(ev.agent_id.as_deref(), Some("agent_3f1d0c9b8a7e"));
+        assert_eq!(ev.connected, None);
+        assert!(ev.connected());
         assert_eq!(ev.analysis["email_address"], json!("ada@example.com"));
 
         let body = std::fs::read("examples/events/chat_analyzed.json").unwrap();
-        let ev = crmsync::engine::retell::parse_webhook(&body)
-            .unwrap()
-            .unwrap();
+        let Some(RetellEvent::Chat(chat)) = crmsync::engine::retell::parse_webhook(&body).unwrap()
+        else {
+            panic!("a chat")
+        };
+        // Retell's chat object has no numbers; the metadata the integrator set has one.
+        assert_eq!(chat.chat_type.as_deref(), Some("sms_chat"));
+        assert_eq!(chat.metadata["customer_phone"], json!("+16465550144"));
+        assert_eq!(chat.dynamic_variables["first_name"], json!("Barbara"));
+        let ev = chat.event;
+        assert_eq!((ev.from_number, ev.to_number), (None, None));
         assert_eq!(ev.kind, crmsync::event::ConversationKind::Chat);
-        assert_eq!(ev.direction, crmsync::event::Direction::Outbound);
         assert_eq!(
             ev.summary.as_deref(),
             Some("Barbara is evaluating options and is not ready to buy.")
@@ -1514,6 +1526,20 @@ mod analysis {
         )
         .unwrap()
         .is_none());
+        // Retell's call_status for a call that never connected.
+        let Some(RetellEvent::Call(ev)) = crmsync::engine::retell::parse_webhook(
+            br#"{"event": "call_analyzed", "call": {"call_id": "x", "call_type": "phone_call",
+                 "call_status": "not_connected", "direction": "outbound",
+                 "disconnection_reason": "dial_no_answer"}}"#,
+        )
+        .unwrap() else {
+            panic!("a call")
+        };
+        assert_eq!(ev.connected, Some(false));
+        assert_eq!(
+            ev.call_outcome(),
+            Some(crmsync::event::CallOutcome::NoAnswer)
+        );
         let err = crmsync::engine::retell::parse_webhook(b"{\n  \"event\": ").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
         let err = crmsync::engine::retell::parse_webhook(

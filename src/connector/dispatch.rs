@@ -308,6 +308,7 @@ pub fn activity_input(intent: &ActivityIntent) -> ActivityInput {
         duration_ms: p.duration_ms,
         summary: p.summary.clone(),
         disconnection_reason: p.disconnection_reason.clone(),
+        outcome: p.outcome,
     }
 }
 

@@ -16,6 +16,8 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::CallOutcome;
+
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -216,9 +218,21 @@ pub struct ActivityInput {
     pub duration_ms: Option<u64>,
     pub summary: Option<String>,
     pub disconnection_reason: Option<String>,
+    /// What became of a call; `None` when not recorded (derived from `disconnection_reason`).
+    pub outcome: Option<CallOutcome>,
 }
 
 impl ActivityInput {
+    /// What became of the call (a chat counts as connected).
+    pub fn call_outcome(&self) -> CallOutcome {
+        match self.kind {
+            ActivityKind::Chat => CallOutcome::Connected,
+            ActivityKind::Call => self
+                .outcome
+                .unwrap_or_else(|| CallOutcome::of(self.disconnection_reason.as_deref(), None)),
+        }
+    }
+
     /// The subject/title the activity is created with and found by.
     pub fn subject(&self) -> String {
         match self.kind {
@@ -248,6 +262,10 @@ impl ActivityInput {
         }
         if let Some(r) = &self.disconnection_reason {
             lines.push(format!("Disconnection reason: {r}"));
+        }
+        let outcome = self.call_outcome();
+        if !outcome.connected() {
+            lines.push(format!("Outcome: {}", outcome.label()));
         }
         if let Some(s) = &self.summary {
             lines.push(String::new());

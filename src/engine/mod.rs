@@ -5,13 +5,15 @@
 //!   inbound rules.
 //! - [`Engine::apply_conversation`] (`analysis.rs`): one conversation event through the
 //!   `analysis` rules; `merge` mappings are resolved through a [`Merger`] before the write
-//!   transaction opens. Retell webhook bodies are read by [`retell::parse_webhook`].
+//!   transaction opens. Retell webhook bodies are read by [`retell::parse_webhook`]; a chat's
+//!   contact is found by [`Engine::resolve_retell`] (`chat_contact.rs`).
 //! - [`Engine::manual_set`] (`manual.rs`): a manual edit, validated against the field types.
 //! - `outbound.rs`: the outbound write and activity intents every non-inbound change causes.
 //! - [`Engine::dynamic_variables`] (`vars.rs`): a contact's fields as agent variables.
 //! - [`FreshShare`] (`share.rs`): how a bulk import splits evaluation between its two threads.
 
 mod analysis;
+mod chat_contact;
 mod inbound;
 mod manual;
 mod outbound;
@@ -27,6 +29,7 @@ use crate::store::{Store, StoreError};
 use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport, StaleField};
+pub use chat_contact::{NoNumberReport, ResolvedEvent};
 pub use inbound::{
     Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
 };

@@ -10,6 +10,7 @@
 //!   [`DeadLetter`]s.
 //! - `conversations.rs`: the applied conversation ids (an activity intent also records that its
 //!   conversation was applied).
+//! - `chat_numbers.rs`: the sender of each inbound SMS chat, from Retell's `chat_inbound`.
 //!
 //! # Transactions
 //! [`Store::write`] runs a closure inside ONE redb write transaction and commits only when it
@@ -36,6 +37,7 @@
 //!   [`Store::dead_letter_activity`].
 //! - metrics: [`Store::outbox_counts`], [`Store::contact_count`].
 
+mod chat_numbers;
 mod contacts;
 mod conversations;
 mod cursors;
@@ -50,6 +52,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
+pub use chat_numbers::ChatNumbers;
 pub use contacts::{ContactRecord, EncodedContact, OutOfStep, Provenance, Source};
 pub use conversations::AppliedConversation;
 pub use cursors::SyncCursor;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::CallOutcome;
+
 /// Field writes waiting for one CRM record. Several changes coalesce: `fields` always holds the
 /// latest value per CRM field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +74,11 @@ pub struct ActivityPayload {
     pub summary: Option<String>,
     pub disconnection_reason: Option<String>,
     pub agent_id: Option<String>,
+    /// What became of a call (no answer, busy, voicemail, ...): the status the CRM logs it
+    /// with. Absent for chats and for intents stored before it was recorded; the connectors
+    /// then derive it from `disconnection_reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<CallOutcome>,
 }
 
 /// One call/chat to log as a CRM activity on a linked record.

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crmsync::config::RetellSettings;
 use crmsync::daemon::scheduler::SyncBackend;
 use crmsync::daemon::{self, DaemonOptions, RunningDaemon};
 use crmsync::engine::Engine;
@@ -34,6 +35,10 @@ pub struct Setup {
     pub dispatch_interval: Duration,
     /// Conversations through the group-commit writer (else one transaction per request).
     pub group_commit: bool,
+    /// Rule files (name, text) instead of the example rule set of `rules/`.
+    pub rules: Option<Vec<(String, String)>>,
+    /// `retell.chat_number_keys`.
+    pub chat_number_keys: Vec<String>,
 }
 
 impl Default for Setup {
@@ -45,8 +50,27 @@ impl Default for Setup {
             sync_interval: Duration::from_secs(3600),
             dispatch_interval: Duration::from_secs(3600),
             group_commit: true,
+            rules: None,
+            chat_number_keys: RetellSettings::default().chat_number_keys,
         }
     }
+}
+
+/// The rule files of `rules/`, as (name, text), in name order.
+pub fn example_rule_files() -> Vec<(String, String)> {
+    let mut files: Vec<_> = std::fs::read_dir("rules")
+        .expect("rules/")
+        .map(|entry| entry.expect("rules/ entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rules"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("rule file");
+            (path.display().to_string(), text)
+        })
+        .collect()
 }
 
 /// The example rule set of `rules/`.
@@ -65,7 +89,15 @@ impl TestDaemon {
     pub async fn start_with(setup: Setup) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("store.redb")).expect("open store");
-        let engine = Arc::new(Engine::new(store, example_ruleset(), setup.active).expect("engine"));
+        let engine = match setup.rules {
+            None => Engine::new(store, example_ruleset(), setup.active),
+            Some(files) => {
+                let compiled = crmsync::lang::compile_sources(files)
+                    .unwrap_or_else(|diagnostics| panic!("rules: {diagnostics:?}"));
+                Engine::from_compiled(store, compiled, setup.active)
+            }
+        };
+        let engine = Arc::new(engine.expect("engine"));
         let backend = setup.backend.map(|build| build(engine.clone()));
         let options = DaemonOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -79,6 +111,7 @@ impl TestDaemon {
             group_commit: setup.group_commit,
             sync_interval: setup.sync_interval,
             dispatch_interval: setup.dispatch_interval,
+            chat_number_keys: setup.chat_number_keys,
         };
         let daemon = daemon::start(options).await.expect("daemon starts");
         TestDaemon {

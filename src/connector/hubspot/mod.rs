@@ -27,6 +27,7 @@ use super::{
     CrmRecord, DeletedRecord, MetricsSnapshot, Page, ReadPosition, RecordUpdate, Schema,
     WriteResult,
 };
+use crate::event::CallOutcome;
 use wire::*;
 
 /// The search API's hard limit on one query's results.
@@ -252,7 +253,10 @@ impl HubspotConnector {
             ActivityKind::Call => {
                 p.insert("hs_call_title".into(), json!(a.subject()));
                 p.insert("hs_call_body".into(), json!(a.description()));
-                p.insert("hs_call_status".into(), json!("COMPLETED"));
+                p.insert(
+                    "hs_call_status".into(),
+                    json!(call_status(a.call_outcome())),
+                );
                 if let Some(ms) = a.duration_ms {
                     p.insert("hs_call_duration".into(), json!(ms.to_string()));
                 }
@@ -627,6 +631,18 @@ impl Connector for HubspotConnector {
     }
 }
 
+/// A call's `hs_call_status`. A call that reached voicemail or a phone menu did take place, so it
+/// is `COMPLETED` (its outcome is in the call notes); HubSpot's call outcomes
+/// (`hs_call_disposition`) are ids each portal defines, so crmsync does not set them.
+fn call_status(outcome: CallOutcome) -> &'static str {
+    match outcome {
+        CallOutcome::Connected | CallOutcome::Voicemail | CallOutcome::Ivr => "COMPLETED",
+        CallOutcome::NoAnswer => "NO_ANSWER",
+        CallOutcome::Busy => "BUSY",
+        CallOutcome::Failed => "FAILED",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,6 +702,7 @@ mod tests {
             duration_ms: Some(61_000),
             summary: None,
             disconnection_reason: None,
+            outcome: None,
         };
         let p = HubspotConnector::call_properties(&a);
         assert_eq!(p["hs_call_status"], "COMPLETED");
@@ -699,5 +716,41 @@ mod tests {
         });
         assert_eq!(chat["hs_communication_channel_type"], "SMS");
         assert_eq!(chat["hs_communication_logged_from"], "CRM");
+    }
+
+    #[test]
+    fn a_call_is_logged_with_the_status_of_what_happened() {
+        let call = |reason: &str, outcome: Option<CallOutcome>| ActivityInput {
+            conversation_id: "c9".into(),
+            kind: ActivityKind::Call,
+            contact_record_id: "501".into(),
+            direction: Some("outbound".into()),
+            from_number: None,
+            to_number: None,
+            start_time: None,
+            end_time: None,
+            duration_ms: None,
+            summary: None,
+            disconnection_reason: Some(reason.into()),
+            outcome,
+        };
+        for (reason, outcome, status) in [
+            ("dial_no_answer", None, "NO_ANSWER"),
+            ("dial_busy", None, "BUSY"),
+            ("user_declined", None, "BUSY"),
+            ("dial_failed", None, "FAILED"),
+            ("invalid_destination", None, "FAILED"),
+            ("voicemail_reached", None, "COMPLETED"),
+            ("user_hangup", None, "COMPLETED"),
+            // The recorded outcome wins over the reason alone.
+            (
+                "a_reason_from_next_year",
+                Some(CallOutcome::Failed),
+                "FAILED",
+            ),
+        ] {
+            let p = HubspotConnector::call_properties(&call(reason, outcome));
+            assert_eq!(p["hs_call_status"], status, "{reason}");
+        }
     }
 }

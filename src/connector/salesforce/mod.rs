@@ -124,6 +124,8 @@ impl SalesforceConnector {
             if let Some(ms) = a.duration_ms {
                 t.insert("CallDurationInSeconds".into(), json!(ms.div_ceil(1000)));
             }
+            // Free text in Salesforce ("Call Result"): what became of the call.
+            t.insert("CallDisposition".into(), json!(a.call_outcome().label()));
         }
         Value::Object(t)
     }
@@ -481,6 +483,7 @@ mod tests {
             duration_ms: Some(125_400),
             summary: Some("Wants a demo".into()),
             disconnection_reason: Some("user_hangup".into()),
+            outcome: None,
         };
         let t = SalesforceConnector::task_of(&a);
         assert_eq!(t["WhoId"], "003A");
@@ -489,6 +492,7 @@ mod tests {
         assert_eq!(t["TaskSubtype"], "Call");
         assert_eq!(t["CallType"], "Outbound");
         assert_eq!(t["CallDurationInSeconds"], 126);
+        assert_eq!(t["CallDisposition"], "Connected");
         assert_eq!(t["ActivityDate"], "2024-05-01");
         let d = t["Description"].as_str().unwrap();
         for part in [
@@ -502,10 +506,20 @@ mod tests {
         }
         let chat = SalesforceConnector::task_of(&ActivityInput {
             kind: ActivityKind::Chat,
-            ..a
+            ..a.clone()
         });
         assert_eq!(chat["Subject"], "Chat c1");
         assert!(chat.get("TaskSubtype").is_none() && chat.get("CallType").is_none());
+        assert!(chat.get("CallDisposition").is_none());
+
+        let unanswered = SalesforceConnector::task_of(&ActivityInput {
+            disconnection_reason: Some("dial_no_answer".into()),
+            duration_ms: None,
+            ..a
+        });
+        assert_eq!(unanswered["CallDisposition"], "No answer");
+        let d = unanswered["Description"].as_str().unwrap();
+        assert!(d.contains("Outcome: No answer"), "{d}");
     }
 
     #[test]
