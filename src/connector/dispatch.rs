@@ -273,18 +273,26 @@ fn reject_fields(
         let all: Vec<String> = fields.iter().map(RejectedField::describe).collect();
         return Ok(Some(all.join("; ")));
     }
-    let refused: Vec<(String, String)> = fields
-        .iter()
-        .map(|f| (f.field.clone(), format!("{}: {}", f.code, f.message)))
+    // One dead letter per field, even when the CRM names a field in several errors.
+    let mut refused: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in fields {
+        refused
+            .entry(f.field)
+            .or_default()
+            .push(format!("{}: {}", f.code, f.message));
+    }
+    let refused: Vec<(String, String)> = refused
+        .into_iter()
+        .map(|(field, messages)| (field, messages.join("; ")))
         .collect();
     store.dead_letter_fields(connection, &write.record_id, &write.fields, &refused, at)?;
-    for f in fields {
-        tracing::warn!(record = %write.record_id, field = %f.field, message = %f.message, "the CRM refused one field; sending the others again without it");
+    for (field, message) in refused {
+        tracing::warn!(record = %write.record_id, %field, %message, "the CRM refused one field; sending the others again without it");
         report.dead_lettered.push(DeadLettered {
             kind: "field_write",
             key: write.record_id.clone(),
-            message: format!("{}: {}", f.code, f.message),
-            field: Some(f.field),
+            message,
+            field: Some(field),
         });
     }
     Ok(None)
