@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 
 use crmsync::engine::{ConversationOutcome, Engine, EngineError, ImportReport};
 use crmsync::event::ConversationEvent;
-use crmsync::lang::{Compiled, Ruleset};
+use crmsync::lang::Compiled;
 use crmsync::merge::FallbackMerger;
 use crmsync::store::{
     ActivityIntent, ActivityPayload, ActivityState, ConversationKind, Source, Store, StoreError,
@@ -26,10 +26,6 @@ const RULES: &str = concat!(
     include_str!("../rules/hubspot.rules"),
 );
 
-fn ruleset() -> Ruleset {
-    compile(RULES).ruleset
-}
-
 fn compile(source: &str) -> Compiled {
     crmsync::lang::compile_sources(vec![("test.rules".to_string(), source.to_string())])
         .unwrap_or_else(|d| panic!("the test rules compile:\n{}", d.render(false)))
@@ -45,7 +41,7 @@ fn fixture(active: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let store = Store::open(&path).unwrap();
-    let engine = Engine::from_compiled(store, compile(RULES), active).unwrap();
+    let engine = Engine::new(store, compile(RULES), active).unwrap();
     Fixture {
         _dir: dir,
         path,
@@ -1854,21 +1850,21 @@ mod manual_and_vars {
             + "connection hubspot {\n inbound {\n phone -> phone_number\n }\n outbound {\n interaction_summary -> notes\n }\n}\n";
         let engine = Engine::new(
             Store::open(dir.path().join("s.redb")).unwrap(),
-            compile(&only_hubspot).ruleset,
+            compile(&only_hubspot),
             None,
         )
         .unwrap();
         assert_eq!(engine.active_connection(), Some("hubspot"));
         let both = Engine::new(
             Store::open(dir.path().join("t.redb")).unwrap(),
-            ruleset(),
+            compile(RULES),
             None,
         )
         .unwrap();
         assert_eq!(both.active_connection(), None);
         let err = Engine::new(
             Store::open(dir.path().join("u.redb")).unwrap(),
-            ruleset(),
+            compile(RULES),
             Some("zoho"),
         )
         .err()
@@ -1878,13 +1874,18 @@ mod manual_and_vars {
 }
 
 #[test]
-fn an_engine_from_a_bare_ruleset_finds_outbound_mappings_too() {
-    // `Engine::new` gets no checked program and probes the rule set for what each outbound
-    // mapping reads; it must push exactly like `from_compiled`.
+fn a_guarded_outbound_mapping_is_pushed_when_its_guard_holds() {
+    // The guard is false for every sample value a prober would try (it wants one exact text),
+    // so only the compiled `reads` link `Notes__c` to `interaction_summary`.
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c when interaction_summary == \"ready to send\"",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(
         Store::open(dir.path().join("s.redb")).unwrap(),
-        ruleset(),
+        compile(&rules),
         Some("salesforce"),
     )
     .unwrap();
@@ -1895,20 +1896,23 @@ fn an_engine_from_a_bare_ruleset_finds_outbound_mappings_too() {
             None,
         )
         .unwrap();
+    let held = engine
+        .manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("draft"))]),
+        )
+        .unwrap();
+    assert!(held.outbound.is_empty(), "{held:?}");
     let report = engine
         .manual_set(
             ADA,
-            Fields::from([
-                ("lead_status".into(), en("unqualified")),
-                ("interaction_summary".into(), s("n")),
-            ]),
+            Fields::from([("interaction_summary".into(), s("ready to send"))]),
         )
         .unwrap();
-    assert_eq!(report.outbound, ["Lead_Status__c", "Notes__c"]);
-    let report = engine
-        .manual_set(ADA, Fields::from([("first_name".into(), s("X"))]))
-        .unwrap();
-    assert!(report.outbound.is_empty());
+    assert_eq!(report.outbound, ["Notes__c"]);
+    let pending = engine.store().pending_writes(None).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].fields["Notes__c"], json!("ready to send"));
 }
 
 #[test]

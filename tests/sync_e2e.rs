@@ -77,7 +77,7 @@ mod harness {
         let dir = tempfile::tempdir().unwrap();
         let compiled = crmsync::lang::compile_dir(&rules_dir()).expect("rules/ compiles");
         let store = Store::open(dir.path().join("store.redb")).unwrap();
-        let engine = Arc::new(Engine::new(store, compiled.ruleset, Some(connection)).unwrap());
+        let engine = Arc::new(Engine::new(store, compiled, Some(connection)).unwrap());
         let plan = SyncPlan::from_rules(engine.ruleset().connection(connection).unwrap());
         let target = DispatchTarget {
             connection: connection.to_string(),
@@ -508,7 +508,7 @@ mod salesforce {
         ])
         .unwrap();
         let store = Store::open(dir.path().join("s.redb")).unwrap();
-        let engine = Arc::new(Engine::new(store, compiled.ruleset, None).unwrap());
+        let engine = Arc::new(Engine::new(store, compiled, None).unwrap());
         let plan = SyncPlan::from_rules(engine.ruleset().connection("salesforce").unwrap());
         let connector = Arc::new(AnyConnector::new(sf.settings()).unwrap());
         let err = sync_once(

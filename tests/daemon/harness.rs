@@ -50,9 +50,9 @@ impl Default for Setup {
 }
 
 /// The example rule set of `rules/`.
-pub fn example_ruleset() -> crmsync::lang::eval::Ruleset {
+pub fn example_rules() -> crmsync::lang::Compiled {
     match crmsync::lang::compile_dir(Path::new("rules")) {
-        Ok(compiled) => compiled.ruleset,
+        Ok(compiled) => compiled,
         Err(diagnostics) => panic!("rules/ does not compile: {diagnostics:?}"),
     }
 }
@@ -65,7 +65,7 @@ impl TestDaemon {
     pub async fn start_with(setup: Setup) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("store.redb")).expect("open store");
-        let engine = Arc::new(Engine::new(store, example_ruleset(), setup.active).expect("engine"));
+        let engine = Arc::new(Engine::new(store, example_rules(), setup.active).expect("engine"));
         let backend = setup.backend.map(|build| build(engine.clone()));
         let options = DaemonOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),

@@ -367,10 +367,20 @@ fn match_results(
     fallback_key_of: impl Fn(&Value) -> Option<String>,
     expected: usize,
 ) -> Vec<WriteResult> {
-    let mut written: HashMap<String, String> = HashMap::new();
-    let mut unkeyed: Vec<String> = Vec::new();
+    // A result without an id is a success that names no record: undecodable, never "written".
+    let written_as = |id: &Option<String>| match id {
+        Some(id) => WriteResult::Written { id: id.clone() },
+        None => WriteResult::Undecodable {
+            message: super::SUCCESS_WITHOUT_ID.to_string(),
+        },
+    };
+    let mut written: HashMap<String, Option<String>> = HashMap::new();
+    let mut unkeyed: Vec<Option<String>> = Vec::new();
     for r in &b.results {
-        let id = r.get("id").and_then(id_string).unwrap_or_default();
+        let id = r
+            .get("id")
+            .and_then(id_string)
+            .filter(|id| !id.trim().is_empty());
         match key_of(r).or_else(|| fallback_key_of(r)) {
             Some(k) => {
                 written.insert(k, id);
@@ -384,12 +394,10 @@ fn match_results(
         .enumerate()
         .map(|(i, k)| {
             if positional {
-                return WriteResult::Written {
-                    id: unkeyed[i].clone(),
-                };
+                return written_as(&unkeyed[i]);
             }
             if let Some(id) = written.get(*k) {
-                return WriteResult::Written { id: id.clone() };
+                return written_as(id);
             }
             match b
                 .errors
@@ -399,6 +407,10 @@ fn match_results(
                 Some(e) => WriteResult::Rejected {
                     message: format!("{}: {}", e.category, e.message),
                     permanent: !matches!(e.category.as_str(), "RATE_LIMITS" | "LOCKED"),
+                },
+                // A success the response could not tie to an input may be this one.
+                None if !unkeyed.is_empty() => WriteResult::Undecodable {
+                    message: super::SUCCESS_WITHOUT_ID.to_string(),
                 },
                 None => WriteResult::Rejected {
                     message: "the CRM's batch response does not mention this record".into(),

@@ -148,8 +148,11 @@ impl SalesforceConnector {
 
 fn save_result(r: SaveResult) -> WriteResult {
     if r.success {
-        return WriteResult::Written {
-            id: r.id.unwrap_or_default(),
+        return match r.id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => WriteResult::Written { id },
+            None => WriteResult::Undecodable {
+                message: super::SUCCESS_WITHOUT_ID.to_string(),
+            },
         };
     }
     // A locked row clears on its own; everything else (validation, bad id, deleted entity,
