@@ -129,12 +129,12 @@ async fn dispatch_writes<C: Connector>(
         let mut sent: Vec<(String, BTreeMap<String, serde_json::Value>)> = Vec::new();
         let at = Utc::now();
         for (write, result) in due.iter().zip(results) {
-            match result.undecodable_as_transient() {
-                WriteResult::Written { .. } => {
+            match result.field_write_outcome() {
+                Ok(_) => {
                     report.written += 1;
                     sent.push((write.record_id.clone(), write.fields.clone()));
                 }
-                WriteResult::Rejected { message, permanent } => {
+                Err((message, permanent)) => {
                     if permanent || write.attempts + 1 >= max_attempts {
                         store.dead_letter_write(conn, &write.record_id, &message, at)?;
                         report.dead_lettered.push(DeadLettered {
@@ -199,15 +199,14 @@ async fn send_writes<C: Connector>(
 }
 
 impl WriteResult {
-    /// For field writes: an undecodable answer is retried like a transient refusal (setting
-    /// the same values again is harmless), then dead-lettered with its message.
-    fn undecodable_as_transient(self) -> WriteResult {
+    /// For field writes: the record id, or the refusal's (message, permanent). An undecodable
+    /// answer is refused for now: setting the same values again is harmless, so it is retried,
+    /// then dead-lettered with its message.
+    fn field_write_outcome(self) -> Result<String, (String, bool)> {
         match self {
-            WriteResult::Undecodable { message } => WriteResult::Rejected {
-                message,
-                permanent: false,
-            },
-            other => other,
+            WriteResult::Written { id } => Ok(id),
+            WriteResult::Rejected { message, permanent } => Err((message, permanent)),
+            WriteResult::Undecodable { message } => Err((message, false)),
         }
     }
 }
