@@ -317,7 +317,8 @@ mod llm_merger {
             completion(json!("")),
             completion(json!("  \n\t ")),
             completion(Value::Null),
-            json!({"choices": [{"index": 0, "finish_reason": "length"}]}),
+            // No message at all (a cut one with `length` is `Truncated`, tested below).
+            json!({"choices": [{"index": 0, "finish_reason": "stop"}]}),
         ];
         for body in empty_answers {
             let (outcome, seen) = merge_with(Reply::Json(body.clone()), None, 5_000).await;
