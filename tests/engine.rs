@@ -1916,6 +1916,73 @@ fn a_guarded_outbound_mapping_is_pushed_when_its_guard_holds() {
 }
 
 #[test]
+fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
+    // `Score__c` cannot be computed from a summary that is no number; `Notes__c` still goes.
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c\n    to_number(interaction_summary) -> Score__c",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        Store::open(dir.path().join("s.redb")).unwrap(),
+        compile(&rules),
+        Some("salesforce"),
+    )
+    .unwrap();
+    engine
+        .import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+    let report = engine
+        .manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("Called twice."))]),
+        )
+        .unwrap();
+    assert_eq!(report.outbound, ["Notes__c"]);
+    let store = engine.store();
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].kind, crmsync::store::DeadLetterKind::OutboundMapping);
+    assert_eq!(dead[0].connection, "salesforce");
+    assert_eq!(dead[0].key, "003A");
+    assert_eq!(dead[0].phone.as_deref(), Some(ADA));
+    assert_eq!(
+        dead[0].payload,
+        json!({"field": "Score__c", "source": "to_number(interaction_summary)", "value": "Called twice."})
+    );
+    assert!(dead[0].message.contains("Score__c"), "{}", dead[0].message);
+    assert!(dead[0].message.contains("not a number"), "{}", dead[0].message);
+    assert_eq!(store.outbox_counts().unwrap().dead_letters, 1);
+    let pending = store.pending_writes(None).unwrap();
+    assert_eq!(pending[0].fields.keys().collect::<Vec<_>>(), ["Notes__c"]);
+
+    // A conversation's change takes the same path.
+    let ev = call(
+        "call_1",
+        "inbound",
+        ADA,
+        "+18885550100",
+        json!({"customer_notes": "Wants a demo."}),
+    );
+    apply(&engine, &ev);
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[1].kind, crmsync::store::DeadLetterKind::OutboundMapping);
+    // A value that converts is pushed, and adds no dead letter.
+    engine
+        .manual_set(ADA, Fields::from([("interaction_summary".into(), s("42"))]))
+        .unwrap();
+    assert_eq!(store.dead_letters().unwrap().len(), 2);
+    let pending = store.pending_writes(None).unwrap();
+    assert_eq!(pending[0].fields["Score__c"], json!(42));
+}
+
+#[test]
 fn store_path_is_kept() {
     let f = fixture(None);
     assert_eq!(f.engine.store().path(), f.path.as_path());
