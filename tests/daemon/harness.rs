@@ -34,6 +34,8 @@ pub struct Setup {
     pub dispatch_interval: Duration,
     /// Conversations through the group-commit writer (else one transaction per request).
     pub group_commit: bool,
+    /// The rules (default: the example rules of `rules/`).
+    pub rules: Option<crmsync::lang::Compiled>,
 }
 
 impl Default for Setup {
@@ -45,6 +47,7 @@ impl Default for Setup {
             sync_interval: Duration::from_secs(3600),
             dispatch_interval: Duration::from_secs(3600),
             group_commit: true,
+            rules: None,
         }
     }
 }
@@ -65,7 +68,11 @@ impl TestDaemon {
     pub async fn start_with(setup: Setup) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("store.redb")).expect("open store");
-        let engine = Arc::new(Engine::new(store, example_rules(), setup.active).expect("engine"));
+        let engine = Arc::new(Engine::new(
+                store,
+                setup.rules.unwrap_or_else(example_rules),
+                setup.active,
+            ).expect("engine"));
         let backend = setup.backend.map(|build| build(engine.clone()));
         let options = DaemonOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
