@@ -112,9 +112,9 @@ fn runtime(message: impl std::fmt::Display) -> DemoError {
 /// Compiles the rules (their diagnostics rendered into the error on failure).
 fn compile(dir: &Path) -> Result<Compiled, DemoError> {
     crate::lang::compile_dir(dir).map_err(|diagnostics| DemoError::Rules {
-            dir: dir.to_path_buf(),
-            rendered: crate::lang::diagnostics::render::render_all(&diagnostics, false),
-        })
+        dir: dir.to_path_buf(),
+        rendered: crate::lang::diagnostics::render::render_all(&diagnostics, false),
+    })
 }
 
 /// The sample events, by file name, in name order.

@@ -1947,7 +1947,10 @@ fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
     let store = engine.store();
     let dead = store.dead_letters().unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].kind, crmsync::store::DeadLetterKind::OutboundMapping);
+    assert_eq!(
+        dead[0].kind,
+        crmsync::store::DeadLetterKind::OutboundMapping
+    );
     assert_eq!(dead[0].connection, "salesforce");
     assert_eq!(dead[0].key, "003A");
     assert_eq!(dead[0].phone.as_deref(), Some(ADA));
@@ -1956,7 +1959,11 @@ fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
         json!({"field": "Score__c", "source": "to_number(interaction_summary)", "value": "Called twice."})
     );
     assert!(dead[0].message.contains("Score__c"), "{}", dead[0].message);
-    assert!(dead[0].message.contains("not a number"), "{}", dead[0].message);
+    assert!(
+        dead[0].message.contains("not a number"),
+        "{}",
+        dead[0].message
+    );
     assert_eq!(store.outbox_counts().unwrap().dead_letters, 1);
     let pending = store.pending_writes(None).unwrap();
     assert_eq!(pending[0].fields.keys().collect::<Vec<_>>(), ["Notes__c"]);
@@ -1972,7 +1979,10 @@ fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
     apply(&engine, &ev);
     let dead = store.dead_letters().unwrap();
     assert_eq!(dead.len(), 2, "{dead:?}");
-    assert_eq!(dead[1].kind, crmsync::store::DeadLetterKind::OutboundMapping);
+    assert_eq!(
+        dead[1].kind,
+        crmsync::store::DeadLetterKind::OutboundMapping
+    );
     // A value that converts is pushed, and adds no dead letter.
     engine
         .manual_set(ADA, Fields::from([("interaction_summary".into(), s("42"))]))

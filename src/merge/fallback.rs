@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn whole_words_only() {
-        assert!(contains_words(&words("wants a demo now"), &words("a  demo")));
+        assert!(contains_words(
+            &words("wants a demo now"),
+            &words("a  demo")
+        ));
         assert!(!contains_words(&words("a demonstration"), &words("demo")));
     }
 }

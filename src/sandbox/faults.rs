@@ -237,7 +237,10 @@ pub async fn without_write_ids(response: axum::response::Response) -> axum::resp
                 serde_json::Value::Object(o) => o.get_mut("results")?.as_array_mut()?,
                 _ => return None,
             };
-            for r in results.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            for r in results
+                .iter_mut()
+                .filter_map(serde_json::Value::as_object_mut)
+            {
                 if r.get("success") != Some(&serde_json::Value::Bool(false)) {
                     r.remove("id");
                 }

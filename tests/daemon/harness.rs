@@ -68,11 +68,14 @@ impl TestDaemon {
     pub async fn start_with(setup: Setup) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("store.redb")).expect("open store");
-        let engine = Arc::new(Engine::new(
+        let engine = Arc::new(
+            Engine::new(
                 store,
                 setup.rules.unwrap_or_else(example_rules),
                 setup.active,
-            ).expect("engine"));
+            )
+            .expect("engine"),
+        );
         let backend = setup.backend.map(|build| build(engine.clone()));
         let options = DaemonOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),

@@ -14,7 +14,8 @@ pub const SIGNATURE: Signature = Signature {
     variadic: false,
     min_args: 1,
     returns: ExprType::String,
-    summary: "e164(phone): the phone number in E.164 form, with the default region; null when it is none",
+    summary:
+        "e164(phone): the phone number in E.164 form, with the default region; null when it is none",
 };
 
 pub fn call<'a>(args: &mut [DynValue<'a>], cx: &CallContext<'_>) -> Result<DynValue<'a>, String> {
