@@ -682,6 +682,51 @@ mod tests {
     }
 
     #[test]
+    fn a_result_without_an_id_is_undecodable_not_written() {
+        let undecodable = WriteResult::Undecodable {
+            message: crate::connector::SUCCESS_WITHOUT_ID.into(),
+        };
+        // Positional (no key in any result): the id-less one is not "written".
+        let b: BatchResponse = serde_json::from_value(json!({
+            "status": "COMPLETE",
+            "results": [{"id": "1", "properties": {}}, {"properties": {}}],
+        }))
+        .unwrap();
+        let by_title = |r: &Value| {
+            r.get("properties")
+                .and_then(|p| p.get("hs_call_title"))
+                .and_then(id_string)
+        };
+        let r = match_results(&["a", "b"], &b, by_title, |_| None, 2);
+        assert_eq!(r[0], WriteResult::Written { id: "1".into() });
+        assert_eq!(r[1], undecodable);
+        // Keyed by id (updates): the record the id-less result may stand for is undecodable.
+        let r = match_results(
+            &["1", "2"],
+            &b,
+            |r| r.get("id").and_then(id_string),
+            |_| None,
+            2,
+        );
+        assert_eq!(r[0], WriteResult::Written { id: "1".into() });
+        assert_eq!(r[1], undecodable);
+        // Keyed by trace id, without an id.
+        let b: BatchResponse = serde_json::from_value(json!({
+            "status": "COMPLETE",
+            "results": [{"objectWriteTraceId": "c1", "properties": {}}],
+        }))
+        .unwrap();
+        let r = match_results(
+            &["c1"],
+            &b,
+            |r| r.get("objectWriteTraceId").and_then(id_string),
+            |_| None,
+            1,
+        );
+        assert_eq!(r[0], undecodable);
+    }
+
+    #[test]
     fn call_properties_follow_the_contract() {
         let a = ActivityInput {
             conversation_id: "c9".into(),

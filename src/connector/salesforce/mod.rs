@@ -408,6 +408,27 @@ mod tests {
     }
 
     #[test]
+    fn a_success_without_an_id_is_undecodable_not_written() {
+        let results: Vec<SaveResult> = serde_json::from_value(json!([
+            {"id": "003A", "success": true, "errors": []},
+            {"success": true, "errors": []},
+            {"id": null, "success": true, "errors": []},
+            {"id": "", "success": true, "errors": []},
+        ]))
+        .unwrap();
+        let r: Vec<WriteResult> = results.into_iter().map(save_result).collect();
+        assert_eq!(r[0], WriteResult::Written { id: "003A".into() });
+        for undecodable in &r[1..] {
+            assert_eq!(
+                undecodable,
+                &WriteResult::Undecodable {
+                    message: crate::connector::SUCCESS_WITHOUT_ID.into()
+                }
+            );
+        }
+    }
+
+    #[test]
     fn soql_strings_are_escaped() {
         assert_eq!(soql_string(r"O'Brien \ x"), r"'O\'Brien \\ x'");
     }

@@ -171,6 +171,12 @@ mod tests {
         record.set(phone, "");
         assert_eq!(record.stored(phone), None);
         assert_eq!(record.stored_values().count(), 1);
+        // Cleared reads back as "" (HubSpot's answer); never set stays null.
+        let json = record.to_json(schema, &["phone", "firstname"]);
+        assert_eq!(json["properties"]["phone"], "");
+        assert_eq!(json["properties"]["firstname"], Value::Null);
+        record.set(phone, "556");
+        assert_eq!(record.stored(phone), Some("556"));
     }
 
     #[test]
