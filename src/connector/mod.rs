@@ -152,7 +152,16 @@ pub enum WriteResult {
     Written { id: String },
     /// Refused, with the CRM's message. `permanent` rejections go to the dead-letter list.
     Rejected { message: String, permanent: bool },
+    /// The CRM's answer for this record cannot be decoded (a "success" without a record id):
+    /// it may or may not have been applied, so it is neither `Written` nor `Rejected`. The
+    /// dispatcher retries (an update is idempotent; an activity is looked up before it is sent
+    /// again) and dead-letters it after the connection's attempts, with `message`.
+    Undecodable { message: String },
 }
+
+/// The message of [`WriteResult::Undecodable`] for a success that names no record.
+pub(crate) const SUCCESS_WITHOUT_ID: &str =
+    "unexpected response: the CRM reported success without a record id";
 
 /// Call or chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
