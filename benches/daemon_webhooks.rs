@@ -35,7 +35,7 @@ fn engine(dir: &std::path::Path, name: &str) -> Arc<Engine> {
         Err(diagnostics) => panic!("rules/ does not compile: {diagnostics:?}"),
     };
     let store = Store::open(dir.join(name)).expect("store");
-    Arc::new(Engine::new(store, compiled.ruleset, Some("salesforce")).expect("engine"))
+    Arc::new(Engine::new(store, compiled, Some("salesforce")).expect("engine"))
 }
 
 /// A Retell `call_analyzed` body for call `n` from one of 500 callers.

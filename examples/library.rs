@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. A store (a redb file) and an engine with Salesforce as the active connection.
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("contacts.redb"))?;
-    let engine = Engine::new(store, compiled.ruleset, Some("salesforce"))?;
+    let engine = Engine::new(store, compiled, Some("salesforce"))?;
 
     // 3. Import one page of Salesforce records (the shape of a SOQL query result's `records`).
     let page: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(

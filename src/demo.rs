@@ -29,7 +29,7 @@ use crate::connector::{AnyConnector, Connector, ConnectorKind};
 use crate::engine::retell::{self, RetellEvent};
 use crate::engine::{ConversationOutcome, ConversationReport, Engine, ResolvedEvent};
 use crate::event::ConversationEvent;
-use crate::lang::eval::Ruleset;
+use crate::lang::Compiled;
 use crate::merge::FallbackMerger;
 use crate::sandbox::credentials::{HUBSPOT_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
 use crate::sandbox::{Sandboxes, SandboxesConfig};
@@ -111,13 +111,11 @@ fn runtime(message: impl std::fmt::Display) -> DemoError {
 }
 
 /// Compiles the rules (their diagnostics rendered into the error on failure).
-fn compile(dir: &Path) -> Result<Ruleset, DemoError> {
-    crate::lang::compile_dir(dir)
-        .map(|compiled| compiled.ruleset)
-        .map_err(|diagnostics| DemoError::Rules {
-            dir: dir.to_path_buf(),
-            rendered: crate::lang::diagnostics::render::render_all(&diagnostics, false),
-        })
+fn compile(dir: &Path) -> Result<Compiled, DemoError> {
+    crate::lang::compile_dir(dir).map_err(|diagnostics| DemoError::Rules {
+        dir: dir.to_path_buf(),
+        rendered: crate::lang::diagnostics::render::render_all(&diagnostics, false),
+    })
 }
 
 /// A sample event file: a Retell webhook body, or the generic event.
@@ -253,8 +251,8 @@ async fn run_one(
     store_dir: &Path,
 ) -> Result<CrmSection, DemoError> {
     let name = kind.as_str().to_string();
-    let ruleset = compile(&options.rules)?;
-    let rules = ruleset.connection(&name).ok_or_else(|| {
+    let compiled = compile(&options.rules)?;
+    let rules = compiled.ruleset.connection(&name).ok_or_else(|| {
         runtime(format!(
             "the rules in {} define no `{name}` connection",
             options.rules.display()
@@ -337,7 +335,7 @@ async fn run_one(
 
     // 2. A temporary store, this connection active, and a full sync.
     let store = Store::open(store_dir.join(format!("{name}.redb"))).map_err(runtime)?;
-    let engine = std::sync::Arc::new(Engine::new(store, ruleset, Some(&name)).map_err(runtime)?);
+    let engine = std::sync::Arc::new(Engine::new(store, compiled, Some(&name)).map_err(runtime)?);
     let (base_url, credentials) = match kind {
         ConnectorKind::Salesforce => (
             sandboxes.salesforce.login_url(),

@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 use crmsync::engine::retell::RetellEvent;
 use crmsync::engine::{ConversationOutcome, Engine, EngineError, ImportReport};
 use crmsync::event::ConversationEvent;
-use crmsync::lang::{Compiled, Ruleset};
+use crmsync::lang::Compiled;
 use crmsync::merge::FallbackMerger;
 use crmsync::store::{
     ActivityIntent, ActivityPayload, ActivityState, ConversationKind, Source, Store, StoreError,
@@ -27,10 +27,6 @@ const RULES: &str = concat!(
     include_str!("../rules/hubspot.rules"),
 );
 
-fn ruleset() -> Ruleset {
-    compile(RULES).ruleset
-}
-
 fn compile(source: &str) -> Compiled {
     crmsync::lang::compile_sources(vec![("test.rules".to_string(), source.to_string())])
         .unwrap_or_else(|d| panic!("the test rules compile:\n{}", d.render(false)))
@@ -46,7 +42,7 @@ fn fixture(active: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let store = Store::open(&path).unwrap();
-    let engine = Engine::from_compiled(store, compile(RULES), active).unwrap();
+    let engine = Engine::new(store, compile(RULES), active).unwrap();
     Fixture {
         _dir: dir,
         path,
@@ -2128,21 +2124,21 @@ mod manual_and_vars {
             + "connection hubspot {\n inbound {\n phone -> phone_number\n }\n outbound {\n interaction_summary -> notes\n }\n}\n";
         let engine = Engine::new(
             Store::open(dir.path().join("s.redb")).unwrap(),
-            compile(&only_hubspot).ruleset,
+            compile(&only_hubspot),
             None,
         )
         .unwrap();
         assert_eq!(engine.active_connection(), Some("hubspot"));
         let both = Engine::new(
             Store::open(dir.path().join("t.redb")).unwrap(),
-            ruleset(),
+            compile(RULES),
             None,
         )
         .unwrap();
         assert_eq!(both.active_connection(), None);
         let err = Engine::new(
             Store::open(dir.path().join("u.redb")).unwrap(),
-            ruleset(),
+            compile(RULES),
             Some("zoho"),
         )
         .err()
@@ -2152,13 +2148,59 @@ mod manual_and_vars {
 }
 
 #[test]
-fn an_engine_from_a_bare_ruleset_finds_outbound_mappings_too() {
-    // `Engine::new` gets no checked program and probes the rule set for what each outbound
-    // mapping reads; it must push exactly like `from_compiled`.
+fn a_guarded_outbound_mapping_is_pushed_when_its_guard_holds() {
+    // The guard is false for every sample value a prober would try (it wants one exact text),
+    // so only the compiled `reads` link `Notes__c` to `interaction_summary`.
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c when interaction_summary == \"ready to send\"",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(
         Store::open(dir.path().join("s.redb")).unwrap(),
-        ruleset(),
+        compile(&rules),
+        Some("salesforce"),
+    )
+    .unwrap();
+    engine
+        .import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+    let held = engine
+        .manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("draft"))]),
+        )
+        .unwrap();
+    assert!(held.outbound.is_empty(), "{held:?}");
+    let report = engine
+        .manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("ready to send"))]),
+        )
+        .unwrap();
+    assert_eq!(report.outbound, ["Notes__c"]);
+    let pending = engine.store().pending_writes(None).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].fields["Notes__c"], json!("ready to send"));
+}
+
+#[test]
+fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
+    // `Score__c` cannot be computed from a summary that is no number; `Notes__c` still goes.
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c\n    to_number(interaction_summary) -> Score__c",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        Store::open(dir.path().join("s.redb")).unwrap(),
+        compile(&rules),
         Some("salesforce"),
     )
     .unwrap();
@@ -2172,17 +2214,56 @@ fn an_engine_from_a_bare_ruleset_finds_outbound_mappings_too() {
     let report = engine
         .manual_set(
             ADA,
-            Fields::from([
-                ("lead_status".into(), en("unqualified")),
-                ("interaction_summary".into(), s("n")),
-            ]),
+            Fields::from([("interaction_summary".into(), s("Called twice."))]),
         )
         .unwrap();
-    assert_eq!(report.outbound, ["Lead_Status__c", "Notes__c"]);
-    let report = engine
-        .manual_set(ADA, Fields::from([("first_name".into(), s("X"))]))
+    assert_eq!(report.outbound, ["Notes__c"]);
+    let store = engine.store();
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        dead[0].kind,
+        crmsync::store::DeadLetterKind::OutboundMapping
+    );
+    assert_eq!(dead[0].connection, "salesforce");
+    assert_eq!(dead[0].key, "003A");
+    assert_eq!(dead[0].phone.as_deref(), Some(ADA));
+    assert_eq!(
+        dead[0].payload,
+        json!({"field": "Score__c", "source": "to_number(interaction_summary)", "value": "Called twice."})
+    );
+    assert!(dead[0].message.contains("Score__c"), "{}", dead[0].message);
+    assert!(
+        dead[0].message.contains("not a number"),
+        "{}",
+        dead[0].message
+    );
+    assert_eq!(store.outbox_counts().unwrap().dead_letters, 1);
+    let pending = store.pending_writes(None).unwrap();
+    assert_eq!(pending[0].fields.keys().collect::<Vec<_>>(), ["Notes__c"]);
+
+    // A conversation's change takes the same path.
+    let ev = call(
+        "call_1",
+        "inbound",
+        ADA,
+        "+18885550100",
+        json!({"customer_notes": "Wants a demo."}),
+    );
+    apply(&engine, &ev);
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(
+        dead[1].kind,
+        crmsync::store::DeadLetterKind::OutboundMapping
+    );
+    // A value that converts is pushed, and adds no dead letter.
+    engine
+        .manual_set(ADA, Fields::from([("interaction_summary".into(), s("42"))]))
         .unwrap();
-    assert!(report.outbound.is_empty());
+    assert_eq!(store.dead_letters().unwrap().len(), 2);
+    let pending = store.pending_writes(None).unwrap();
+    assert_eq!(pending[0].fields["Score__c"], json!(42));
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn env(connection_rules: &str, connection: &str, settings: ConnectionSettings) -
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store.redb")).unwrap();
-    let engine = Arc::new(Engine::from_compiled(store, compiled, Some(connection)).unwrap());
+    let engine = Arc::new(Engine::new(store, compiled, Some(connection)).unwrap());
     let plan = SyncPlan::from_rules(engine.ruleset().connection(connection).unwrap());
     let target = DispatchTarget {
         connection: connection.to_string(),

@@ -6,7 +6,9 @@
 //! - written → `mark_write_sent` (remembers the values for echo detection);
 //! - refused for good → dead letter with the CRM's message;
 //! - refused for now (locked row, throttled, attempts of the request exhausted) → retried in a
-//!   later pass with backoff, dead-lettered after `max_delivery_attempts`.
+//!   later pass with backoff, dead-lettered after `max_delivery_attempts`;
+//! - an answer that cannot be decoded (a "success" without a record id) → the same as refused
+//!   for now (an activity stays `Sending`, so it is looked up before it is sent again).
 //!
 //! Activities are never duplicated: each is marked `Sending` (committed) before its create
 //! request; a create whose outcome is unknown (timeout, 5xx after sending, crash) stays
@@ -134,23 +136,25 @@ async fn dispatch_writes<C: Connector>(
         let mut sent: Vec<(String, BTreeMap<String, serde_json::Value>)> = Vec::new();
         let at = Utc::now();
         for (write, result) in due.iter().zip(results) {
-            match result {
+            // A refusal of some fields: those are dead-lettered, the rest is due again now.
+            let result = match result {
                 WriteResult::FieldsRejected { fields } => {
-                    if let Some(message) = reject_fields(store, conn, write, fields, at, report)? {
-                        store.dead_letter_write(conn, &write.record_id, &message, at)?;
-                        report.dead_lettered.push(DeadLettered {
-                            kind: "field_write",
-                            key: write.record_id.clone(),
+                    match reject_fields(store, conn, write, fields, at, report)? {
+                        None => continue,
+                        Some(message) => WriteResult::Rejected {
                             message,
-                            field: None,
-                        });
+                            permanent: true,
+                        },
                     }
                 }
-                WriteResult::Written { .. } => {
+                other => other,
+            };
+            match result.field_write_outcome() {
+                Ok(_) => {
                     report.written += 1;
                     sent.push((write.record_id.clone(), write.fields.clone()));
                 }
-                WriteResult::Rejected { message, permanent } => {
+                Err((message, permanent)) => {
                     if permanent || write.attempts + 1 >= max_attempts {
                         store.dead_letter_write(conn, &write.record_id, &message, at)?;
                         report.dead_lettered.push(DeadLettered {
@@ -212,6 +216,23 @@ async fn send_writes<C: Connector>(
             Ok(out)
         }
         Err(e) => Ok(vec![rejection(&e); batch.len()]),
+    }
+}
+
+impl WriteResult {
+    /// For field writes: the record id, or the refusal's (message, permanent). An undecodable
+    /// answer is refused for now: setting the same values again is harmless, so it is retried,
+    /// then dead-lettered with its message.
+    fn field_write_outcome(self) -> Result<String, (String, bool)> {
+        match self {
+            WriteResult::Written { id } => Ok(id),
+            WriteResult::Rejected { message, permanent } => Err((message, permanent)),
+            WriteResult::Undecodable { message } => Err((message, false)),
+            // An activity cannot be created in part; a field write is split before this.
+            WriteResult::FieldsRejected { fields } => {
+                Err((RejectedField::describe_all(&fields), true))
+            }
+        }
     }
 }
 
@@ -393,27 +414,39 @@ async fn dispatch_activities<C: Connector>(
             Ok(results) => {
                 for (intent, result) in to_send.iter().zip(results) {
                     let id = &intent.conversation_id;
-                    match result.outcome() {
-                        Ok(crm_id) => {
+                    let (message, permanent) = match result {
+                        WriteResult::Written { id: crm_id } => {
                             store.mark_activity_done(conn, id, &crm_id)?;
                             report.activities_logged += 1;
+                            continue;
                         }
-                        Err((message, permanent)) => {
-                            // A per-record refusal means the record was not created.
-                            if permanent || intent.attempts + 1 >= max_attempts {
-                                store.dead_letter_activity(conn, id, &message, at)?;
-                                report.dead_lettered.push(DeadLettered {
-                                    kind: "activity",
-                                    key: id.clone(),
-                                    message,
-                                    field: None,
-                                });
-                            } else {
-                                let when = retry_at(connector, intent.attempts, at);
-                                store.mark_activity_failed(conn, id, &message, when)?;
-                                report.deferred += 1;
-                            }
+                        WriteResult::Undecodable { message } => {
+                            // It may exist: stay `Sending`, so it is looked up before it is
+                            // sent again.
+                            let when = retry_at(connector, intent.attempts, at);
+                            store.mark_activity_unknown(conn, id, &message, when)?;
+                            report.deferred += 1;
+                            continue;
                         }
+                        WriteResult::Rejected { message, permanent } => (message, permanent),
+                        // An activity cannot be created in part: refused as a whole.
+                        WriteResult::FieldsRejected { fields } => {
+                            (RejectedField::describe_all(&fields), true)
+                        }
+                    };
+                    // A per-record refusal means the record was not created.
+                    if permanent || intent.attempts + 1 >= max_attempts {
+                        store.dead_letter_activity(conn, id, &message, at)?;
+                        report.dead_lettered.push(DeadLettered {
+                            kind: "activity",
+                            key: id.clone(),
+                            message,
+                            field: None,
+                        });
+                    } else {
+                        let when = retry_at(connector, intent.attempts, at);
+                        store.mark_activity_failed(conn, id, &message, when)?;
+                        report.deferred += 1;
                     }
                 }
             }

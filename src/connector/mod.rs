@@ -155,6 +155,11 @@ pub enum WriteResult {
     /// Refused for good because of these fields alone (the CRM named each one, and nothing
     /// else was wrong): the record's other fields can be sent again without them.
     FieldsRejected { fields: Vec<RejectedField> },
+    /// The CRM's answer for this record cannot be decoded (a "success" without a record id):
+    /// it may or may not have been applied, so it is neither `Written` nor `Rejected`. The
+    /// dispatcher retries (an update is idempotent; an activity is looked up before it is sent
+    /// again) and dead-letters it after the connection's attempts, with `message`.
+    Undecodable { message: String },
 }
 
 /// A field the CRM refused, with its error code and message.
@@ -166,32 +171,25 @@ pub struct RejectedField {
     pub message: String,
 }
 
-impl WriteResult {
-    /// `Ok(id)` when written, else `Err((message, permanent))`, a refusal of some fields being
-    /// a permanent refusal of the whole record (for activities, which cannot be created in
-    /// part).
-    pub fn outcome(self) -> Result<String, (String, bool)> {
-        match self {
-            WriteResult::Written { id } => Ok(id),
-            WriteResult::Rejected { message, permanent } => Err((message, permanent)),
-            WriteResult::FieldsRejected { fields } => Err((
-                fields
-                    .iter()
-                    .map(RejectedField::describe)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                true,
-            )),
-        }
-    }
-}
-
 impl RejectedField {
     /// `field: CODE: message` for reports and dead letters.
     pub fn describe(&self) -> String {
         format!("{}: {}: {}", self.field, self.code, self.message)
     }
+
+    /// Every refused field, described and joined with `; `.
+    pub fn describe_all(fields: &[RejectedField]) -> String {
+        fields
+            .iter()
+            .map(RejectedField::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
+
+/// The message of [`WriteResult::Undecodable`] for a success that names no record.
+pub(crate) const SUCCESS_WITHOUT_ID: &str =
+    "unexpected response: the CRM reported success without a record id";
 
 /// Call or chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

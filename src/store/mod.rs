@@ -830,6 +830,31 @@ impl<'t> WriteTx<'t> {
         self.put_pending(&write)
     }
 
+    /// Records an outbound mapping that failed to evaluate for the record linked to `phone`:
+    /// a dead letter, so the write that never happened is listed and counted.
+    pub fn dead_letter_mapping(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        phone: &str,
+        payload: serde_json::Value,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.add_dead_letter(DeadLetter {
+            id: 0,
+            kind: DeadLetterKind::OutboundMapping,
+            connection: connection.to_string(),
+            key: record_id.to_string(),
+            phone: Some(phone.to_string()),
+            payload,
+            message: message.to_string(),
+            attempts: 0,
+            at,
+            field: None,
+        })
+    }
+
     /// The pending write for (connection, record id).
     pub fn pending_write(
         &self,

@@ -104,9 +104,13 @@ pub struct ActivityIntent {
 pub enum DeadLetterKind {
     FieldWrite,
     Activity,
+    /// An outbound mapping that failed to evaluate (coercion, function error): the CRM field
+    /// it writes was never queued.
+    OutboundMapping,
 }
 
-/// A write or activity the CRM rejected for good.
+/// A write or activity the CRM rejected for good, or an outbound value that could not be
+/// computed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// Sequence number (the table key).
@@ -118,7 +122,7 @@ pub struct DeadLetter {
     pub phone: Option<String>,
     /// The fields or the activity that could not be written.
     pub payload: serde_json::Value,
-    /// The CRM's message.
+    /// The CRM's message (or why the outbound mapping failed).
     pub message: String,
     pub attempts: u32,
     pub at: DateTime<Utc>,

@@ -17,8 +17,8 @@ use crmsync::sandbox::hubspot::{HubSpotSandbox, HubSpotSandboxConfig};
 use crmsync::sandbox::salesforce::{SalesforceSandbox, SalesforceSandboxConfig};
 
 /// The example rules, with HubSpot logging chats too (the example logs its calls only).
-pub fn rules_logging_hubspot_chats() -> Vec<(String, String)> {
-    example_rule_files()
+pub fn rules_logging_hubspot_chats() -> crmsync::lang::Compiled {
+    let files: Vec<(String, String)> = example_rule_files()
         .into_iter()
         .map(|(name, text)| {
             let text = if name.ends_with("hubspot.rules") {
@@ -33,7 +33,8 @@ pub fn rules_logging_hubspot_chats() -> Vec<(String, String)> {
             };
             (name, text)
         })
-        .collect()
+        .collect();
+    crmsync::lang::compile_sources(files).unwrap_or_else(|d| panic!("rules: {d:?}"))
 }
 
 fn backend(settings: ConnectionSettings) -> crate::harness::BackendFactory {
@@ -47,7 +48,7 @@ fn backend(settings: ConnectionSettings) -> crate::harness::BackendFactory {
 /// contact's HubSpot id once the first sync linked it.
 pub async fn hubspot_daemon(
     phone: &str,
-    rules: Option<Vec<(String, String)>>,
+    rules: Option<crmsync::lang::Compiled>,
 ) -> (TestDaemon, HubSpotSandbox, u64) {
     let sandbox = HubSpotSandbox::start(HubSpotSandboxConfig {
         contacts: 0,

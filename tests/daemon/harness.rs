@@ -35,8 +35,8 @@ pub struct Setup {
     pub dispatch_interval: Duration,
     /// Conversations through the group-commit writer (else one transaction per request).
     pub group_commit: bool,
-    /// Rule files (name, text) instead of the example rule set of `rules/`.
-    pub rules: Option<Vec<(String, String)>>,
+    /// The rules (default: the example rules of `rules/`).
+    pub rules: Option<crmsync::lang::Compiled>,
     /// `retell.chat_number_keys`.
     pub chat_number_keys: Vec<String>,
 }
@@ -74,9 +74,9 @@ pub fn example_rule_files() -> Vec<(String, String)> {
 }
 
 /// The example rule set of `rules/`.
-pub fn example_ruleset() -> crmsync::lang::eval::Ruleset {
+pub fn example_rules() -> crmsync::lang::Compiled {
     match crmsync::lang::compile_dir(Path::new("rules")) {
-        Ok(compiled) => compiled.ruleset,
+        Ok(compiled) => compiled,
         Err(diagnostics) => panic!("rules/ does not compile: {diagnostics:?}"),
     }
 }
@@ -89,15 +89,14 @@ impl TestDaemon {
     pub async fn start_with(setup: Setup) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("store.redb")).expect("open store");
-        let engine = match setup.rules {
-            None => Engine::new(store, example_ruleset(), setup.active),
-            Some(files) => {
-                let compiled = crmsync::lang::compile_sources(files)
-                    .unwrap_or_else(|diagnostics| panic!("rules: {diagnostics:?}"));
-                Engine::from_compiled(store, compiled, setup.active)
-            }
-        };
-        let engine = Arc::new(engine.expect("engine"));
+        let engine = Arc::new(
+            Engine::new(
+                store,
+                setup.rules.unwrap_or_else(example_rules),
+                setup.active,
+            )
+            .expect("engine"),
+        );
         let backend = setup.backend.map(|build| build(engine.clone()));
         let options = DaemonOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),

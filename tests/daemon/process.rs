@@ -282,12 +282,12 @@ async fn sigterm_during_a_sync_then_restart_loses_and_duplicates_nothing() {
     sandbox.faults().clear();
     let expected = {
         let fresh = tempfile::tempdir().unwrap();
-        let ruleset = crate::harness::example_ruleset();
-        let plan = SyncPlan::from_rules(ruleset.connection("salesforce").unwrap());
+        let compiled = crate::harness::example_rules();
+        let plan = SyncPlan::from_rules(compiled.ruleset.connection("salesforce").unwrap());
         let engine = Arc::new(
             Engine::new(
                 Store::open(fresh.path().join("fresh.redb")).unwrap(),
-                ruleset,
+                compiled,
                 Some("salesforce"),
             )
             .unwrap(),

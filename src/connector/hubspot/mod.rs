@@ -371,10 +371,20 @@ fn match_results(
     fallback_key_of: impl Fn(&Value) -> Option<String>,
     expected: usize,
 ) -> Vec<WriteResult> {
-    let mut written: HashMap<String, String> = HashMap::new();
-    let mut unkeyed: Vec<String> = Vec::new();
+    // A result without an id is a success that names no record: undecodable, never "written".
+    let written_as = |id: &Option<String>| match id {
+        Some(id) => WriteResult::Written { id: id.clone() },
+        None => WriteResult::Undecodable {
+            message: super::SUCCESS_WITHOUT_ID.to_string(),
+        },
+    };
+    let mut written: HashMap<String, Option<String>> = HashMap::new();
+    let mut unkeyed: Vec<Option<String>> = Vec::new();
     for r in &b.results {
-        let id = r.get("id").and_then(id_string).unwrap_or_default();
+        let id = r
+            .get("id")
+            .and_then(id_string)
+            .filter(|id| !id.trim().is_empty());
         match key_of(r).or_else(|| fallback_key_of(r)) {
             Some(k) => {
                 written.insert(k, id);
@@ -388,12 +398,10 @@ fn match_results(
         .enumerate()
         .map(|(i, k)| {
             if positional {
-                return WriteResult::Written {
-                    id: unkeyed[i].clone(),
-                };
+                return written_as(&unkeyed[i]);
             }
             if let Some(id) = written.get(*k) {
-                return WriteResult::Written { id: id.clone() };
+                return written_as(id);
             }
             match b
                 .errors
@@ -406,6 +414,10 @@ fn match_results(
                         message: format!("{}: {}", e.category, e.message),
                         permanent: !matches!(e.category.as_str(), "RATE_LIMITS" | "LOCKED"),
                     },
+                },
+                // A success the response could not tie to an input may be this one.
+                None if !unkeyed.is_empty() => WriteResult::Undecodable {
+                    message: super::SUCCESS_WITHOUT_ID.to_string(),
                 },
                 None => WriteResult::Rejected {
                     message: "the CRM's batch response does not mention this record".into(),
@@ -686,6 +698,51 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_result_without_an_id_is_undecodable_not_written() {
+        let undecodable = WriteResult::Undecodable {
+            message: crate::connector::SUCCESS_WITHOUT_ID.into(),
+        };
+        // Positional (no key in any result): the id-less one is not "written".
+        let b: BatchResponse = serde_json::from_value(json!({
+            "status": "COMPLETE",
+            "results": [{"id": "1", "properties": {}}, {"properties": {}}],
+        }))
+        .unwrap();
+        let by_title = |r: &Value| {
+            r.get("properties")
+                .and_then(|p| p.get("hs_call_title"))
+                .and_then(id_string)
+        };
+        let r = match_results(&["a", "b"], &b, by_title, |_| None, 2);
+        assert_eq!(r[0], WriteResult::Written { id: "1".into() });
+        assert_eq!(r[1], undecodable);
+        // Keyed by id (updates): the record the id-less result may stand for is undecodable.
+        let r = match_results(
+            &["1", "2"],
+            &b,
+            |r| r.get("id").and_then(id_string),
+            |_| None,
+            2,
+        );
+        assert_eq!(r[0], WriteResult::Written { id: "1".into() });
+        assert_eq!(r[1], undecodable);
+        // Keyed by trace id, without an id.
+        let b: BatchResponse = serde_json::from_value(json!({
+            "status": "COMPLETE",
+            "results": [{"objectWriteTraceId": "c1", "properties": {}}],
+        }))
+        .unwrap();
+        let r = match_results(
+            &["c1"],
+            &b,
+            |r| r.get("objectWriteTraceId").and_then(id_string),
+            |_| None,
+            1,
+        );
+        assert_eq!(r[0], undecodable);
     }
 
     #[test]

@@ -150,8 +150,11 @@ impl SalesforceConnector {
 
 fn save_result(r: SaveResult) -> WriteResult {
     if r.success {
-        return WriteResult::Written {
-            id: r.id.unwrap_or_default(),
+        return match r.id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => WriteResult::Written { id },
+            None => WriteResult::Undecodable {
+                message: super::SUCCESS_WITHOUT_ID.to_string(),
+            },
         };
     }
     // A locked row clears on its own; everything else (validation, bad id, deleted entity,
@@ -461,6 +464,27 @@ mod tests {
         ] {
             let r = saved(json!({"success": false, "errors": errors}));
             assert!(matches!(r, WriteResult::Rejected { .. }), "{errors}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn a_success_without_an_id_is_undecodable_not_written() {
+        let results: Vec<SaveResult> = serde_json::from_value(json!([
+            {"id": "003A", "success": true, "errors": []},
+            {"success": true, "errors": []},
+            {"id": null, "success": true, "errors": []},
+            {"id": "", "success": true, "errors": []},
+        ]))
+        .unwrap();
+        let r: Vec<WriteResult> = results.into_iter().map(save_result).collect();
+        assert_eq!(r[0], WriteResult::Written { id: "003A".into() });
+        for undecodable in &r[1..] {
+            assert_eq!(
+                undecodable,
+                &WriteResult::Undecodable {
+                    message: crate::connector::SUCCESS_WITHOUT_ID.into()
+                }
+            );
         }
     }
 

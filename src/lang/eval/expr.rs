@@ -152,7 +152,7 @@ impl Node {
             }
             Node::Coalesce(l, r) => {
                 let v = l.eval(s)?;
-                if v.is_absent() {
+                if functions::is_missing_or_blank(&v) {
                     r.eval(s)
                 } else {
                     Ok(v)
