@@ -55,6 +55,19 @@ impl SyncPlan {
         }
     }
 
+    /// The CRM fields a read asks for: those the inbound mappings read, then those the
+    /// outbound mappings write (to tell crmsync's own writes coming back from edits made in
+    /// the CRM, and to find conflicts with pending writes).
+    pub fn read_fields(&self) -> Vec<String> {
+        let mut fields = self.source_fields.clone();
+        for target in &self.target_fields {
+            if !fields.contains(target) {
+                fields.push(target.clone());
+            }
+        }
+        fields
+    }
+
     /// The default object of a connection kind when the rules name none.
     pub fn default_object(kind: ConnectorKind) -> &'static str {
         match kind {
@@ -279,7 +292,7 @@ pub async fn sync_inbound<C: Connector + 'static>(
         ..InboundReport::default()
     };
 
-    let fields: Arc<[String]> = plan.source_fields.clone().into();
+    let fields: Arc<[String]> = plan.read_fields().into();
     let object: Arc<str> = plan.object.clone().into();
     let fetch = |pos: ReadPosition| -> PageTask {
         let c = connector.clone();

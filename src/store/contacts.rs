@@ -61,6 +61,11 @@ pub struct ContactRecord {
     /// (used to pick the most recently modified of several records sharing a phone).
     #[serde(default)]
     pub inbound_modstamp: BTreeMap<String, DateTime<Utc>>,
+    /// Per connection, per CRM field an outbound mapping writes: a fingerprint of the value
+    /// the CRM had when crmsync last read or wrote it ([`crm_fingerprint`]). A read whose
+    /// value has another fingerprint is a change made in the CRM since (conflict detection).
+    #[serde(default)]
+    pub crm_seen: BTreeMap<String, BTreeMap<String, u64>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -75,6 +80,7 @@ impl ContactRecord {
             links: BTreeMap::new(),
             last_pushed: BTreeMap::new(),
             inbound_modstamp: BTreeMap::new(),
+            crm_seen: BTreeMap::new(),
             created_at: at,
             updated_at: at,
         }
@@ -99,6 +105,29 @@ impl ContactRecord {
         self.updated_at = at;
         true
     }
+}
+
+/// A stable 64-bit fingerprint of a CRM field's value, compared loosely as CRM APIs hand
+/// values back (HubSpot returns every property as text, and `""` for a cleared one; Salesforce
+/// may return `5` for `5.0`): null and `""` are one value, numbers compare by their value.
+/// WHY a hash: it is stored on every contact linked to the active connection, and a notes
+/// field can be long; SHA-256 keeps it stable across builds and platforms.
+pub fn crm_fingerprint(value: &serde_json::Value) -> u64 {
+    use sha2::{Digest, Sha256};
+    let text = match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => match s.parse::<f64>() {
+            Ok(n) if n.is_finite() && !s.trim().is_empty() => format!("{n}"),
+            _ => s.clone(),
+        },
+        serde_json::Value::Number(n) => n.as_f64().map(|f| f.to_string()).unwrap_or_default(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        other => other.to_string(),
+    };
+    let digest = Sha256::digest(text.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(bytes)
 }
 
 /// A contact already encoded as its stored row: built where the CPU is free (the thread that

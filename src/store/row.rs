@@ -124,6 +124,8 @@ struct RowOut<'a> {
     lp: &'a BTreeMap<String, BTreeMap<String, Json>>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     im: BTreeMap<&'a str, i64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    cs: &'a BTreeMap<String, BTreeMap<String, u64>>,
     c: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     u: Option<i64>,
@@ -146,6 +148,8 @@ struct RowIn {
     lp: BTreeMap<String, BTreeMap<String, Json>>,
     #[serde(default)]
     im: BTreeMap<String, i64>,
+    #[serde(default)]
+    cs: BTreeMap<String, BTreeMap<String, u64>>,
     c: i64,
     u: Option<i64>,
 }
@@ -192,6 +196,7 @@ pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
             .iter()
             .map(|(k, v)| (k.as_str(), nanos(*v)))
             .collect(),
+        cs: &contact.crm_seen,
         c: created,
         u: (updated != created).then_some(updated),
     };
@@ -271,6 +276,7 @@ pub(crate) fn decode(phone: &str, bytes: &[u8]) -> Result<ContactRecord, StoreEr
         links: row.l,
         last_pushed: row.lp,
         inbound_modstamp: row.im.into_iter().map(|(k, v)| (k, time(v))).collect(),
+        crm_seen: row.cs,
         created_at: time(row.c),
         updated_at: time(row.u.unwrap_or(row.c)),
     })
@@ -341,6 +347,10 @@ mod tests {
             .or_default()
             .insert("Notes__c".into(), serde_json::json!("x"));
         c.inbound_modstamp.insert("salesforce".into(), at);
+        c.crm_seen
+            .entry("salesforce".into())
+            .or_default()
+            .insert("Notes__c".into(), u64::MAX - 7);
         // Provenance for a field that has no value is kept by name.
         c.provenance.insert(
             "gone".into(),

@@ -51,6 +51,9 @@ pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::ne
 /// (`conversations.rs`).
 pub(crate) const CONVERSATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("applied_conversations");
+/// sequence number → `Conflict` (`conflicts.rs`), oldest first.
+pub(crate) const CONFLICTS: TableDefinition<u64, &[u8]> = TableDefinition::new("conflicts");
+
 pub(crate) fn encode<T: Serialize>(row: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(row).map_err(StoreError::Encode)
 }
