@@ -17,7 +17,7 @@ use crmsync::connector::{AnyConnector, ConnectionSettings, Connector, ConnectorK
 use crmsync::engine::Engine;
 use crmsync::event::ConversationEvent;
 use crmsync::merge::FallbackMerger;
-use crmsync::store::{ContactRecord, Store};
+use crmsync::store::{ConflictPolicy, ConflictWinner, ContactRecord, Store};
 use crmsync::value::Value;
 use serde_json::json;
 use tempfile::TempDir;
@@ -43,6 +43,15 @@ mod harness {
         fn set_faults(&self, fraction_throttled: f64, fraction_5xx: f64);
         fn revoke_tokens_at(&self, request: u64);
         fn requests_seen(&self) -> u64;
+        /// A CRM user sets the notes field (`None`: clears it, as the CRM's UI does).
+        fn set_notes(&self, record_id: &str, notes: Option<&str>);
+        /// A CRM user creates a contact with this phone and a name, nothing else.
+        fn create(&self, phone: &str) -> String;
+        /// Time passes on the CRM's clock (the real time plus this offset) without waiting.
+        fn advance_clock(&self, by: Duration);
+        /// A connection with two-way notes: `Notes -> interaction_summary` inbound and
+        /// `interaction_summary -> Notes` outbound.
+        const TWO_WAY_RULES: &'static str;
     }
 
     /// Fast retries: the backoff logic is the same, the waits are milliseconds.
@@ -74,10 +83,42 @@ mod harness {
     }
 
     pub fn env(connection: &str, settings: ConnectionSettings) -> Env {
-        let dir = tempfile::tempdir().unwrap();
         let compiled = crmsync::lang::compile_dir(&rules_dir()).expect("rules/ compiles");
+        env_with(connection, settings, compiled, ConflictPolicy::default())
+    }
+
+    /// An env over the shared fields and analysis rules plus `connection_rules`, deciding
+    /// conflicts by `policy`.
+    pub fn two_way_env(
+        connection: &str,
+        settings: ConnectionSettings,
+        connection_rules: &str,
+        policy: ConflictPolicy,
+    ) -> Env {
+        let read = |name: &str| std::fs::read_to_string(rules_dir().join(name)).unwrap();
+        let compiled = crmsync::lang::compile_sources(vec![
+            ("fields.rules".into(), read("fields.rules")),
+            ("analysis.rules".into(), read("analysis.rules")),
+            ("two_way.rules".into(), connection_rules.to_string()),
+        ])
+        .expect("two-way rules compile");
+        env_with(connection, settings, compiled, policy)
+    }
+
+    pub fn env_with(
+        connection: &str,
+        settings: ConnectionSettings,
+        compiled: crmsync::lang::Compiled,
+        policy: ConflictPolicy,
+    ) -> Env {
+        let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("store.redb")).unwrap();
-        let engine = Arc::new(Engine::new(store, compiled.ruleset, Some(connection)).unwrap());
+        let engine = Arc::new(
+            Engine::from_compiled(store, compiled, Some(connection))
+                .unwrap()
+                .with_conflict_policy(connection, policy)
+                .unwrap(),
+        );
         let plan = SyncPlan::from_rules(engine.ruleset().connection(connection).unwrap());
         let target = DispatchTarget {
             connection: connection.to_string(),
@@ -180,6 +221,14 @@ mod harness {
                 .apply_conversation(&event, &FallbackMerger)
                 .await
                 .unwrap();
+        }
+
+        /// A manual edit of the contact's notes (queued for the CRM).
+        pub fn edit_notes(&self, phone: &str, notes: &str) {
+            let mut fields = crmsync::value::Fields::new();
+            fields.insert("interaction_summary".into(), Value::String(notes.into()));
+            let report = self.engine.manual_set(phone, fields).unwrap();
+            assert_eq!(report.changed, vec!["interaction_summary".to_string()]);
         }
 
         pub fn summary_of(&self, phone: &str) -> String {
@@ -384,6 +433,190 @@ async fn batching<C: Crm>(crm: &C) {
     );
 }
 
+/// A CRM user edits the notes of a record while crmsync's write of them is pending, on two
+/// records: after the local change on one (the CRM wins), before it on the other (crmsync
+/// wins). Each side's later value is the one both end with; both conflicts are reported and
+/// recorded; reading the records again decides nothing more.
+async fn conflicts_latest_wins<C: Crm>(crm: &C) {
+    let env = harness::two_way_env(
+        C::CONNECTION,
+        crm.settings(),
+        C::TWO_WAY_RULES,
+        ConflictPolicy::LatestWins,
+    );
+    env.sync(false).await;
+    let linked = env.linked();
+    let (a, b) = (&linked[0], &linked[1]);
+    let (ra, rb) = (env.record_id(a), env.record_id(b));
+
+    // b: the CRM user's edit first, then the local change.
+    crm.set_notes(&rb, Some("CRM edit, earlier"));
+    env.edit_notes(&b.phone, "local edit, later");
+    // a: the local change first, then the CRM user's edit a minute later.
+    env.edit_notes(&a.phone, "local edit, earlier");
+    crm.advance_clock(Duration::from_secs(60));
+    crm.set_notes(&ra, Some("CRM edit, later"));
+
+    let report = env.sync(false).await;
+    let conflicts = &report.inbound.conflicts;
+    assert_eq!(conflicts.len(), 2, "{conflicts:#?}");
+    let of = |rid: &str| conflicts.iter().find(|c| c.record_id == rid).unwrap();
+    let (ca, cb) = (of(&ra), of(&rb));
+    assert_eq!(ca.winner, ConflictWinner::Crm, "{ca:#?}");
+    assert_eq!(
+        (ca.local_value.as_str(), ca.crm_value.as_str()),
+        (Some("local edit, earlier"), Some("CRM edit, later"))
+    );
+    assert!(ca.crm_at.unwrap() > ca.local_at, "{ca:#?}");
+    assert_eq!(cb.winner, ConflictWinner::Crmsync, "{cb:#?}");
+    assert!(cb.crm_at.unwrap() < cb.local_at, "{cb:#?}");
+    for c in [ca, cb] {
+        assert_eq!(c.policy, ConflictPolicy::LatestWins);
+        assert_eq!(c.crm_field, C::NOTES_FIELD);
+        assert_eq!(c.fields, vec!["interaction_summary".to_string()]);
+    }
+    assert_eq!(
+        (ca.phone.as_str(), cb.phone.as_str()),
+        (a.phone.as_str(), b.phone.as_str())
+    );
+
+    // Never both sides written: each record and contact ends with the later value.
+    assert_eq!(
+        crm.field(&ra, C::NOTES_FIELD).as_deref(),
+        Some("CRM edit, later")
+    );
+    assert_eq!(env.summary_of(&a.phone), "CRM edit, later");
+    assert_eq!(
+        crm.field(&rb, C::NOTES_FIELD).as_deref(),
+        Some("local edit, later")
+    );
+    assert_eq!(env.summary_of(&b.phone), "local edit, later");
+    assert_eq!(report.dispatch.as_ref().unwrap().written, 1);
+
+    // Reported, and recorded in the store with the same ids.
+    let text = report.render();
+    assert!(
+        text.contains("conflicts 2  (CRM won 1, crmsync won 1)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("record {ra} ")), "{text}");
+    let stored = env.engine.store().conflicts(None, 0, 10).unwrap();
+    assert_eq!(&stored, conflicts);
+
+    // Reading the same records again decides nothing more.
+    let again = env.sync(false).await;
+    assert_eq!(again.inbound.conflicts, vec![], "{:?}", again.inbound);
+    assert_eq!(env.engine.store().conflict_count().unwrap(), 2);
+    assert_eq!(env.summary_of(&a.phone), "CRM edit, later");
+    assert_eq!(env.summary_of(&b.phone), "local edit, later");
+}
+
+/// `crm_wins` and `crmsync_wins` decide against the times: the CRM's earlier edit wins under
+/// `crm_wins`, crmsync's earlier change under `crmsync_wins`.
+async fn conflicts_by_policy<C: Crm>(crm: &C) {
+    for policy in [ConflictPolicy::CrmWins, ConflictPolicy::CrmsyncWins] {
+        let env = harness::two_way_env(C::CONNECTION, crm.settings(), C::TWO_WAY_RULES, policy);
+        env.sync(false).await;
+        let who = env.linked()[usize::from(policy == ConflictPolicy::CrmsyncWins)].clone();
+        let rid = env.record_id(&who);
+        let (winner, kept) = match policy {
+            ConflictPolicy::CrmWins => {
+                // The local change is the later one; the CRM wins all the same.
+                crm.set_notes(&rid, Some("CRM value"));
+                env.edit_notes(&who.phone, "local value");
+                (ConflictWinner::Crm, "CRM value")
+            }
+            _ => {
+                // The CRM's edit is the later one; crmsync wins all the same.
+                env.edit_notes(&who.phone, "local value");
+                crm.advance_clock(Duration::from_secs(60));
+                crm.set_notes(&rid, Some("CRM value"));
+                (ConflictWinner::Crmsync, "local value")
+            }
+        };
+        let report = env.sync(false).await;
+        let conflicts = &report.inbound.conflicts;
+        assert_eq!(conflicts.len(), 1, "{policy:?}: {conflicts:#?}");
+        assert_eq!((conflicts[0].winner, conflicts[0].policy), (winner, policy));
+        assert_eq!(crm.field(&rid, C::NOTES_FIELD).as_deref(), Some(kept));
+        assert_eq!(env.summary_of(&who.phone), kept);
+        assert_eq!(env.engine.store().pending_writes(None).unwrap(), vec![]);
+    }
+}
+
+/// A call from an unknown number creates a contact; later a CRM record with that phone and
+/// nothing else appears. The first link keeps what the call captured and pushes the notes.
+async fn first_link<C: Crm>(crm: &C) {
+    let env = env(C::CONNECTION, crm.settings());
+    env.sync(false).await;
+    let phone = "+13125550187";
+    assert!(env.engine.store().contact(phone).unwrap().is_none());
+    let event: ConversationEvent = serde_json::from_value(json!({
+        "id": "first-link-call",
+        "kind": "call",
+        "direction": "inbound",
+        "from_number": phone,
+        "to_number": "+14155550000",
+        "start_time": "2026-01-02T10:00:00Z",
+        "end_time": "2026-01-02T10:02:05Z",
+        "duration_ms": 125000,
+        "summary": "Asked for a demo",
+        "successful": true,
+        "analysis": {
+            "customer_notes": "Wants a demo next week",
+            "email_address": "caller@example.com",
+            "demo_requested": true
+        }
+    }))
+    .unwrap();
+    env.engine
+        .apply_conversation(&event, &FallbackMerger)
+        .await
+        .unwrap();
+    let before = env.contact(phone);
+    assert!(before.links.is_empty());
+    assert_eq!(
+        before.fields.get("email"),
+        Some(&Value::String("caller@example.com".into()))
+    );
+
+    let rid = crm.create(phone);
+    let report = env.sync(false).await;
+    let link = report
+        .inbound
+        .first_links
+        .iter()
+        .find(|f| f.phone == phone)
+        .unwrap_or_else(|| panic!("{:#?}", report.inbound.first_links));
+    assert_eq!(link.record_id, rid);
+    assert!(link.kept.contains(&"email".to_string()), "{link:?}");
+    assert_eq!(link.pushed, vec![C::NOTES_FIELD.to_string()], "{link:?}");
+    let text = report.render();
+    assert!(text.contains("first links 1"), "{text}");
+
+    let after = env.contact(phone);
+    assert_eq!(after.links.get(C::CONNECTION), Some(&rid));
+    for field in [
+        "email",
+        "interaction_summary",
+        "demo_requested",
+        "last_contacted_at",
+    ] {
+        assert_eq!(after.fields.get(field), before.fields.get(field), "{field}");
+    }
+    // The dispatch that ends the sync pushed the call's notes to the new record.
+    assert_eq!(
+        crm.field(&rid, C::NOTES_FIELD),
+        Some(env.summary_of(phone)),
+        "{:?}",
+        report.dispatch
+    );
+    // The next read of the record is no first link, and nothing is pushed again.
+    let again = env.sync(false).await;
+    assert_eq!(again.inbound.first_links, vec![]);
+    assert_eq!(again.dispatch.unwrap().write_requests, 0);
+}
+
 mod salesforce {
     use super::*;
     use crmsync::sandbox::credentials::{SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
@@ -461,6 +694,38 @@ mod salesforce {
         fn requests_seen(&self) -> u64 {
             self.0.faults().requests_seen()
         }
+        fn set_notes(&self, id: &str, notes: Option<&str>) {
+            self.0
+                .edit_contact(id, json!({ "Notes__c": notes }))
+                .unwrap();
+        }
+        fn create(&self, phone: &str) -> String {
+            self.0
+                .create_contact(json!({"LastName": "Caller", "Phone": phone}))
+                .unwrap()
+        }
+        fn advance_clock(&self, by: Duration) {
+            self.0.advance_clock(by);
+        }
+        const TWO_WAY_RULES: &'static str = "connection salesforce {\n  object Contact\n  inbound {\n    Phone -> phone_number\n    FirstName -> first_name\n    Notes__c -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> Notes__c\n  }\n}\n";
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_latest_wins_both_ways() {
+        let sf = start(60).await;
+        super::conflicts_latest_wins(&sf).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_follow_the_configured_policy() {
+        let sf = start(60).await;
+        super::conflicts_by_policy(&sf).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_link_keeps_and_pushes_what_a_call_captured() {
+        let sf = start(60).await;
+        super::first_link(&sf).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -646,6 +911,40 @@ mod hubspot {
         fn requests_seen(&self) -> u64 {
             self.0.faults().requests_seen()
         }
+        fn set_notes(&self, rid: &str, notes: Option<&str>) {
+            // HubSpot's UI clears a property to "".
+            self.0
+                .edit_contact(id(rid), &[("notes", notes.unwrap_or(""))])
+                .unwrap();
+        }
+        fn create(&self, phone: &str) -> String {
+            self.0
+                .create_contact(&[("phone", phone), ("lastname", "Caller")])
+                .unwrap()
+                .to_string()
+        }
+        fn advance_clock(&self, by: Duration) {
+            self.0.advance_clock(by);
+        }
+        const TWO_WAY_RULES: &'static str = "connection hubspot {\n  inbound {\n    phone -> phone_number\n    firstname -> first_name\n    notes -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> notes\n  }\n}\n";
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_latest_wins_both_ways() {
+        let hs = start(60).await;
+        super::conflicts_latest_wins(&hs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_follow_the_configured_policy() {
+        let hs = start(60).await;
+        super::conflicts_by_policy(&hs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_link_keeps_and_pushes_what_a_call_captured() {
+        let hs = start(60).await;
+        super::first_link(&hs).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

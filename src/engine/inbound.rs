@@ -677,7 +677,10 @@ impl Engine {
             }
             if first_link
                 && reconcile::is_blank(&value)
-                && contact.fields.get(field).is_some_and(|v| !reconcile::is_blank(v))
+                && contact
+                    .fields
+                    .get(field)
+                    .is_some_and(|v| !reconcile::is_blank(v))
             {
                 // What a conversation captured is not wiped by a record that has nothing there.
                 kept.push(field.to_string());

@@ -33,8 +33,8 @@ pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport};
 pub use inbound::{
     Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
 };
-pub use reconcile::FirstLink;
 pub use manual::ManualReport;
+pub use reconcile::FirstLink;
 pub use share::FreshShare;
 
 /// Errors for callers; each names the thing that was wrong.

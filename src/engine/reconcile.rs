@@ -83,11 +83,13 @@ pub(super) fn reconcile(
         return Ok(guarded);
     }
     let pending = tx.pending_write(d.connection, d.record_id)?;
-    let mut pushed_now: BTreeMap<String, Json> = contact
-        .last_pushed
-        .remove(d.connection)
+    let mut pushed_now: BTreeMap<String, Json> =
+        contact.last_pushed.remove(d.connection).unwrap_or_default();
+    let seen_before = contact
+        .crm_seen
+        .get(d.connection)
+        .cloned()
         .unwrap_or_default();
-    let seen_before = contact.crm_seen.get(d.connection).cloned().unwrap_or_default();
     let read_before = contact.inbound_modstamp.get(d.connection).copied();
     for (crm_field, reads) in links {
         let in_record = d.body.get(crm_field);
@@ -201,7 +203,11 @@ fn local_time(
 /// The CRM's time for the current value of `crm_field`: HubSpot's per-property history (the
 /// newest version holding the value read; newest first, as HubSpot lists them), else the
 /// record's modification time.
-fn crm_time(d: &Decide<'_>, crm_field: &str, seen: &Json) -> (Option<DateTime<Utc>>, CrmTimeSource) {
+fn crm_time(
+    d: &Decide<'_>,
+    crm_field: &str,
+    seen: &Json,
+) -> (Option<DateTime<Utc>>, CrmTimeSource) {
     let versions = d
         .record
         .get("propertiesWithHistory")
@@ -211,7 +217,10 @@ fn crm_time(d: &Decide<'_>, crm_field: &str, seen: &Json) -> (Option<DateTime<Ut
         let stamp = |v: &Json| v.get("timestamp").and_then(parse_stamp);
         let matching = versions
             .iter()
-            .find(|v| v.get("value").is_some_and(|value| same_crm_value(value, seen)))
+            .find(|v| {
+                v.get("value")
+                    .is_some_and(|value| same_crm_value(value, seen))
+            })
             .or_else(|| versions.first());
         if let Some(at) = matching.and_then(stamp) {
             return (Some(at), CrmTimeSource::Property);
