@@ -415,7 +415,7 @@ mod tests {
     use serde_json::json;
 
     fn portal() -> PortalState {
-        PortalState::new(SeededContacts::new(Population::new(20, 3)), 1000)
+        PortalState::new(SeededContacts::new(Population::new(20, 3)))
     }
 
     fn props(value: Value) -> Map<String, Value> {
