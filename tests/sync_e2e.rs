@@ -17,7 +17,7 @@ use crmsync::connector::{AnyConnector, ConnectionSettings, Connector, ConnectorK
 use crmsync::engine::Engine;
 use crmsync::event::ConversationEvent;
 use crmsync::merge::FallbackMerger;
-use crmsync::store::{ConflictPolicy, ConflictWinner, ContactRecord, Store};
+use crmsync::store::{ConflictPolicy, ConflictWinner, ContactRecord, CrmTimeSource, Store};
 use crmsync::value::Value;
 use serde_json::json;
 use tempfile::TempDir;
@@ -52,6 +52,8 @@ mod harness {
         /// A connection with two-way notes: `Notes -> interaction_summary` inbound and
         /// `interaction_summary -> Notes` outbound.
         const TWO_WAY_RULES: &'static str;
+        /// Where the CRM's side of a conflict is timed from.
+        const FIELD_TIMES: CrmTimeSource;
     }
 
     /// Fast retries: the backoff logic is the same, the waits are milliseconds.
@@ -472,6 +474,7 @@ async fn conflicts_latest_wins<C: Crm>(crm: &C) {
     assert!(cb.crm_at.unwrap() < cb.local_at, "{cb:#?}");
     for c in [ca, cb] {
         assert_eq!(c.policy, ConflictPolicy::LatestWins);
+        assert_eq!(c.crm_at_source, C::FIELD_TIMES);
         assert_eq!(c.crm_field, C::NOTES_FIELD);
         assert_eq!(c.fields, vec!["interaction_summary".to_string()]);
     }
@@ -707,6 +710,8 @@ mod salesforce {
         fn advance_clock(&self, by: Duration) {
             self.0.advance_clock(by);
         }
+        // Salesforce has no per-field times: the record's SystemModstamp.
+        const FIELD_TIMES: CrmTimeSource = CrmTimeSource::Record;
         const TWO_WAY_RULES: &'static str = "connection salesforce {\n  object Contact\n  inbound {\n    Phone -> phone_number\n    FirstName -> first_name\n    Notes__c -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> Notes__c\n  }\n}\n";
     }
 
@@ -926,6 +931,8 @@ mod hubspot {
         fn advance_clock(&self, by: Duration) {
             self.0.advance_clock(by);
         }
+        // Read through `propertiesWithHistory` for records with a pending write.
+        const FIELD_TIMES: CrmTimeSource = CrmTimeSource::Property;
         const TWO_WAY_RULES: &'static str = "connection hubspot {\n  inbound {\n    phone -> phone_number\n    firstname -> first_name\n    notes -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> notes\n  }\n}\n";
     }
 
@@ -945,6 +952,77 @@ mod hubspot {
     async fn a_first_link_keeps_and_pushes_what_a_call_captured() {
         let hs = start(60).await;
         super::first_link(&hs).await;
+    }
+
+    /// The notes were edited in HubSpot before the local change, another property of the
+    /// record a minute after it: the record's `updatedAt` is later than the local change, the
+    /// notes' own timestamp is not, and the notes' timestamp decides.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conflict_is_timed_by_the_property_not_the_record() {
+        let hs = start(60).await;
+        let env = harness::two_way_env(
+            "hubspot",
+            hs.settings(),
+            Hs::TWO_WAY_RULES,
+            ConflictPolicy::LatestWins,
+        );
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        hs.set_notes(&rid, Some("CRM notes, earlier"));
+        env.edit_notes(&who.phone, "local notes, later");
+        hs.advance_clock(Duration::from_secs(60));
+        hs.rename(&rid, "Renamed");
+        let report = env.sync(false).await;
+        let conflicts = &report.inbound.conflicts;
+        assert_eq!(conflicts.len(), 1, "{conflicts:#?}");
+        let c = &conflicts[0];
+        assert_eq!(c.crm_at_source, CrmTimeSource::Property);
+        assert!(c.crm_at.unwrap() < c.local_at, "{c:#?}");
+        assert_eq!(c.winner, ConflictWinner::Crmsync);
+        assert!(
+            hs.requests("hs.contacts.batch_read") >= 1,
+            "the history was read"
+        );
+        assert_eq!(
+            hs.field(&rid, "notes").as_deref(),
+            Some("local notes, later")
+        );
+        assert_eq!(
+            env.contact(&who.phone).fields.get("first_name"),
+            Some(&Value::String("Renamed".into()))
+        );
+    }
+
+    /// A HubSpot user clears the notes (to "", as HubSpot's UI does) a minute after a local
+    /// change that is still pending: the CRM's later, empty value wins and the contact's notes
+    /// are cleared, not pushed back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_later_clear_in_the_crm_wins_over_a_pending_write() {
+        let hs = start(60).await;
+        let env = harness::two_way_env(
+            "hubspot",
+            hs.settings(),
+            Hs::TWO_WAY_RULES,
+            ConflictPolicy::LatestWins,
+        );
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        hs.set_notes(&rid, Some("to be cleared"));
+        env.sync(false).await;
+        env.edit_notes(&who.phone, "local notes");
+        hs.advance_clock(Duration::from_secs(60));
+        hs.set_notes(&rid, None);
+        assert_eq!(hs.field(&rid, "notes").as_deref(), Some(""));
+        let report = env.sync(false).await;
+        let c = &report.inbound.conflicts[0];
+        assert_eq!(
+            (c.winner, c.crm_value.as_str()),
+            (ConflictWinner::Crm, Some(""))
+        );
+        assert_eq!(hs.field(&rid, "notes").as_deref(), Some(""));
+        assert_ne!(env.summary_of(&who.phone), "local notes");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

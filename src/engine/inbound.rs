@@ -498,6 +498,7 @@ impl Engine {
             "updatedAt",
             "archived",
             "properties",
+            "propertiesWithHistory",
         ]
         .map(String::from)
         .into();

@@ -322,6 +322,25 @@ impl Store {
         })
     }
 
+    /// The CRM fields with a pending write, per record id of `record_ids` that has one (one
+    /// snapshot).
+    pub fn pending_fields(
+        &self,
+        connection: &str,
+        record_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        self.read(|tx| {
+            let mut out = BTreeMap::new();
+            for id in record_ids {
+                if let Some(guard) = tx.pending.get((connection, id.as_str()))? {
+                    let write: PendingWrite = decode("pending_writes", id, guard.value())?;
+                    out.insert(id.clone(), write.fields.into_keys().collect());
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Activity intents in every state (all connections when `connection` is None), by
     /// connection, then conversation id.
     pub fn activities(&self, connection: Option<&str>) -> Result<Vec<ActivityIntent>, StoreError> {

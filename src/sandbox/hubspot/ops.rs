@@ -216,7 +216,7 @@ pub fn create(
     let id = state.allocate_id();
     let mut record = Record::new(id, now, now);
     for (index, value) in &writes {
-        record.set(*index, value);
+        record.set_at(*index, value, now);
     }
     let due = state.due_now();
     state.table_mut(kind).insert(record, due);
