@@ -21,3 +21,6 @@ mod process;
 
 #[path = "daemon/demo.rs"]
 mod demo;
+
+#[path = "daemon/conflicts.rs"]
+mod conflicts;
