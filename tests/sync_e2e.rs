@@ -1174,9 +1174,14 @@ mod cli {
     use super::*;
 
     fn config(dir: &Path, login_url: &str) -> std::path::PathBuf {
+        config_with(dir, login_url, "")
+    }
+
+    /// The config with `extra` lines added to the `salesforce` connection.
+    fn config_with(dir: &Path, login_url: &str, extra: &str) -> std::path::PathBuf {
         let path = dir.join("crmsync.yaml");
         let text = format!(
-            "store: store.redb\nrules: {}\nactive_connection: salesforce\nconnections:\n  salesforce:\n    login_url: {login_url}\n    client_id: sandbox-client\n    client_secret_env: CRMSYNC_E2E_SF_SECRET\n    page_size: 200\n",
+            "store: store.redb\nrules: {}\nactive_connection: salesforce\nconnections:\n  salesforce:\n    login_url: {login_url}\n    client_id: sandbox-client\n    client_secret_env: CRMSYNC_E2E_SF_SECRET\n    page_size: 200\n{extra}",
             harness::rules_dir().display()
         );
         std::fs::write(&path, text).unwrap();
@@ -1248,6 +1253,71 @@ mod cli {
             "{text}"
         );
         assert!(text.contains("read 300"), "{text}");
+    }
+
+    /// `conflicts: crmsync_wins` in the config decides a conflict for crmsync although the
+    /// Salesforce edit is later; `crmsync sync`, `crmsync conflicts` and `crmsync outbox` show
+    /// it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_configured_policy_decides_and_the_commands_show_the_conflict() {
+        let sf = salesforce::start(40).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config_with(dir.path(), &sf.0.login_url(), "    conflicts: crmsync_wins\n");
+        let run = |args: &[&str]| {
+            let mut all = vec!["--config".to_string(), cfg.display().to_string()];
+            all.extend(args.iter().map(|a| a.to_string()));
+            crmsync(all, Some("sandbox-secret"))
+        };
+        let out = run(&["sync"]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(&["--json", "contact", "list"]).await;
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let who = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["links"]["salesforce"].is_string())
+            .unwrap()
+            .clone();
+        let (phone, rid) = (
+            who["phone_number"].as_str().unwrap().to_string(),
+            who["links"]["salesforce"].as_str().unwrap().to_string(),
+        );
+        let out = run(&["contact", "set", &phone, "lead_status=working"]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        sf.0.advance_clock(Duration::from_secs(60));
+        sf.0.edit_contact(&rid, json!({"Lead_Status__c": "Closed - Converted"}))
+            .unwrap();
+
+        let out = run(&["sync"]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("conflicts 1  (CRM won 0, crmsync won 1)"),
+            "{text}"
+        );
+        // crmsync's value was sent although the CRM's edit was later.
+        assert_eq!(
+            sf.field(&rid, "Lead_Status__c").as_deref(),
+            Some("Working - Contacted")
+        );
+
+        let out = run(&["--json", "conflicts"]).await;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed["total"], 1);
+        let c = &listed["conflicts"][0];
+        assert_eq!(
+            (&c["winner"], &c["policy"], &c["phone"]),
+            (&json!("crmsync"), &json!("crmsync_wins"), &json!(phone))
+        );
+        let out = run(&["conflicts"]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("conflicts: 1\n  #1 salesforce record "), "{text}");
+        assert!(text.contains("crmsync wins (crmsync_wins)"), "{text}");
+        let out = run(&["outbox"]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("conflicts decided: 1"), "{text}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
