@@ -1262,14 +1262,22 @@ mod cli {
     async fn the_configured_policy_decides_and_the_commands_show_the_conflict() {
         let sf = salesforce::start(40).await;
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config_with(dir.path(), &sf.0.login_url(), "    conflicts: crmsync_wins\n");
+        let cfg = config_with(
+            dir.path(),
+            &sf.0.login_url(),
+            "    conflicts: crmsync_wins\n",
+        );
         let run = |args: &[&str]| {
             let mut all = vec!["--config".to_string(), cfg.display().to_string()];
             all.extend(args.iter().map(|a| a.to_string()));
             crmsync(all, Some("sandbox-secret"))
         };
         let out = run(&["sync"]).await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let out = run(&["--json", "contact", "list"]).await;
         let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let who = listed
@@ -1284,13 +1292,21 @@ mod cli {
             who["links"]["salesforce"].as_str().unwrap().to_string(),
         );
         let out = run(&["contact", "set", &phone, "lead_status=working"]).await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         sf.0.advance_clock(Duration::from_secs(60));
         sf.0.edit_contact(&rid, json!({"Lead_Status__c": "Closed - Converted"}))
             .unwrap();
 
         let out = run(&["sync"]).await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains("conflicts 1  (CRM won 0, crmsync won 1)"),
@@ -1303,7 +1319,11 @@ mod cli {
         );
 
         let out = run(&["--json", "conflicts"]).await;
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(listed["total"], 1);
         let c = &listed["conflicts"][0];
@@ -1313,7 +1333,10 @@ mod cli {
         );
         let out = run(&["conflicts"]).await;
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.starts_with("conflicts: 1\n  #1 salesforce record "), "{text}");
+        assert!(
+            text.starts_with("conflicts: 1\n  #1 salesforce record "),
+            "{text}"
+        );
         assert!(text.contains("crmsync wins (crmsync_wins)"), "{text}");
         let out = run(&["outbox"]).await;
         let text = String::from_utf8_lossy(&out.stdout);
