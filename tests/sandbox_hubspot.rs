@@ -682,6 +682,85 @@ mod batch {
     }
 }
 
+/// Per-property modification times as `propertiesWithHistory`, and a property cleared to "".
+mod history {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_property_has_its_own_time_and_a_cleared_one_reads_empty() {
+        let api = Api::start(10).await;
+        let id = HubSpotSandbox::contact_id(0);
+        let path = format!(
+            "/crm/v3/objects/contacts/{id}?properties=notes,firstname,jobtitle&propertiesWithHistory=notes,firstname,jobtitle"
+        );
+        let seeded = api.get(&path).await;
+        assert_eq!(seeded.status, 200);
+        let created = &seeded.body["createdAt"];
+        // A seeded value dates from the record's creation.
+        assert_eq!(
+            seeded.body["propertiesWithHistory"]["firstname"][0]["timestamp"],
+            *created
+        );
+        let before = api.sandbox.now_ms();
+        api.sandbox.edit_contact(id, &[("notes", "first")]).unwrap();
+        api.sandbox.advance_clock(Duration::from_secs(60));
+        api.sandbox.edit_contact(id, &[("jobtitle", "CTO")]).unwrap();
+        // Writing the same value again moves nothing.
+        api.sandbox.edit_contact(id, &[("notes", "first")]).unwrap();
+        let read = api.get(&path).await;
+        let history = &read.body["propertiesWithHistory"];
+        let at = |name: &str| {
+            let text = history[name][0]["timestamp"].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert_eq!(history["notes"][0]["value"], "first");
+        assert!(at("notes") >= before && at("notes") < before + 60_000, "{history}");
+        assert!(at("jobtitle") >= at("notes") + 60_000, "{history}");
+        // The record's own time is the latest write's.
+        assert_eq!(
+            read.body["updatedAt"],
+            history["jobtitle"][0]["timestamp"],
+            "{}",
+            read.body
+        );
+        assert_eq!(history["firstname"][0]["timestamp"], *created);
+        assert_eq!(history["notes"][0]["sourceType"], "API");
+
+        // Cleared as HubSpot's UI clears it: "" (not null), with the clear's time.
+        api.sandbox.edit_contact(id, &[("notes", "")]).unwrap();
+        let cleared = api.get(&path).await;
+        assert_eq!(cleared.body["properties"]["notes"], "");
+        assert_eq!(cleared.body["propertiesWithHistory"]["notes"][0]["value"], "");
+        // A property never set is null, with no versions.
+        let other = HubSpotSandbox::contact_id(1);
+        let never = api
+            .post(
+                "/crm/v3/objects/contacts/batch/read",
+                json!({"properties": ["fax"], "propertiesWithHistory": ["fax", "notes"],
+                       "inputs": [{"id": other.to_string()}, {"id": id.to_string()}]}),
+            )
+            .await;
+        assert_eq!(never.status, 200, "{}", never.body);
+        let results = never.body["results"].as_array().unwrap();
+        let of = |wanted: u64| {
+            results
+                .iter()
+                .find(|r| r["id"] == wanted.to_string())
+                .unwrap()
+        };
+        assert_eq!(of(other)["properties"]["fax"], Value::Null);
+        assert_eq!(of(other)["propertiesWithHistory"]["fax"], json!([]));
+        assert_eq!(of(id)["propertiesWithHistory"]["notes"][0]["value"], "");
+        // The list takes the parameter too.
+        let list = api
+            .get("/crm/v3/objects/contacts?limit=1&propertiesWithHistory=firstname")
+            .await;
+        assert!(list.body["results"][0]["propertiesWithHistory"]["firstname"].is_array());
+    }
+}
+
 mod properties {
     use super::*;
 
