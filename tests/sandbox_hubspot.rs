@@ -704,7 +704,9 @@ mod history {
         let before = api.sandbox.now_ms();
         api.sandbox.edit_contact(id, &[("notes", "first")]).unwrap();
         api.sandbox.advance_clock(Duration::from_secs(60));
-        api.sandbox.edit_contact(id, &[("jobtitle", "CTO")]).unwrap();
+        api.sandbox
+            .edit_contact(id, &[("jobtitle", "CTO")])
+            .unwrap();
         // Writing the same value again moves nothing.
         api.sandbox.edit_contact(id, &[("notes", "first")]).unwrap();
         let read = api.get(&path).await;
@@ -716,12 +718,14 @@ mod history {
                 .timestamp_millis()
         };
         assert_eq!(history["notes"][0]["value"], "first");
-        assert!(at("notes") >= before && at("notes") < before + 60_000, "{history}");
+        assert!(
+            at("notes") >= before && at("notes") < before + 60_000,
+            "{history}"
+        );
         assert!(at("jobtitle") >= at("notes") + 60_000, "{history}");
         // The record's own time is the latest write's.
         assert_eq!(
-            read.body["updatedAt"],
-            history["jobtitle"][0]["timestamp"],
+            read.body["updatedAt"], history["jobtitle"][0]["timestamp"],
             "{}",
             read.body
         );
@@ -732,7 +736,10 @@ mod history {
         api.sandbox.edit_contact(id, &[("notes", "")]).unwrap();
         let cleared = api.get(&path).await;
         assert_eq!(cleared.body["properties"]["notes"], "");
-        assert_eq!(cleared.body["propertiesWithHistory"]["notes"][0]["value"], "");
+        assert_eq!(
+            cleared.body["propertiesWithHistory"]["notes"][0]["value"],
+            ""
+        );
         // A property never set is null, with no versions.
         let other = HubSpotSandbox::contact_id(1);
         let never = api
@@ -747,7 +754,7 @@ mod history {
         let of = |wanted: u64| {
             results
                 .iter()
-                .find(|r| r["id"] == wanted.to_string())
+                .find(|r| r["id"].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(wanted))
                 .unwrap()
         };
         assert_eq!(of(other)["properties"]["fax"], Value::Null);
