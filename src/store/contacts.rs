@@ -110,10 +110,10 @@ impl ContactRecord {
 /// A stable 64-bit fingerprint of a CRM field's value, compared loosely as CRM APIs hand
 /// values back (HubSpot returns every property as text, and `""` for a cleared one; Salesforce
 /// may return `5` for `5.0`): null and `""` are one value, numbers compare by their value.
-/// WHY a hash: it is stored on every contact linked to the active connection, and a notes
-/// field can be long; SHA-256 keeps it stable across builds and platforms.
+/// WHY a hash: it is stored on every contact linked to the active connection and computed for
+/// every record read, and a notes field can be long. FNV-1a: stable across builds and
+/// platforms, and a few nanoseconds a field where the import reads ~10 µs a record.
 pub fn crm_fingerprint(value: &serde_json::Value) -> u64 {
-    use sha2::{Digest, Sha256};
     let text = match value {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => match s.parse::<f64>() {
@@ -124,10 +124,27 @@ pub fn crm_fingerprint(value: &serde_json::Value) -> u64 {
         serde_json::Value::Bool(b) => b.to_string(),
         other => other.to_string(),
     };
-    let digest = Sha256::digest(text.as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(bytes)
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0100_0000_01b3;
+    text.bytes()
+        .fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::crm_fingerprint;
+    use serde_json::json;
+
+    #[test]
+    fn values_a_crm_hands_back_in_its_own_notation_fingerprint_alike() {
+        assert_eq!(crm_fingerprint(&json!(null)), crm_fingerprint(&json!("")));
+        assert_eq!(crm_fingerprint(&json!(5)), crm_fingerprint(&json!("5.0")));
+        assert_eq!(crm_fingerprint(&json!(true)), crm_fingerprint(&json!("true")));
+        assert_ne!(crm_fingerprint(&json!("a")), crm_fingerprint(&json!("b")));
+        // Stable across builds: a stored fingerprint must still match.
+        assert_eq!(crm_fingerprint(&json!("")), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(crm_fingerprint(&json!("a")), 0xaf63_dc4c_8601_ec8c);
+    }
 }
 
 /// A contact already encoded as its stored row: built where the CPU is free (the thread that
