@@ -615,9 +615,21 @@ async fn first_link<C: Crm>(crm: &C) {
         report.dispatch
     );
     // The next read of the record is no first link, and nothing is pushed again.
+    // The record was re-read (crmsync's write moved it): its still-empty values clear nothing
+    // a conversation captured either.
     let again = env.sync(false).await;
     assert_eq!(again.inbound.first_links, vec![]);
+    assert!(again.inbound.read >= 1, "{:?}", again.inbound);
     assert_eq!(again.dispatch.unwrap().write_requests, 0);
+    let later = env.contact(phone);
+    for field in [
+        "email",
+        "interaction_summary",
+        "demo_requested",
+        "last_contacted_at",
+    ] {
+        assert_eq!(later.fields.get(field), before.fields.get(field), "{field}");
+    }
 }
 
 mod salesforce {

@@ -676,16 +676,21 @@ impl Engine {
             if field == "phone_number" || guarded.contains(field) {
                 continue;
             }
-            if first_link
-                && reconcile::is_blank(&value)
+            if reconcile::is_blank(&value)
                 && contact
                     .fields
                     .get(field)
                     .is_some_and(|v| !reconcile::is_blank(v))
             {
-                // What a conversation captured is not wiped by a record that has nothing there.
-                kept.push(field.to_string());
-                continue;
+                if first_link {
+                    // What a conversation captured is not wiped by a record that has nothing
+                    // there.
+                    kept.push(field.to_string());
+                    continue;
+                }
+                if reconcile::captured_locally(&contact, field, links) {
+                    continue;
+                }
             }
             changed |= contact.set_field(field, value, source.clone(), now);
         }

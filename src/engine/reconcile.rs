@@ -67,6 +67,24 @@ pub(super) fn is_blank(value: &Value) -> bool {
     }
 }
 
+/// Whether an empty CRM value must leave `field` alone after the first link: a conversation
+/// wrote it and no outbound mapping reads it. WHY: such a field is never pushed, so the CRM's
+/// emptiness says nothing (the record was re-read because something else changed, often
+/// crmsync's own write); a two-way field is pushed, and a CRM value that then turns empty is a
+/// change made in the CRM.
+pub(super) fn captured_locally(
+    contact: &ContactRecord,
+    field: &str,
+    links: &[(String, Vec<String>)],
+) -> bool {
+    matches!(
+        contact.provenance.get(field).map(|p| &p.source),
+        Some(Source::Analysis { .. })
+    ) && !links
+        .iter()
+        .any(|(_, reads)| reads.iter().any(|r| r == field))
+}
+
 /// Decides echoes and conflicts for a record linked to `contact`. Returns the contact fields
 /// the import must not overwrite; drops pending fields that lost, records conflicts (also in
 /// `conflicts`), and forgets pushed values the CRM has since replaced.

@@ -126,8 +126,9 @@ pub fn crm_fingerprint(value: &serde_json::Value) -> u64 {
     };
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0100_0000_01b3;
-    text.bytes()
-        .fold(OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+    text.bytes().fold(OFFSET, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+    })
 }
 
 #[cfg(test)]
@@ -139,7 +140,10 @@ mod fingerprint_tests {
     fn values_a_crm_hands_back_in_its_own_notation_fingerprint_alike() {
         assert_eq!(crm_fingerprint(&json!(null)), crm_fingerprint(&json!("")));
         assert_eq!(crm_fingerprint(&json!(5)), crm_fingerprint(&json!("5.0")));
-        assert_eq!(crm_fingerprint(&json!(true)), crm_fingerprint(&json!("true")));
+        assert_eq!(
+            crm_fingerprint(&json!(true)),
+            crm_fingerprint(&json!("true"))
+        );
         assert_ne!(crm_fingerprint(&json!("a")), crm_fingerprint(&json!("b")));
         // Stable across builds: a stored fingerprint must still match.
         assert_eq!(crm_fingerprint(&json!("")), 0xcbf2_9ce4_8422_2325);
