@@ -489,7 +489,7 @@ fn commit_pages(
 }
 
 /// Records of the page that have a write pending get the CRM's per-field times of the
-/// pending fields (HubSpot `propertiesWithHistory`, one batch read per 100 such records), so
+/// pending fields (HubSpot `propertiesWithHistory`, one batch read per 50 such records), so
 /// that a conflict is decided by when the field changed rather than the whole record. Other
 /// records, and CRMs without per-field times, cost nothing.
 async fn attach_history<C: Connector>(

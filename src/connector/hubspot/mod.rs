@@ -588,9 +588,10 @@ impl Connector for HubspotConnector {
             .collect())
     }
 
-    /// `POST /crm/v3/objects/{object}/batch/read` with `propertiesWithHistory`, 100 ids per
-    /// request: each record's `propertiesWithHistory` object (per property, its versions
-    /// newest first, each with `value` and `timestamp`).
+    /// `POST /crm/v3/objects/{object}/batch/read` with `propertiesWithHistory`: each record's
+    /// `propertiesWithHistory` object (per property, its versions newest first, each with
+    /// `value` and `timestamp`). 50 ids per request: HubSpot halves its page limits when
+    /// history is asked for.
     async fn read_property_history(
         &self,
         object: &str,
@@ -603,7 +604,7 @@ impl Connector for HubspotConnector {
         }
         let endpoint = endpoint_label(object, "history");
         let path = format!("/crm/v3/objects/{object}/batch/read");
-        for chunk in ids.chunks(100) {
+        for chunk in ids.chunks(50) {
             let body = BatchReadRequest {
                 properties: Vec::new(),
                 properties_with_history: properties.to_vec(),
