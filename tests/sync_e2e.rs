@@ -739,6 +739,36 @@ mod salesforce {
         super::conflicts_by_policy(&sf).await;
     }
 
+    /// Salesforce gives a record's time only: a user renaming the contact a minute after a
+    /// local change of its notes makes the record later, but the notes did not change in the
+    /// CRM, so there is no conflict and the local notes are sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_edit_of_another_field_is_no_conflict() {
+        let sf = start(60).await;
+        let env = harness::two_way_env(
+            "salesforce",
+            sf.settings(),
+            Sf::TWO_WAY_RULES,
+            ConflictPolicy::LatestWins,
+        );
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        env.edit_notes(&who.phone, "local notes");
+        sf.advance_clock(Duration::from_secs(60));
+        sf.rename(&rid, "Renamed");
+        let report = env.sync(false).await;
+        assert_eq!(report.inbound.conflicts, vec![], "{:?}", report.inbound);
+        assert_eq!(report.inbound.updated, 1);
+        assert_eq!(sf.field(&rid, "Notes__c").as_deref(), Some("local notes"));
+        let after = env.contact(&who.phone);
+        assert_eq!(
+            after.fields.get("first_name"),
+            Some(&Value::String("Renamed".into()))
+        );
+        assert_eq!(env.summary_of(&who.phone), "local notes");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_first_link_keeps_and_pushes_what_a_call_captured() {
         let sf = start(60).await;

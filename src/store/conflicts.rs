@@ -115,4 +115,76 @@ mod tests {
         }
         assert!(serde_yaml::from_str::<ConflictPolicy>("newest").is_err());
     }
+
+    fn conflict(connection: &str, record_id: &str, winner: ConflictWinner) -> Conflict {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        Conflict {
+            id: 0,
+            connection: connection.into(),
+            record_id: record_id.into(),
+            phone: "+14155550101".into(),
+            fields: vec!["lead_status".into()],
+            crm_field: "Lead_Status__c".into(),
+            local_value: "Working - Contacted".into(),
+            crm_value: "Closed - Converted".into(),
+            local_at: at,
+            crm_at: Some(at),
+            crm_at_source: CrmTimeSource::Record,
+            winner,
+            policy: ConflictPolicy::LatestWins,
+            decided_at: at,
+        }
+    }
+
+    #[test]
+    fn conflicts_are_numbered_listed_in_order_and_paged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path().join("s.redb")).unwrap();
+        let ids = store
+            .write(|tx| {
+                Ok::<_, crate::store::StoreError>(vec![
+                    tx.record_conflict(conflict("salesforce", "003A", ConflictWinner::Crm))?,
+                    tx.record_conflict(conflict("hubspot", "501", ConflictWinner::Crmsync))?,
+                    tx.record_conflict(conflict("salesforce", "003B", ConflictWinner::Crmsync))?,
+                ])
+            })
+            .unwrap();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(store.conflict_count().unwrap(), 3);
+        let all = store.conflicts(None, 0, 10).unwrap();
+        assert_eq!(all.iter().map(|c| c.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let page = store.conflicts(None, 1, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].record_id, "501");
+        let sf = store.conflicts(Some("salesforce"), 0, 10).unwrap();
+        assert_eq!(
+            sf.iter().map(|c| c.record_id.as_str()).collect::<Vec<_>>(),
+            vec!["003A", "003B"]
+        );
+    }
+
+    #[test]
+    fn a_dropped_field_leaves_the_rest_of_the_write_and_the_last_one_the_whole_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path().join("s.redb")).unwrap();
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        store
+            .write(|tx| {
+                let fields = [("A", "1"), ("B", "2")]
+                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+                    .into();
+                tx.enqueue_write("salesforce", "003A", "+14155550101", fields, at)?;
+                assert_eq!(
+                    tx.drop_pending_field("salesforce", "003A", "A")?,
+                    Some("1".into())
+                );
+                assert_eq!(tx.drop_pending_field("salesforce", "003A", "Z")?, None);
+                let left = tx.pending_write("salesforce", "003A")?.unwrap();
+                assert_eq!(left.fields.keys().collect::<Vec<_>>(), vec!["B"]);
+                tx.drop_pending_field("salesforce", "003A", "B")?;
+                assert_eq!(tx.pending_write("salesforce", "003A")?, None);
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+    }
 }
