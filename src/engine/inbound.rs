@@ -676,21 +676,26 @@ impl Engine {
             if field == "phone_number" || guarded.contains(field) {
                 continue;
             }
-            if reconcile::is_blank(&value)
-                && contact
-                    .fields
-                    .get(field)
-                    .is_some_and(|v| !reconcile::is_blank(v))
+            let local_set = contact
+                .fields
+                .get(field)
+                .is_some_and(|v| !reconcile::is_blank(v));
+            if local_set
+                && first_link
+                && (reconcile::is_blank(&value)
+                    || self.record_empty_for(connection, candidate.body, field))
             {
-                if first_link {
-                    // What a conversation captured is not wiped by a record that has nothing
-                    // there.
-                    kept.push(field.to_string());
-                    continue;
-                }
-                if reconcile::captured_locally(&contact, field, links) {
-                    continue;
-                }
+                // What a conversation captured is not wiped by a record that has nothing
+                // there (nor by what a value map's `else` makes of nothing).
+                kept.push(field.to_string());
+                continue;
+            }
+            if local_set
+                && reconcile::captured_locally(&contact, field, links)
+                && (reconcile::is_blank(&value)
+                    || self.record_empty_for(connection, candidate.body, field))
+            {
+                continue;
             }
             changed |= contact.set_field(field, value, source.clone(), now);
         }
@@ -731,6 +736,18 @@ impl Engine {
             tx.put_contact(&contact)?;
         }
         Ok(())
+    }
+
+    /// Whether every record path the inbound mappings of `field` read is empty in `body`.
+    fn record_empty_for(&self, connection: &str, body: &Json, field: &str) -> bool {
+        let Some(rules) = self.ruleset.connection(connection) else {
+            return false;
+        };
+        let reads = rules.inbound_reads_of(field);
+        !reads.is_empty()
+            && reads
+                .iter()
+                .all(|path| reconcile::path_is_blank(body, path))
     }
 
     /// On a first link to the active connection: queues, for the record, the CRM fields whose

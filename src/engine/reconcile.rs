@@ -67,6 +67,22 @@ pub(super) fn is_blank(value: &Value) -> bool {
     }
 }
 
+/// Whether a record path (`Email`, `Account.Name`) holds nothing: missing, null or blank text.
+pub(super) fn path_is_blank(body: &Json, path: &[String]) -> bool {
+    let mut at = body;
+    for segment in path {
+        match at.get(segment) {
+            Some(next) => at = next,
+            None => return true,
+        }
+    }
+    match at {
+        Json::Null => true,
+        Json::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
 /// Whether an empty CRM value must leave `field` alone after the first link: a conversation
 /// wrote it and no outbound mapping reads it. WHY: such a field is never pushed, so the CRM's
 /// emptiness says nothing (the record was re-read because something else changed, often
