@@ -137,7 +137,7 @@ fn engine(dir: &std::path::Path) -> Engine {
     let compiled =
         crmsync::lang::compile_dir(&rules).unwrap_or_else(|d| panic!("{}", d.render(false)));
     let store = Store::open(dir.join("engine.redb")).unwrap();
-    let engine = Engine::from_compiled(store, compiled, None).unwrap();
+    let engine = Engine::new(store, compiled, None).unwrap();
     let records: Vec<serde_json::Value> = (0..CONTACTS_IMPORTED)
         .map(support::salesforce_record)
         .collect();

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use crmsync::daemon::signature::{now_ms, sign};
 use crmsync::daemon::{self, DaemonOptions};
-use crmsync::engine::{retell, Engine};
+use crmsync::engine::retell::{self, RetellEvent};
+use crmsync::engine::Engine;
 use crmsync::merge::FallbackMerger;
 use crmsync::store::Store;
 use crmsync::value::phone::PhoneNormalizer;
@@ -34,7 +35,7 @@ fn engine(dir: &std::path::Path, name: &str) -> Arc<Engine> {
         Err(diagnostics) => panic!("rules/ does not compile: {diagnostics:?}"),
     };
     let store = Store::open(dir.join(name)).expect("store");
-    Arc::new(Engine::new(store, compiled.ruleset, Some("salesforce")).expect("engine"))
+    Arc::new(Engine::new(store, compiled, Some("salesforce")).expect("engine"))
 }
 
 /// A Retell `call_analyzed` body for call `n` from one of 500 callers.
@@ -99,9 +100,10 @@ fn direct(engine: &Engine, bodies: &[String]) -> Summary {
     let started = Instant::now();
     for body in bodies {
         let t = Instant::now();
-        let event = retell::parse_webhook(body.as_bytes())
-            .expect("body")
-            .expect("call_analyzed");
+        let Some(RetellEvent::Call(event)) = retell::parse_webhook(body.as_bytes()).expect("body")
+        else {
+            panic!("not a call_analyzed body")
+        };
         engine
             .apply_conversation_blocking(&event, &FallbackMerger)
             .expect("applied");
@@ -125,9 +127,11 @@ fn direct_concurrent(engine: &Engine, bodies: &[String], threads: usize) -> Summ
                             break;
                         };
                         let t = Instant::now();
-                        let event = retell::parse_webhook(body.as_bytes())
-                            .expect("body")
-                            .expect("call_analyzed");
+                        let Some(RetellEvent::Call(event)) =
+                            retell::parse_webhook(body.as_bytes()).expect("body")
+                        else {
+                            panic!("not a call_analyzed body")
+                        };
                         engine
                             .apply_conversation_blocking(&event, &FallbackMerger)
                             .expect("applied");
@@ -158,6 +162,7 @@ async fn over_http(engine: Arc<Engine>, bodies: Vec<String>, group_commit: bool)
         group_commit,
         sync_interval: Duration::from_secs(3600),
         dispatch_interval: Duration::from_secs(3600),
+        chat_number_keys: Vec::new(),
     })
     .await
     .expect("daemon");

@@ -121,7 +121,7 @@ fn engine(dir: &tempfile::TempDir, connection: &str) -> Arc<Engine> {
     let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let compiled = crmsync::lang::compile_dir(&rules).expect("rules/ compiles");
     let store = Store::open(dir.path().join("bench.redb")).expect("store opens");
-    Arc::new(Engine::new(store, compiled.ruleset, Some(connection)).expect("engine"))
+    Arc::new(Engine::new(store, compiled, Some(connection)).expect("engine"))
 }
 
 fn fast(mut s: ConnectionSettings) -> ConnectionSettings {

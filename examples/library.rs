@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use crmsync::engine::{retell, Engine};
+use crmsync::config::RetellSettings;
+use crmsync::engine::{retell, Engine, ResolvedEvent};
 use crmsync::merge::FallbackMerger;
 use crmsync::store::Store;
 
@@ -29,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. A store (a redb file) and an engine with Salesforce as the active connection.
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("contacts.redb"))?;
-    let engine = Engine::new(store, compiled.ruleset, Some("salesforce"))?;
+    let engine = Engine::new(store, compiled, Some("salesforce"))?;
 
     // 3. Import one page of Salesforce records (the shape of a SOQL query result's `records`).
     let page: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
@@ -50,8 +51,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. Apply a Retell `call_analyzed` webhook body. Without an LLM, `merge` keeps both texts.
     let body = std::fs::read("examples/events/call_analyzed.json")?;
     if let Some(event) = retell::parse_webhook(&body)? {
-        let report = engine.apply_conversation_blocking(&event, &FallbackMerger)?;
-        println!("conversation: {}", serde_json::to_string(&report)?);
+        // A chat carries no phone number: `resolve_retell` finds it (chat_inbound record, or
+        // the metadata keys); a call has its own.
+        match engine.resolve_retell(event, &RetellSettings::default().chat_number_keys)? {
+            ResolvedEvent::Ready(event) => {
+                let report = engine.apply_conversation_blocking(&event, &FallbackMerger)?;
+                println!("conversation: {}", serde_json::to_string(&report)?);
+            }
+            ResolvedEvent::NoNumber(report) => println!("not applied: {}", report.reason),
+        }
     }
 
     // 5. What an agent gets as dynamic variables for this caller, and what waits for the CRM.

@@ -82,6 +82,8 @@ pub struct Config {
     pub llm: Option<LlmSettings>,
     /// The daemon's HTTP server.
     pub server: ServerSettings,
+    /// How Retell webhooks are read (where a chat's phone number is found).
+    pub retell: RetellSettings,
 }
 
 impl Default for Config {
@@ -96,6 +98,7 @@ impl Default for Config {
             connections: BTreeMap::new(),
             llm: None,
             server: ServerSettings::default(),
+            retell: RetellSettings::default(),
         }
     }
 }
@@ -132,6 +135,30 @@ impl Default for ServerSettings {
             api_token_env: SecretEnv("CRMSYNC_API_TOKEN".to_string()),
             retell_api_key_env: SecretEnv("RETELL_API_KEY".to_string()),
             body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// The `retell:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetellSettings {
+    /// Keys looked up, in this order, in a chat's `metadata` and then in its
+    /// `retell_llm_dynamic_variables` for the contact's phone number, when no `chat_inbound`
+    /// webhook named the chat's sender (an SMS chat you started, an API chat). Retell's chat
+    /// object carries no phone number of its own (docs/retell-webhooks.md).
+    pub chat_number_keys: Vec<String>,
+}
+
+/// The default `retell.chat_number_keys`. Not `from_number`: in an SMS you start, that is your
+/// own number.
+pub const DEFAULT_CHAT_NUMBER_KEYS: [&str; 4] =
+    ["customer_phone", "phone_number", "user_number", "to_number"];
+
+impl Default for RetellSettings {
+    fn default() -> Self {
+        RetellSettings {
+            chat_number_keys: DEFAULT_CHAT_NUMBER_KEYS.map(str::to_string).to_vec(),
         }
     }
 }
@@ -310,6 +337,14 @@ impl Config {
                 "dispatch_interval",
                 "expected a duration of at least 10ms, such as `2s`".to_string(),
             ));
+        }
+        for (n, key) in self.retell.chat_number_keys.iter().enumerate() {
+            if key.trim().is_empty() || key.trim() != key {
+                return Err(invalid(
+                    &format!("retell.chat_number_keys[{n}]"),
+                    format!("expected a key of a chat's metadata or dynamic variables, such as `customer_phone`, got `{key}`"),
+                ));
+            }
         }
         if let Some(active) = &self.active_connection {
             if !is_rule_name(active) {
@@ -509,6 +544,7 @@ mod tests {
         );
         assert_eq!(config.server, ServerSettings::default());
         assert_eq!(config.llm.unwrap().timeout_ms, 10_000);
+        assert_eq!(config.retell, RetellSettings::default());
     }
 
     #[test]
@@ -570,6 +606,10 @@ mod tests {
             ),
             ("sync_interval: 0s\n", "sync_interval"),
             ("server:\n  body_limit: 10\n", "server.body_limit"),
+            (
+                "retell:\n  chat_number_keys: [customer_phone, \" \"]\n",
+                "retell.chat_number_keys[1]",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(text).unwrap_err();

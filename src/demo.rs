@@ -20,15 +20,16 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use crate::config::RetellSettings;
 use crate::connector::config::{ConnectionSettings, Credentials};
 use crate::connector::dispatch::{dispatch_pass, DispatchReport, DispatchTarget};
 use crate::connector::report::InboundReport;
 use crate::connector::sync::{sync_inbound, NoProgress, SyncOptions, SyncPlan};
 use crate::connector::{AnyConnector, Connector, ConnectorKind};
-use crate::engine::retell;
-use crate::engine::{ConversationOutcome, ConversationReport, Engine};
+use crate::engine::retell::{self, RetellEvent};
+use crate::engine::{ConversationOutcome, ConversationReport, Engine, ResolvedEvent};
 use crate::event::ConversationEvent;
-use crate::lang::eval::Ruleset;
+use crate::lang::Compiled;
 use crate::merge::FallbackMerger;
 use crate::sandbox::credentials::{HUBSPOT_TOKEN, SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
 use crate::sandbox::{Sandboxes, SandboxesConfig};
@@ -110,17 +111,21 @@ fn runtime(message: impl std::fmt::Display) -> DemoError {
 }
 
 /// Compiles the rules (their diagnostics rendered into the error on failure).
-fn compile(dir: &Path) -> Result<Ruleset, DemoError> {
-    crate::lang::compile_dir(dir)
-        .map(|compiled| compiled.ruleset)
-        .map_err(|diagnostics| DemoError::Rules {
-            dir: dir.to_path_buf(),
-            rendered: crate::lang::diagnostics::render::render_all(&diagnostics, false),
-        })
+fn compile(dir: &Path) -> Result<Compiled, DemoError> {
+    crate::lang::compile_dir(dir).map_err(|diagnostics| DemoError::Rules {
+        dir: dir.to_path_buf(),
+        rendered: crate::lang::diagnostics::render::render_all(&diagnostics, false),
+    })
+}
+
+/// A sample event file: a Retell webhook body, or the generic event.
+enum SampleEvent {
+    Retell(RetellEvent),
+    Generic(ConversationEvent),
 }
 
 /// The sample events, by file name, in name order.
-fn sample_events(examples: &Path) -> Result<Vec<(String, ConversationEvent)>, DemoError> {
+fn sample_events(examples: &Path) -> Result<Vec<(String, SampleEvent)>, DemoError> {
     let dir = examples.join("events");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(|err| input(&dir, err.to_string()))?
@@ -135,11 +140,13 @@ fn sample_events(examples: &Path) -> Result<Vec<(String, ConversationEvent)>, De
             serde_json::from_slice(&bytes).map_err(|err| input(&path, err.to_string()))?;
         let event = if retell::is_webhook(&json) {
             match retell::parse_webhook(&bytes).map_err(|err| input(&path, err.to_string()))? {
-                Some(event) => event,
+                Some(event) => SampleEvent::Retell(event),
                 None => continue,
             }
         } else {
-            serde_json::from_value(json).map_err(|err| input(&path, err.to_string()))?
+            SampleEvent::Generic(
+                serde_json::from_value(json).map_err(|err| input(&path, err.to_string()))?,
+            )
         };
         let name = path
             .file_name()
@@ -148,6 +155,13 @@ fn sample_events(examples: &Path) -> Result<Vec<(String, ConversationEvent)>, De
         events.push((name, event));
     }
     Ok(events)
+}
+
+fn sample_id(sample: &SampleEvent) -> String {
+    match sample {
+        SampleEvent::Retell(event) => event.id().to_string(),
+        SampleEvent::Generic(event) => event.id.clone(),
+    }
 }
 
 /// The sample CRM records of `examples/records/<file>`.
@@ -233,12 +247,12 @@ async fn run_one(
     options: &DemoOptions,
     sandboxes: &Sandboxes,
     kind: ConnectorKind,
-    events: &[(String, ConversationEvent)],
+    events: &[(String, SampleEvent)],
     store_dir: &Path,
 ) -> Result<CrmSection, DemoError> {
     let name = kind.as_str().to_string();
-    let ruleset = compile(&options.rules)?;
-    let rules = ruleset.connection(&name).ok_or_else(|| {
+    let compiled = compile(&options.rules)?;
+    let rules = compiled.ruleset.connection(&name).ok_or_else(|| {
         runtime(format!(
             "the rules in {} define no `{name}` connection",
             options.rules.display()
@@ -321,7 +335,7 @@ async fn run_one(
 
     // 2. A temporary store, this connection active, and a full sync.
     let store = Store::open(store_dir.join(format!("{name}.redb"))).map_err(runtime)?;
-    let engine = std::sync::Arc::new(Engine::new(store, ruleset, Some(&name)).map_err(runtime)?);
+    let engine = std::sync::Arc::new(Engine::new(store, compiled, Some(&name)).map_err(runtime)?);
     let (base_url, credentials) = match kind {
         ConnectorKind::Salesforce => (
             sandboxes.salesforce.login_url(),
@@ -349,11 +363,30 @@ async fn run_one(
 
     // 3. The sample conversations.
     let mut conversations = Vec::new();
-    for (file, event) in events {
-        let report = engine
-            .apply_conversation(event, &FallbackMerger)
-            .await
-            .map_err(|err| runtime(format!("{file}: {err}")))?;
+    for (file, sample) in events {
+        let event = match sample {
+            SampleEvent::Generic(event) => Some(event.clone()),
+            // A chat's number comes from its metadata (the demo has no chat_inbound).
+            SampleEvent::Retell(event) => match engine
+                .resolve_retell(event.clone(), &RetellSettings::default().chat_number_keys)
+                .map_err(|err| runtime(format!("{file}: {err}")))?
+            {
+                ResolvedEvent::Ready(event) => Some(event),
+                ResolvedEvent::NoNumber(_) => None,
+            },
+        };
+        let report = match event {
+            Some(event) => engine
+                .apply_conversation(&event, &FallbackMerger)
+                .await
+                .map_err(|err| runtime(format!("{file}: {err}")))?,
+            None => ConversationReport {
+                conversation_id: sample_id(sample),
+                outcome: ConversationOutcome::NoNumber,
+                field_errors: Vec::new(),
+                merge_fallbacks: Vec::new(),
+            },
+        };
         let changed_values = match &report.outcome {
             ConversationOutcome::Applied { phone, changed, .. } => {
                 let contact = engine.store().contact(phone).map_err(runtime)?;

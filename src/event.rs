@@ -73,9 +73,134 @@ pub struct ConversationEvent {
     pub disconnection_reason: Option<String>,
     #[serde(default)]
     pub agent_id: Option<String>,
+    /// Whether the call reached a person. Usually left out: [`ConversationEvent::connected`]
+    /// derives it from `disconnection_reason` and `in_voicemail`. A Retell call whose
+    /// `call_status` is `not_connected` arrives with `false` here, so a reason Retell adds later
+    /// still counts as not connected.
+    #[serde(default, deserialize_with = "flag")]
+    pub connected: Option<bool>,
     /// The custom analysis payload (`custom_analysis_data` in Retell's bodies).
     #[serde(default, deserialize_with = "object")]
     pub analysis: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ConversationEvent {
+    /// What became of the call; `None` for a chat.
+    pub fn call_outcome(&self) -> Option<CallOutcome> {
+        if self.kind == ConversationKind::Chat {
+            return None;
+        }
+        let outcome = CallOutcome::of(self.disconnection_reason.as_deref(), self.in_voicemail);
+        Some(match self.connected {
+            Some(true) => CallOutcome::Connected,
+            // Told it did not connect, for a reason that alone would say it did.
+            Some(false) if outcome == CallOutcome::Connected => CallOutcome::Failed,
+            _ => outcome,
+        })
+    }
+
+    /// Whether the conversation reached the person: a call that was answered by someone (not
+    /// a voicemail box, an automated menu, a busy line, ...). A chat always counts: it is only
+    /// analysed once it took place.
+    pub fn connected(&self) -> bool {
+        self.call_outcome().is_none_or(CallOutcome::connected)
+    }
+
+    /// Whether the call reached a voicemail box: Retell's `in_voicemail` flag, or the
+    /// `voicemail_reached` disconnection reason when the flag is absent.
+    pub fn in_voicemail(&self) -> Option<bool> {
+        self.in_voicemail.or_else(|| {
+            (self.disconnection_reason.as_deref() == Some(VOICEMAIL_REACHED)).then_some(true)
+        })
+    }
+}
+
+const VOICEMAIL_REACHED: &str = "voicemail_reached";
+
+/// What became of a call, from Retell's `disconnection_reason` (the values of
+/// `PhoneCallResponse.disconnection_reason` in Retell's SDKs; docs/retell-webhooks.md lists
+/// them with the outcome each gives) and `call_analysis.in_voicemail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// Someone answered and the call took place (however it ended).
+    Connected,
+    /// The call reached a voicemail box (the agent may have left a message).
+    Voicemail,
+    /// The call reached an automated phone menu and the agent hung up.
+    Ivr,
+    /// Dialled; nobody answered.
+    NoAnswer,
+    /// The line was busy, or the callee declined the call.
+    Busy,
+    /// The call was never connected: an invalid number, a carrier or SIP failure, a spam
+    /// block, an account limit.
+    Failed,
+}
+
+impl CallOutcome {
+    /// Classifies a call by its disconnection reason and voicemail flag. A reason this version
+    /// does not know (Retell adds some over time) counts as connected: Retell's own
+    /// `call_status` (`not_connected`) catches the new ones that are not (see
+    /// [`ConversationEvent::connected`]).
+    pub fn of(disconnection_reason: Option<&str>, in_voicemail: Option<bool>) -> CallOutcome {
+        let by_reason = match disconnection_reason.unwrap_or("") {
+            "dial_no_answer" => CallOutcome::NoAnswer,
+            // Declining rings off like a busy line; Retell reports it as not connected.
+            "dial_busy" | "user_declined" => CallOutcome::Busy,
+            "dial_failed"
+            | "invalid_destination"
+            | "telephony_provider_permission_denied"
+            | "telephony_provider_unavailable"
+            | "sip_routing_error"
+            | "marked_as_spam"
+            | "network_blocked"
+            | "concurrency_limit_reached"
+            | "no_concurrency_fallback"
+            | "no_valid_payment"
+            | "credit_exhausted"
+            | "budget_reached"
+            | "error_user_not_joined"
+            | "registered_call_timeout"
+            | "error_inbound_webhook" => CallOutcome::Failed,
+            VOICEMAIL_REACHED | "machine_detected" => CallOutcome::Voicemail,
+            "ivr_reached" => CallOutcome::Ivr,
+            _ => CallOutcome::Connected,
+        };
+        match (by_reason, in_voicemail) {
+            (CallOutcome::Connected, Some(true)) => CallOutcome::Voicemail,
+            (outcome, _) => outcome,
+        }
+    }
+
+    /// Whether a person was reached.
+    pub fn connected(self) -> bool {
+        self == CallOutcome::Connected
+    }
+
+    /// `connected`, `voicemail`, `ivr`, `no_answer`, `busy`, `failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallOutcome::Connected => "connected",
+            CallOutcome::Voicemail => "voicemail",
+            CallOutcome::Ivr => "ivr",
+            CallOutcome::NoAnswer => "no_answer",
+            CallOutcome::Busy => "busy",
+            CallOutcome::Failed => "failed",
+        }
+    }
+
+    /// A short label for people (a Salesforce Task's `CallDisposition`).
+    pub fn label(self) -> &'static str {
+        match self {
+            CallOutcome::Connected => "Connected",
+            CallOutcome::Voicemail => "Voicemail",
+            CallOutcome::Ivr => "Automated menu (IVR)",
+            CallOutcome::NoAnswer => "No answer",
+            CallOutcome::Busy => "Busy",
+            CallOutcome::Failed => "Failed",
+        }
+    }
 }
 
 fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
@@ -140,6 +265,75 @@ mod tests {
         assert_eq!(e.successful, Some(true));
         assert_eq!(e.in_voicemail, None);
         assert_eq!(e.analysis.get("demo_requested"), Some(&json!(true)));
+    }
+
+    #[test]
+    fn call_outcomes_follow_the_disconnection_reason() {
+        let call = |extra: serde_json::Value| {
+            let mut e = json!({"id": "c", "kind": "call", "direction": "outbound"});
+            e.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<ConversationEvent>(e).unwrap()
+        };
+        for (extra, outcome) in [
+            (
+                json!({"disconnection_reason": "dial_no_answer"}),
+                CallOutcome::NoAnswer,
+            ),
+            (
+                json!({"disconnection_reason": "dial_busy"}),
+                CallOutcome::Busy,
+            ),
+            (
+                json!({"disconnection_reason": "user_declined"}),
+                CallOutcome::Busy,
+            ),
+            (
+                json!({"disconnection_reason": "dial_failed"}),
+                CallOutcome::Failed,
+            ),
+            (
+                json!({"disconnection_reason": "voicemail_reached"}),
+                CallOutcome::Voicemail,
+            ),
+            (
+                json!({"disconnection_reason": "ivr_reached"}),
+                CallOutcome::Ivr,
+            ),
+            (
+                json!({"disconnection_reason": "user_hangup"}),
+                CallOutcome::Connected,
+            ),
+            (json!({}), CallOutcome::Connected),
+            // The analysis says the agent spoke to a voicemail box, then hung up.
+            (
+                json!({"disconnection_reason": "agent_hangup", "in_voicemail": true}),
+                CallOutcome::Voicemail,
+            ),
+            // Retell said not_connected, for a reason this version does not know.
+            (
+                json!({"disconnection_reason": "new_reason", "connected": false}),
+                CallOutcome::Failed,
+            ),
+            (
+                json!({"disconnection_reason": "dial_busy", "connected": false}),
+                CallOutcome::Busy,
+            ),
+        ] {
+            let e = call(extra.clone());
+            assert_eq!(e.call_outcome(), Some(outcome), "{extra}");
+            assert_eq!(e.connected(), outcome == CallOutcome::Connected, "{extra}");
+        }
+        assert_eq!(
+            call(json!({"disconnection_reason": "voicemail_reached"})).in_voicemail(),
+            Some(true)
+        );
+        assert_eq!(call(json!({})).in_voicemail(), None);
+        let chat: ConversationEvent =
+            serde_json::from_value(json!({"id": "c", "kind": "chat", "direction": "inbound"}))
+                .unwrap();
+        assert_eq!((chat.call_outcome(), chat.connected()), (None, true));
     }
 
     #[test]

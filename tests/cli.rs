@@ -215,6 +215,29 @@ fn analyze_applies_once_and_queues_intents() {
 }
 
 #[test]
+fn an_outbound_value_that_cannot_be_computed_is_listed_by_outbox() {
+    let ws = Workspace::new();
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c\n    to_number(interaction_summary) -> Score__c",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
+    ws.write("rules/crm.rules", &rules);
+    ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);
+    ws.ok(&["analyze", "call.json"]);
+    let out = ws.ok(&["outbox"]);
+    let dead: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("dead letters:"))
+        .collect();
+    insta::assert_snapshot!(dead.join("\n"));
+    let view = ws.json(&["outbox"]);
+    assert_eq!(view["counts"]["dead_letters"], 1);
+    assert_eq!(view["dead_letters"][0]["kind"], "outbound_mapping");
+    assert_eq!(view["dead_letters"][0]["payload"]["field"], "Score__c");
+}
+
+#[test]
 fn contact_set_get_list_and_vars() {
     let ws = Workspace::new();
     ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);

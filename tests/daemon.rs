@@ -22,5 +22,14 @@ mod process;
 #[path = "daemon/demo.rs"]
 mod demo;
 
+#[path = "daemon/crm.rs"]
+mod crm;
+
+#[path = "daemon/retell_chats.rs"]
+mod retell_chats;
+
+#[path = "daemon/call_outcomes.rs"]
+mod call_outcomes;
+
 #[path = "daemon/conflicts.rs"]
 mod conflicts;

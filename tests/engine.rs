@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value as Json};
 
+use crmsync::engine::retell::RetellEvent;
 use crmsync::engine::{ConversationOutcome, Engine, EngineError, ImportReport};
 use crmsync::event::ConversationEvent;
-use crmsync::lang::{Compiled, Ruleset};
+use crmsync::lang::Compiled;
 use crmsync::merge::FallbackMerger;
 use crmsync::store::{
     ActivityIntent, ActivityPayload, ActivityState, ConversationKind, Source, Store, StoreError,
@@ -26,10 +27,6 @@ const RULES: &str = concat!(
     include_str!("../rules/hubspot.rules"),
 );
 
-fn ruleset() -> Ruleset {
-    compile(RULES).ruleset
-}
-
 fn compile(source: &str) -> Compiled {
     crmsync::lang::compile_sources(vec![("test.rules".to_string(), source.to_string())])
         .unwrap_or_else(|d| panic!("the test rules compile:\n{}", d.render(false)))
@@ -45,7 +42,7 @@ fn fixture(active: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let store = Store::open(&path).unwrap();
-    let engine = Engine::from_compiled(store, compile(RULES), active).unwrap();
+    let engine = Engine::new(store, compile(RULES), active).unwrap();
     Fixture {
         _dir: dir,
         path,
@@ -644,6 +641,7 @@ mod inbound {
                 summary: Some(summary.into()),
                 disconnection_reason: None,
                 agent_id: None,
+                outcome: None,
             },
             state: ActivityState::Pending,
             attempts: 0,
@@ -1420,9 +1418,10 @@ mod analysis {
     fn web_calls_without_a_number_do_nothing() {
         let f = fixture(Some("salesforce"));
         let body = std::fs::read("examples/events/web_call_analyzed.json").unwrap();
-        let ev = crmsync::engine::retell::parse_webhook(&body)
-            .unwrap()
-            .unwrap();
+        let Some(RetellEvent::Call(ev)) = crmsync::engine::retell::parse_webhook(&body).unwrap()
+        else {
+            panic!("a call")
+        };
         let report = apply(&f.engine, &ev);
         assert_eq!(report.outcome, ConversationOutcome::NoNumber);
         assert_eq!(f.engine.store().contact_count().unwrap(), 0);
@@ -1471,9 +1470,10 @@ mod analysis {
     #[test]
     fn retell_bodies_map_onto_the_generic_event() {
         let body = std::fs::read("examples/events/call_analyzed.json").unwrap();
-        let ev = crmsync::engine::retell::parse_webhook(&body)
-            .unwrap()
-            .unwrap();
+        let Some(RetellEvent::Call(ev)) = crmsync::engine::retell::parse_webhook(&body).unwrap()
+        else {
+            panic!("a call")
+        };
         assert_eq!(ev.id, "call_7a9c2f1e04b34d55a0e1");
         assert_eq!(ev.from_number.as_deref(), Some("+14155550101"));
         assert_eq!(
@@ -1489,14 +1489,22 @@ mod analysis {
         );
         assert_eq!(ev.disconnection_reason.as_deref(), Some("user_hangup"));
         assert_eq!(ev.agent_id.as_deref(), Some("agent_3f1d0c9b8a7e"));
+        assert_eq!(ev.connected, None);
+        assert!(ev.connected());
         assert_eq!(ev.analysis["email_address"], json!("ada@example.com"));
 
         let body = std::fs::read("examples/events/chat_analyzed.json").unwrap();
-        let ev = crmsync::engine::retell::parse_webhook(&body)
-            .unwrap()
-            .unwrap();
+        let Some(RetellEvent::Chat(chat)) = crmsync::engine::retell::parse_webhook(&body).unwrap()
+        else {
+            panic!("a chat")
+        };
+        // Retell's chat object has no numbers; the metadata the integrator set has one.
+        assert_eq!(chat.chat_type.as_deref(), Some("sms_chat"));
+        assert_eq!(chat.metadata["customer_phone"], json!("+16465550144"));
+        assert_eq!(chat.dynamic_variables["first_name"], json!("Barbara"));
+        let ev = chat.event;
+        assert_eq!((ev.from_number, ev.to_number), (None, None));
         assert_eq!(ev.kind, crmsync::event::ConversationKind::Chat);
-        assert_eq!(ev.direction, crmsync::event::Direction::Outbound);
         assert_eq!(
             ev.summary.as_deref(),
             Some("Barbara is evaluating options and is not ready to buy.")
@@ -1508,6 +1516,20 @@ mod analysis {
         )
         .unwrap()
         .is_none());
+        // Retell's call_status for a call that never connected.
+        let Some(RetellEvent::Call(ev)) = crmsync::engine::retell::parse_webhook(
+            br#"{"event": "call_analyzed", "call": {"call_id": "x", "call_type": "phone_call",
+                 "call_status": "not_connected", "direction": "outbound",
+                 "disconnection_reason": "dial_no_answer"}}"#,
+        )
+        .unwrap() else {
+            panic!("a call")
+        };
+        assert_eq!(ev.connected, Some(false));
+        assert_eq!(
+            ev.call_outcome(),
+            Some(crmsync::event::CallOutcome::NoAnswer)
+        );
         let err = crmsync::engine::retell::parse_webhook(b"{\n  \"event\": ").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
         let err = crmsync::engine::retell::parse_webhook(
@@ -1854,21 +1876,21 @@ mod manual_and_vars {
             + "connection hubspot {\n inbound {\n phone -> phone_number\n }\n outbound {\n interaction_summary -> notes\n }\n}\n";
         let engine = Engine::new(
             Store::open(dir.path().join("s.redb")).unwrap(),
-            compile(&only_hubspot).ruleset,
+            compile(&only_hubspot),
             None,
         )
         .unwrap();
         assert_eq!(engine.active_connection(), Some("hubspot"));
         let both = Engine::new(
             Store::open(dir.path().join("t.redb")).unwrap(),
-            ruleset(),
+            compile(RULES),
             None,
         )
         .unwrap();
         assert_eq!(both.active_connection(), None);
         let err = Engine::new(
             Store::open(dir.path().join("u.redb")).unwrap(),
-            ruleset(),
+            compile(RULES),
             Some("zoho"),
         )
         .err()
@@ -1878,13 +1900,59 @@ mod manual_and_vars {
 }
 
 #[test]
-fn an_engine_from_a_bare_ruleset_finds_outbound_mappings_too() {
-    // `Engine::new` gets no checked program and probes the rule set for what each outbound
-    // mapping reads; it must push exactly like `from_compiled`.
+fn a_guarded_outbound_mapping_is_pushed_when_its_guard_holds() {
+    // The guard is false for every sample value a prober would try (it wants one exact text),
+    // so only the compiled `reads` link `Notes__c` to `interaction_summary`.
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c when interaction_summary == \"ready to send\"",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(
         Store::open(dir.path().join("s.redb")).unwrap(),
-        ruleset(),
+        compile(&rules),
+        Some("salesforce"),
+    )
+    .unwrap();
+    engine
+        .import_page(
+            "salesforce",
+            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            None,
+        )
+        .unwrap();
+    let held = engine
+        .manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("draft"))]),
+        )
+        .unwrap();
+    assert!(held.outbound.is_empty(), "{held:?}");
+    let report = engine
+        .manual_set(
+            ADA,
+            Fields::from([("interaction_summary".into(), s("ready to send"))]),
+        )
+        .unwrap();
+    assert_eq!(report.outbound, ["Notes__c"]);
+    let pending = engine.store().pending_writes(None).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].fields["Notes__c"], json!("ready to send"));
+}
+
+#[test]
+fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
+    // `Score__c` cannot be computed from a summary that is no number; `Notes__c` still goes.
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c\n    to_number(interaction_summary) -> Score__c",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(
+        Store::open(dir.path().join("s.redb")).unwrap(),
+        compile(&rules),
         Some("salesforce"),
     )
     .unwrap();
@@ -1898,17 +1966,56 @@ fn an_engine_from_a_bare_ruleset_finds_outbound_mappings_too() {
     let report = engine
         .manual_set(
             ADA,
-            Fields::from([
-                ("lead_status".into(), en("unqualified")),
-                ("interaction_summary".into(), s("n")),
-            ]),
+            Fields::from([("interaction_summary".into(), s("Called twice."))]),
         )
         .unwrap();
-    assert_eq!(report.outbound, ["Lead_Status__c", "Notes__c"]);
-    let report = engine
-        .manual_set(ADA, Fields::from([("first_name".into(), s("X"))]))
+    assert_eq!(report.outbound, ["Notes__c"]);
+    let store = engine.store();
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        dead[0].kind,
+        crmsync::store::DeadLetterKind::OutboundMapping
+    );
+    assert_eq!(dead[0].connection, "salesforce");
+    assert_eq!(dead[0].key, "003A");
+    assert_eq!(dead[0].phone.as_deref(), Some(ADA));
+    assert_eq!(
+        dead[0].payload,
+        json!({"field": "Score__c", "source": "to_number(interaction_summary)", "value": "Called twice."})
+    );
+    assert!(dead[0].message.contains("Score__c"), "{}", dead[0].message);
+    assert!(
+        dead[0].message.contains("not a number"),
+        "{}",
+        dead[0].message
+    );
+    assert_eq!(store.outbox_counts().unwrap().dead_letters, 1);
+    let pending = store.pending_writes(None).unwrap();
+    assert_eq!(pending[0].fields.keys().collect::<Vec<_>>(), ["Notes__c"]);
+
+    // A conversation's change takes the same path.
+    let ev = call(
+        "call_1",
+        "inbound",
+        ADA,
+        "+18885550100",
+        json!({"customer_notes": "Wants a demo."}),
+    );
+    apply(&engine, &ev);
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(
+        dead[1].kind,
+        crmsync::store::DeadLetterKind::OutboundMapping
+    );
+    // A value that converts is pushed, and adds no dead letter.
+    engine
+        .manual_set(ADA, Fields::from([("interaction_summary".into(), s("42"))]))
         .unwrap();
-    assert!(report.outbound.is_empty());
+    assert_eq!(store.dead_letters().unwrap().len(), 2);
+    let pending = store.pending_writes(None).unwrap();
+    assert_eq!(pending[0].fields["Score__c"], json!(42));
 }
 
 #[test]

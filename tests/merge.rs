@@ -173,14 +173,81 @@ mod llm_merger {
     }
 
     #[tokio::test]
-    async fn a_long_answer_is_capped_at_a_character_boundary() {
-        let long: String = "ü".repeat(MAX_MERGED_CHARS + 500);
-        let (base_url, _seen) = start(Reply::Json(completion(json!(long)))).await;
-        let merger = LlmMerger::with_api_key(config(&base_url, 5_000), None);
-        let outcome = merger.merge(&request()).await;
+    async fn an_answer_over_the_length_limit_falls_back_instead_of_being_cut() {
+        // Cutting it would drop the end of the field without a word.
+        let long: String = "ü".repeat(MAX_MERGED_CHARS + 1);
+        let (outcome, seen) = merge_with(Reply::Json(completion(json!(long))), None, 5_000).await;
+        assert_eq!(seen.len(), 1);
+        assert_eq!(outcome.text, keeps_both());
+        assert_eq!(
+            fallback_reason(&outcome),
+            &MergeError::TooLong {
+                chars: MAX_MERGED_CHARS + 1,
+                max: MAX_MERGED_CHARS
+            }
+        );
+        // Exactly at the limit is a whole answer.
+        let full: String = "ü".repeat(MAX_MERGED_CHARS);
+        let (outcome, _) = merge_with(Reply::Json(completion(json!(full))), None, 5_000).await;
         assert_eq!(outcome.via, MergeVia::Llm);
-        assert_eq!(outcome.text.chars().count(), MAX_MERGED_CHARS);
-        assert!(outcome.text.chars().all(|c| c == 'ü'));
+        assert_eq!(outcome.text, full);
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_by_the_token_limit_falls_back_and_says_why() {
+        for reason in ["length", "content_filter"] {
+            let mut body = completion(json!("Asked about pricing; wants a"));
+            body["choices"][0]["finish_reason"] = json!(reason);
+            let (outcome, seen) = merge_with(Reply::Json(body), None, 5_000).await;
+            assert_eq!(seen.len(), 1);
+            assert_eq!(outcome.text, keeps_both(), "{reason}");
+            assert_eq!(
+                fallback_reason(&outcome),
+                &MergeError::Truncated {
+                    finish_reason: reason.to_string()
+                }
+            );
+            assert!(
+                fallback_reason(&outcome).to_string().contains(reason),
+                "the reason names the finish_reason"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_without_a_finish_reason_is_accepted() {
+        let mut body = completion(json!("Merged."));
+        body["choices"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("finish_reason");
+        let (outcome, _) = merge_with(Reply::Json(body), None, 5_000).await;
+        assert_eq!(outcome.via, MergeVia::Llm);
+        assert_eq!(outcome.text, "Merged.");
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_never_appends_what_the_field_already_says() {
+        let (base_url, seen) = start(Reply::Status(StatusCode::BAD_GATEWAY, "down")).await;
+        let merger = LlmMerger::with_api_key(config(&base_url, 5_000), None);
+        // The new text restates the old field: nothing to append.
+        let mut req = request();
+        req.old = "Asked about pricing.\n\nWants a demo next Tuesday.".to_string();
+        req.new = "Wants a demo  next\nTuesday.".to_string();
+        let outcome = merger.merge(&req).await;
+        assert_eq!(outcome.text, req.old);
+        assert!(matches!(
+            fallback_reason(&outcome),
+            MergeError::Http { status: 502, .. }
+        ));
+        // Only the paragraph the field does not hold yet is appended.
+        req.new = "Asked about pricing.\n\nBudget approved for Q1.".to_string();
+        let outcome = merger.merge(&req).await;
+        assert_eq!(
+            outcome.text,
+            "Asked about pricing.\n\nWants a demo next Tuesday.\n\nBudget approved for Q1."
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -250,7 +317,8 @@ mod llm_merger {
             completion(json!("")),
             completion(json!("  \n\t ")),
             completion(Value::Null),
-            json!({"choices": [{"index": 0, "finish_reason": "length"}]}),
+            // No message at all (a cut one with `length` is `Truncated`, tested below).
+            json!({"choices": [{"index": 0, "finish_reason": "stop"}]}),
         ];
         for body in empty_answers {
             let (outcome, seen) = merge_with(Reply::Json(body.clone()), None, 5_000).await;
@@ -376,6 +444,23 @@ mod fallback_merger {
         req.old = "first\n".to_string();
         req.new = "\nsecond".to_string();
         assert_eq!(FallbackMerger.merge(&req).await.text, "first\n\nsecond");
+    }
+
+    #[tokio::test]
+    async fn text_the_field_already_contains_is_not_appended_again() {
+        let mut req = request();
+        req.old = "Asked about pricing. Wants a demo next Tuesday.".to_string();
+        req.new = "Wants a demo".to_string();
+        let outcome = FallbackMerger.merge(&req).await;
+        assert_eq!(outcome.text, req.old);
+        assert_eq!(fallback_reason(&outcome), &MergeError::NotConfigured);
+        // Whole words only: "demo" is not in "demonstration", so it is appended.
+        req.old = "Asked for a demonstration.".to_string();
+        req.new = "demo".to_string();
+        assert_eq!(
+            FallbackMerger.merge(&req).await.text,
+            "Asked for a demonstration.\n\ndemo"
+        );
     }
 
     #[tokio::test]

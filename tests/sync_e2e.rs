@@ -54,6 +54,8 @@ mod harness {
         const TWO_WAY_RULES: &'static str;
         /// Where the CRM's side of a conflict is timed from.
         const FIELD_TIMES: CrmTimeSource;
+        /// Successful write results come back without their record id.
+        fn omit_write_ids(&self, on: bool);
     }
 
     /// Fast retries: the backoff logic is the same, the waits are milliseconds.
@@ -86,7 +88,7 @@ mod harness {
 
     pub fn env(connection: &str, settings: ConnectionSettings) -> Env {
         let compiled = crmsync::lang::compile_dir(&rules_dir()).expect("rules/ compiles");
-        env_with(connection, settings, compiled, ConflictPolicy::default())
+        env_with(connection, settings, compiled)
     }
 
     /// An env over the shared fields and analysis rules plus `connection_rules`, deciding
@@ -104,10 +106,43 @@ mod harness {
             ("two_way.rules".into(), connection_rules.to_string()),
         ])
         .expect("two-way rules compile");
-        env_with(connection, settings, compiled, policy)
+        env_with_policy(connection, settings, compiled, policy)
+    }
+
+    /// The example rules with `edit` applied to the text of `rules/<file>`.
+    pub fn example_rules_with(
+        file: &str,
+        edit: impl Fn(&str) -> String,
+    ) -> crmsync::lang::Compiled {
+        let mut files = Vec::new();
+        for name in [
+            "fields.rules",
+            "analysis.rules",
+            "salesforce.rules",
+            "hubspot.rules",
+        ] {
+            let text = std::fs::read_to_string(rules_dir().join(name)).unwrap();
+            let text = if name == file {
+                let edited = edit(&text);
+                assert_ne!(edited, text, "the example {name} changed: update this test");
+                edited
+            } else {
+                text
+            };
+            files.push((name.to_string(), text));
+        }
+        crmsync::lang::compile_sources(files).expect("the edited rules compile")
     }
 
     pub fn env_with(
+        connection: &str,
+        settings: ConnectionSettings,
+        compiled: crmsync::lang::Compiled,
+    ) -> Env {
+        env_with_policy(connection, settings, compiled, ConflictPolicy::default())
+    }
+
+    pub fn env_with_policy(
         connection: &str,
         settings: ConnectionSettings,
         compiled: crmsync::lang::Compiled,
@@ -116,7 +151,7 @@ mod harness {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("store.redb")).unwrap();
         let engine = Arc::new(
-            Engine::from_compiled(store, compiled, Some(connection))
+            Engine::new(store, compiled, Some(connection))
                 .unwrap()
                 .with_conflict_policy(connection, policy)
                 .unwrap(),
@@ -242,7 +277,69 @@ mod harness {
     }
 }
 
-use harness::{env, tune, Crm};
+use harness::{env, env_with, example_rules_with, tune, Crm};
+
+/// A CRM "success" that names no record is not taken for a confirmed write: the field write
+/// stays pending with the reason and is retried (dead-lettered after its attempts), and the
+/// activity, which the CRM did create, is looked up before it is sent again — never doubled.
+async fn success_without_id<C: Crm>(crm: &C) {
+    let mut settings = crm.settings();
+    settings.max_delivery_attempts = 2;
+    let env = env(C::CONNECTION, settings);
+    env.sync(false).await;
+    let who = env.linked()[0].clone();
+    let rid = env.record_id(&who);
+    let store = env.engine.store();
+    env.converse("conv-no-id", "call", &who.phone, "no id")
+        .await;
+    crm.omit_write_ids(true);
+    let first = env.dispatch().await;
+    assert_eq!(first.written, 0, "{first:?}");
+    assert_eq!(first.activities_logged, 0, "{first:?}");
+    assert!(first.dead_lettered.is_empty(), "{first:?}");
+    let pending = store.pending_writes(None).unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let reason = pending[0].last_error.clone().unwrap_or_default();
+    assert!(reason.contains("success without a record id"), "{reason}");
+    let open = store.open_activities().unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(
+        matches!(open[0].state, crmsync::store::ActivityState::Sending { .. }),
+        "{open:?}"
+    );
+    assert_eq!(open[0].last_error.as_deref(), Some(reason.as_str()));
+
+    // The CRM answers properly again: the write goes, the activity is found, not resent.
+    crm.omit_write_ids(false);
+    let d = env.drain().await;
+    assert_eq!(d.written, 1, "{d:?}");
+    assert_eq!(d.activities_found, 1, "{d:?}");
+    assert_eq!(d.activities_logged, 0, "{d:?}");
+    let logged = crm.activities(&rid);
+    assert_eq!(
+        logged.iter().filter(|a| a.contains("conv-no-id")).count(),
+        1,
+        "{logged:?}"
+    );
+    assert_eq!(crm.field(&rid, C::NOTES_FIELD).as_deref(), Some("no id"));
+
+    // An answer that never names the record: dead-lettered after its attempts, with why.
+    env.converse("conv-no-id-2", "call", &who.phone, "still no id")
+        .await;
+    crm.omit_write_ids(true);
+    let d = env.drain().await;
+    assert_eq!(d.written, 0, "{d:?}");
+    assert_eq!(d.dead_lettered.len(), 1, "{d:?}");
+    assert_eq!(d.dead_lettered[0].kind, "field_write");
+    let dead = store.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].key, rid);
+    assert!(
+        dead[0].message.contains("success without a record id"),
+        "{dead:?}"
+    );
+    crm.omit_write_ids(false);
+}
 
 /// Full, then incremental; a CRM edit arrives; a conversation's change is pushed once and its
 /// echo does not bounce; the activity is logged once on the right record; a delete unlinks.
@@ -733,6 +830,9 @@ mod salesforce {
         // Salesforce has no per-field times: the record's SystemModstamp.
         const FIELD_TIMES: CrmTimeSource = CrmTimeSource::Record;
         const TWO_WAY_RULES: &'static str = "connection salesforce {\n  object Contact\n  inbound {\n    Phone -> phone_number\n    FirstName -> first_name\n    Notes__c -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> Notes__c\n  }\n}\n";
+        fn omit_write_ids(&self, on: bool) {
+            self.0.faults().update(|f| f.omit_write_ids = on);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -784,6 +884,12 @@ mod salesforce {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_success_without_a_record_id_is_not_a_confirmed_write() {
+        let sf = start(5).await;
+        super::success_without_id(&sf).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn lifecycle() {
         let sf = start(450).await;
         super::lifecycle(&sf, 450).await;
@@ -828,7 +934,7 @@ mod salesforce {
         ])
         .unwrap();
         let store = Store::open(dir.path().join("s.redb")).unwrap();
-        let engine = Arc::new(Engine::new(store, compiled.ruleset, None).unwrap());
+        let engine = Arc::new(Engine::new(store, compiled, None).unwrap());
         let plan = SyncPlan::from_rules(engine.ruleset().connection("salesforce").unwrap());
         let connector = Arc::new(AnyConnector::new(sf.settings()).unwrap());
         let err = sync_once(
@@ -984,6 +1090,9 @@ mod hubspot {
         // Read through `propertiesWithHistory` for records with a pending write.
         const FIELD_TIMES: CrmTimeSource = CrmTimeSource::Property;
         const TWO_WAY_RULES: &'static str = "connection hubspot {\n  inbound {\n    phone -> phone_number\n    firstname -> first_name\n    notes -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> notes\n  }\n}\n";
+        fn omit_write_ids(&self, on: bool) {
+            self.0.faults().update(|f| f.omit_write_ids = on);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1073,6 +1182,63 @@ mod hubspot {
         );
         assert_eq!(hs.field(&rid, "notes").as_deref(), Some(""));
         assert_ne!(env.summary_of(&who.phone), "local notes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_success_without_a_record_id_is_not_a_confirmed_write() {
+        let hs = start(5).await;
+        super::success_without_id(&hs).await;
+    }
+
+    /// HubSpot answers `""` for a property that was set and then cleared: `mobilephone ?? phone`
+    /// must fall back to `phone` as if `mobilephone` had never been set, and a `phone_number`
+    /// mapping also falls back past text that is no phone number.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cleared_mobilephone_falls_back_to_phone() {
+        let hs = start(0).await;
+        let cleared =
+            hs.0.create_contact(&[
+                ("mobilephone", "+1 415 555 0199"),
+                ("phone", "+1 (415) 555-0132"),
+                ("firstname", "Ada"),
+            ])
+            .unwrap();
+        hs.0.edit_contact(cleared, &[("mobilephone", "")]).unwrap();
+        assert_eq!(
+            hs.field(&cleared.to_string(), "mobilephone").as_deref(),
+            Some(""),
+            "the sandbox answers a cleared property as HubSpot does"
+        );
+        let not_a_number =
+            hs.0.create_contact(&[
+                ("mobilephone", "n/a"),
+                ("phone", "+1 (415) 555-0133"),
+                ("firstname", "Grace"),
+            ])
+            .unwrap();
+        let rules = example_rules_with("hubspot.rules", |text| {
+            text.replace(
+                "phone          -> phone_number",
+                "mobilephone ?? phone -> phone_number",
+            )
+        });
+        let env = env_with("hubspot", hs.settings(), rules);
+        let report = env.sync(true).await;
+        assert!(
+            report.inbound.skipped.is_empty(),
+            "{:?}",
+            report.inbound.skipped
+        );
+        assert_eq!(report.inbound.created, 2, "{report:?}");
+        let ada = env.contact("+14155550132");
+        assert_eq!(env.record_id(&ada), cleared.to_string());
+        assert_eq!(
+            ada.fields.get("first_name"),
+            Some(&Value::String("Ada".into()))
+        );
+        let grace = env.contact("+14155550133");
+        assert_eq!(env.record_id(&grace), not_a_number.to_string());
+        assert_eq!(env.linked().len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@ use clap::Args;
 use super::open::{engine, engine_error, print_json};
 use super::{CliError, CliResult, GlobalOpts};
 use crate::config::LoadedConfig;
-use crate::engine::{retell, ConversationOutcome, ConversationReport};
+use crate::engine::retell::{self, RetellEvent};
+use crate::engine::{ConversationOutcome, ConversationReport, ResolvedEvent};
 use crate::event::ConversationEvent;
 use crate::merge::{merger_for, LlmConfig};
 
@@ -26,42 +27,57 @@ pub fn run(global: &GlobalOpts, args: AnalyzeArgs) -> CliResult {
         std::fs::read(&args.file).map_err(|err| CliError::input(format!("{place}: {err}")))?;
     let json: serde_json::Value =
         serde_json::from_slice(&text).map_err(|err| CliError::input(format!("{place}: {err}")))?;
-    let event = if retell::is_webhook(&json) {
-        match retell::to_generic(&json).map_err(|err| CliError::input(format!("{place}: {err}")))? {
-            Some(generic) => parse_event(&place, generic)?,
-            None => {
-                let kind = json
-                    .get("event")
-                    .or_else(|| json.get("event_type"))
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
+    let (event, chat_id) = if retell::is_webhook(&json) {
+        let parsed =
+            retell::parse_value(&json).map_err(|err| CliError::input(format!("{place}: {err}")))?;
+        let Some(parsed) = parsed else {
+            let kind = json
+                .get("event")
+                .or_else(|| json.get("event_type"))
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            if global.json {
+                return print_json(&serde_json::json!({ "outcome": "ignored", "event": kind }));
+            }
+            println!("ignored: event {kind} is not call_analyzed or chat_analyzed");
+            return Ok(());
+        };
+        let chat_id = matches!(parsed, RetellEvent::Chat(_)).then(|| parsed.id().to_string());
+        match engine
+            .resolve_retell(parsed, &config.config.retell.chat_number_keys)
+            .map_err(engine_error)?
+        {
+            ResolvedEvent::Ready(event) => (event, chat_id),
+            ResolvedEvent::NoNumber(report) => {
                 if global.json {
-                    return print_json(&serde_json::json!({ "outcome": "ignored", "event": kind }));
+                    return print_json(&report);
                 }
-                println!("ignored: event {kind} is not call_analyzed or chat_analyzed");
+                println!(
+                    "conversation {}: not applied: {}",
+                    report.conversation_id, report.reason
+                );
                 return Ok(());
             }
         }
     } else {
         // Parsed again from the text so errors carry line and column.
-        serde_json::from_slice::<ConversationEvent>(&text)
-            .map_err(|err| CliError::input(format!("{place}: not a conversation event: {err}")))?
+        let event = serde_json::from_slice::<ConversationEvent>(&text)
+            .map_err(|err| CliError::input(format!("{place}: not a conversation event: {err}")))?;
+        (event, None)
     };
     let merger = merger_for(llm_config(&config).as_ref());
     let report = engine
         .apply_conversation_blocking(&event, merger.as_ref())
         .map_err(engine_error)?;
+    if let (Some(chat_id), ConversationOutcome::Applied { .. }) = (chat_id, &report.outcome) {
+        engine.forget_chat_numbers(&chat_id).map_err(engine_error)?;
+    }
     if global.json {
         print_json(&report)
     } else {
         print!("{}", human(&report));
         Ok(())
     }
-}
-
-fn parse_event(place: &str, json: serde_json::Value) -> Result<ConversationEvent, CliError> {
-    serde_json::from_value(json)
-        .map_err(|err| CliError::input(format!("{place}: not a conversation event: {err}")))
 }
 
 /// The merge LLM from the config's `llm:` section.

@@ -17,7 +17,7 @@ pub fn engine(global: &GlobalOpts) -> Result<(Engine, LoadedConfig), CliError> {
     let compiled = compile_rules(&rules_dir)?;
     let store_path = global.store_path(&config);
     let store = Store::open(&store_path).map_err(|err| CliError::runtime(err.to_string()))?;
-    let engine = Engine::from_compiled(store, compiled, config.config.active_connection.as_deref())
+    let engine = Engine::new(store, compiled, config.config.active_connection.as_deref())
         .and_then(|engine| engine.with_region(&config.config.default_region))
         .and_then(|engine| {
             // Each connection's conflict policy (`connections.<name>.conflicts`).

@@ -76,6 +76,7 @@ pub fn options(
         group_commit: config.llm.is_none(),
         sync_interval: config.sync_interval,
         dispatch_interval: config.dispatch_interval,
+        chat_number_keys: config.retell.chat_number_keys.clone(),
     })
 }
 

@@ -6,7 +6,9 @@
 //! - written → `mark_write_sent` (remembers the values for echo detection);
 //! - refused for good → dead letter with the CRM's message;
 //! - refused for now (locked row, throttled, attempts of the request exhausted) → retried in a
-//!   later pass with backoff, dead-lettered after `max_delivery_attempts`.
+//!   later pass with backoff, dead-lettered after `max_delivery_attempts`;
+//! - an answer that cannot be decoded (a "success" without a record id) → the same as refused
+//!   for now (an activity stays `Sending`, so it is looked up before it is sent again).
 //!
 //! Activities are never duplicated: each is marked `Sending` (committed) before its create
 //! request; a create whose outcome is unknown (timeout, 5xx after sending, crash) stays
@@ -127,12 +129,12 @@ async fn dispatch_writes<C: Connector>(
         let mut sent: Vec<(String, BTreeMap<String, serde_json::Value>)> = Vec::new();
         let at = Utc::now();
         for (write, result) in due.iter().zip(results) {
-            match result {
-                WriteResult::Written { .. } => {
+            match result.field_write_outcome() {
+                Ok(_) => {
                     report.written += 1;
                     sent.push((write.record_id.clone(), write.fields.clone()));
                 }
-                WriteResult::Rejected { message, permanent } => {
+                Err((message, permanent)) => {
                     if permanent || write.attempts + 1 >= max_attempts {
                         store.dead_letter_write(conn, &write.record_id, &message, at)?;
                         report.dead_lettered.push(DeadLettered {
@@ -196,6 +198,19 @@ async fn send_writes<C: Connector>(
     }
 }
 
+impl WriteResult {
+    /// For field writes: the record id, or the refusal's (message, permanent). An undecodable
+    /// answer is refused for now: setting the same values again is harmless, so it is retried,
+    /// then dead-lettered with its message.
+    fn field_write_outcome(self) -> Result<String, (String, bool)> {
+        match self {
+            WriteResult::Written { id } => Ok(id),
+            WriteResult::Rejected { message, permanent } => Err((message, permanent)),
+            WriteResult::Undecodable { message } => Err((message, false)),
+        }
+    }
+}
+
 fn rejection(e: &ConnectorError) -> WriteResult {
     WriteResult::Rejected {
         message: e.to_string(),
@@ -221,6 +236,7 @@ pub fn activity_input(intent: &ActivityIntent) -> ActivityInput {
         duration_ms: p.duration_ms,
         summary: p.summary.clone(),
         disconnection_reason: p.disconnection_reason.clone(),
+        outcome: p.outcome,
     }
 }
 
@@ -300,6 +316,13 @@ async fn dispatch_activities<C: Connector>(
                         WriteResult::Written { id: crm_id } => {
                             store.mark_activity_done(conn, id, &crm_id)?;
                             report.activities_logged += 1;
+                        }
+                        WriteResult::Undecodable { message } => {
+                            // It may exist: stay `Sending`, so it is looked up before it is
+                            // sent again.
+                            let when = retry_at(connector, intent.attempts, at);
+                            store.mark_activity_unknown(conn, id, &message, when)?;
+                            report.deferred += 1;
                         }
                         WriteResult::Rejected { message, permanent } => {
                             // A per-record refusal means the record was not created.

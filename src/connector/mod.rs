@@ -16,6 +16,8 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::CallOutcome;
+
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -150,7 +152,16 @@ pub enum WriteResult {
     Written { id: String },
     /// Refused, with the CRM's message. `permanent` rejections go to the dead-letter list.
     Rejected { message: String, permanent: bool },
+    /// The CRM's answer for this record cannot be decoded (a "success" without a record id):
+    /// it may or may not have been applied, so it is neither `Written` nor `Rejected`. The
+    /// dispatcher retries (an update is idempotent; an activity is looked up before it is sent
+    /// again) and dead-letters it after the connection's attempts, with `message`.
+    Undecodable { message: String },
 }
+
+/// The message of [`WriteResult::Undecodable`] for a success that names no record.
+pub(crate) const SUCCESS_WITHOUT_ID: &str =
+    "unexpected response: the CRM reported success without a record id";
 
 /// Call or chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -177,9 +188,21 @@ pub struct ActivityInput {
     pub duration_ms: Option<u64>,
     pub summary: Option<String>,
     pub disconnection_reason: Option<String>,
+    /// What became of a call; `None` when not recorded (derived from `disconnection_reason`).
+    pub outcome: Option<CallOutcome>,
 }
 
 impl ActivityInput {
+    /// What became of the call (a chat counts as connected).
+    pub fn call_outcome(&self) -> CallOutcome {
+        match self.kind {
+            ActivityKind::Chat => CallOutcome::Connected,
+            ActivityKind::Call => self
+                .outcome
+                .unwrap_or_else(|| CallOutcome::of(self.disconnection_reason.as_deref(), None)),
+        }
+    }
+
     /// The subject/title the activity is created with and found by.
     pub fn subject(&self) -> String {
         match self.kind {
@@ -209,6 +232,10 @@ impl ActivityInput {
         }
         if let Some(r) = &self.disconnection_reason {
             lines.push(format!("Disconnection reason: {r}"));
+        }
+        let outcome = self.call_outcome();
+        if !outcome.connected() {
+            lines.push(format!("Outcome: {}", outcome.label()));
         }
         if let Some(s) = &self.summary {
             lines.push(String::new());

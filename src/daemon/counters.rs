@@ -40,7 +40,7 @@ impl Counters {
         let events = Family::<Labels, Counter>::default();
         registry.register(
             "events",
-            "Conversation events received, by source (retell, api) and outcome (applied, duplicate, ignored, rejected)",
+            "Conversation events received, by source (retell, api) and outcome (applied, duplicate, ignored, no_number, rejected)",
             events.clone(),
         );
         let sync_runs = Family::<Labels, Counter>::default();

@@ -67,6 +67,8 @@ pub struct DaemonOptions {
     pub sync_interval: Duration,
     /// Time between outbox passes when nothing wakes the dispatcher.
     pub dispatch_interval: Duration,
+    /// Where a Retell chat's number is looked for (`retell.chat_number_keys`).
+    pub chat_number_keys: Vec<String>,
 }
 
 /// How many store/engine calls may run on the blocking pool at once. redb has one writer, so
@@ -84,6 +86,8 @@ pub struct AppState {
     pub scheduler: Arc<Scheduler>,
     /// The group-commit writer, when enabled.
     pub writer: Option<writer::ConversationWriter>,
+    /// Where a Retell chat's number is looked for (`retell.chat_number_keys`).
+    pub chat_number_keys: Arc<[String]>,
     blocking_permits: Semaphore,
     shutdown: watch::Receiver<bool>,
 }
@@ -266,6 +270,7 @@ pub async fn start_with_shutdown(
         counters,
         scheduler: scheduler.clone(),
         writer,
+        chat_number_keys: options.chat_number_keys.into(),
         blocking_permits: Semaphore::new(BLOCKING_PERMITS),
         shutdown: shutdown.clone(),
     });

@@ -462,6 +462,7 @@ impl Engine {
                 summary: event.summary.clone(),
                 disconnection_reason: event.disconnection_reason.clone(),
                 agent_id: event.agent_id.clone(),
+                outcome: event.call_outcome(),
             },
             state: ActivityState::Pending,
             attempts: 0,

@@ -18,7 +18,7 @@
 //! fields, and its conversation/manual values that outbound mappings read are queued for the
 //! record (when the connection is the active one).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -761,7 +761,7 @@ impl Engine {
         contact: &ContactRecord,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, EngineError> {
-        let local: Vec<&str> = contact
+        let local: Vec<String> = contact
             .provenance
             .iter()
             .filter(|(field, p)| {
@@ -771,37 +771,26 @@ impl Engine {
                         .get(field.as_str())
                         .is_some_and(|v| !reconcile::is_blank(v))
             })
-            .map(|(field, _)| field.as_str())
+            .map(|(field, _)| field.clone())
             .collect();
         if local.is_empty() {
             return Ok(Vec::new());
         }
-        let due: Vec<&str> = self
-            .links(connection)
-            .iter()
-            .filter(|(_, reads)| reads.iter().any(|r| local.contains(&r.as_str())))
-            .map(|(target, _)| target.as_str())
-            .collect();
-        let writes: BTreeMap<String, Json> = self
-            .ruleset
-            .eval_outbound(connection, &contact.fields)
-            .into_iter()
-            .filter(|(target, value)| {
-                due.contains(&target.as_str())
-                    && !candidate
-                        .body
-                        .get(target)
-                        .is_some_and(|seen| reconcile::same_crm_value(value, seen))
-            })
-            .collect();
-        let pushed = writes.keys().cloned().collect();
-        tx.enqueue_write(
-            connection,
-            &candidate.record_id,
-            &contact.phone,
-            writes,
-            now,
-        )?;
+        // The same path as any local change (a mapping that fails is a dead letter), then the
+        // fields the record holds already are taken back out.
+        let written = self.enqueue_outbound(tx, contact, &local, now)?;
+        let mut pushed = Vec::new();
+        for (target, value) in written {
+            let held = candidate
+                .body
+                .get(&target)
+                .is_some_and(|seen| reconcile::same_crm_value(&value, seen));
+            if held {
+                tx.drop_pending_field(connection, &candidate.record_id, &target)?;
+            } else {
+                pushed.push(target);
+            }
+        }
         Ok(pushed)
     }
 }

@@ -5,7 +5,8 @@
 //!   inbound rules.
 //! - [`Engine::apply_conversation`] (`analysis.rs`): one conversation event through the
 //!   `analysis` rules; `merge` mappings are resolved through a [`Merger`] before the write
-//!   transaction opens. Retell webhook bodies are read by [`retell::parse_webhook`].
+//!   transaction opens. Retell webhook bodies are read by [`retell::parse_webhook`]; a chat's
+//!   contact is found by [`Engine::resolve_retell`] (`chat_contact.rs`).
 //! - [`Engine::manual_set`] (`manual.rs`): a manual edit, validated against the field types.
 //! - `reconcile.rs`: echoes, conflicts (decided by the connection's [`ConflictPolicy`]) and
 //!   first links, inside an import.
@@ -14,6 +15,7 @@
 //! - [`FreshShare`] (`share.rs`): how a bulk import splits evaluation between its two threads.
 
 mod analysis;
+mod chat_contact;
 mod inbound;
 mod manual;
 mod outbound;
@@ -30,6 +32,7 @@ use crate::store::{ConflictPolicy, Store, StoreError};
 use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport};
+pub use chat_contact::{NoNumberReport, ResolvedEvent};
 pub use inbound::{
     Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
 };
@@ -94,15 +97,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine over `store` and `ruleset`. The active connection is `active` when given (it
-    /// must be defined in the rule set), else the rule set's only connection, else none (then
-    /// nothing is ever pushed). Phone numbers without a country code are read in region `US`;
-    /// see [`Engine::with_region`].
+    /// An engine over `store` and a compile result. The active connection is `active` when
+    /// given (it must be defined in the rule set), else the rule set's only connection, else
+    /// none (then nothing is ever pushed). Phone numbers without a country code are read in
+    /// region `US`; see [`Engine::with_region`].
+    ///
+    /// WHY a `Compiled` and not just its `Ruleset`: the checked program says exactly which
+    /// contact fields each outbound mapping reads (its source and its guard), which decides
+    /// what a change pushes.
     pub fn new(
         store: Store,
-        ruleset: Ruleset,
+        compiled: crate::lang::Compiled,
         active: Option<&str>,
     ) -> Result<Engine, EngineError> {
+        let ruleset = compiled.ruleset;
         let names = connection_names(&ruleset);
         let active_connection = match active {
             Some(name) if names.iter().any(|n| n == name) => Some(name.to_string()),
@@ -110,31 +118,13 @@ impl Engine {
             None if names.len() == 1 => names.into_iter().next(),
             None => None,
         };
-        let outbound_links = ruleset
-            .connections()
-            .iter()
-            .map(|c| (c.name.clone(), outbound::outbound_links(&ruleset, c)))
-            .collect();
         Ok(Engine {
             store,
             ruleset,
             active_connection,
-            outbound_links,
+            outbound_links: outbound::links_from_program(&compiled.program),
             conflict_policies: BTreeMap::new(),
         })
-    }
-
-    /// Like [`Engine::new`], from a compile result: the checked program says exactly which
-    /// contact fields each outbound mapping reads (with only a `Ruleset` they are probed).
-    pub fn from_compiled(
-        store: Store,
-        compiled: crate::lang::Compiled,
-        active: Option<&str>,
-    ) -> Result<Engine, EngineError> {
-        let links = outbound::links_from_program(&compiled.program);
-        let mut engine = Engine::new(store, compiled.ruleset, active)?;
-        engine.outbound_links = links;
-        Ok(engine)
     }
 
     /// Reads numbers without a country code in `region` (ISO 3166, e.g. `GB`); the default

@@ -4,48 +4,18 @@
 //! connection, enqueues a write of the CRM fields whose outbound mappings read a changed field
 //! (coalesced per record: the outbox keeps the latest value per CRM field). The phone number is
 //! never written back (the checker forbids mapping it outbound). Inbound changes never come
-//! here.
+//! here. Which contact fields a mapping reads (its source and its guard) comes from the checked
+//! program, so a guarded mapping is linked like any other. A mapping that fails to evaluate
+//! (coercion, function error) is recorded as a dead letter, never dropped silently.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use super::{Engine, EngineError};
-use chrono::NaiveDate;
 
 use crate::lang::check::CheckedProgram;
-use crate::lang::eval::{ConnectionRules, Ruleset};
 use crate::store::{ContactRecord, WriteTx};
-use crate::value::{FieldType, Fields, Value};
-
-/// (CRM field, contact fields its outbound mapping reads) for one connection.
-///
-/// The compiled rule set does not expose which fields each outbound mapping reads, so this
-/// probes `eval_outbound` once per source field with sample values of the field's type (every
-/// variant of an enum; `true` and `false`; ...) at engine start. A mapping that reads several
-/// fields, or whose guard is false for every probe, links only through the probes that yield
-/// a value; see the module docs.
-pub(crate) fn outbound_links(
-    ruleset: &Ruleset,
-    rules: &ConnectionRules,
-) -> Vec<(String, Vec<String>)> {
-    let mut links: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for field in rules.outbound_source_fields() {
-        let Some(def) = ruleset.field(&field) else {
-            continue;
-        };
-        for probe in probes(&def.ty) {
-            let fields = Fields::from([(field.clone(), probe)]);
-            for (target, _) in ruleset.eval_outbound(&rules.name, &fields) {
-                let reads = links.entry(target).or_default();
-                if !reads.contains(&field) {
-                    reads.push(field.clone());
-                }
-            }
-        }
-    }
-    links.into_iter().collect()
-}
 
 /// (CRM field, contact fields read) per connection, straight from the checked program.
 pub(crate) fn links_from_program(
@@ -68,20 +38,6 @@ pub(crate) fn links_from_program(
             (c.kind.name().to_string(), links.into_iter().collect())
         })
         .collect()
-}
-
-fn probes(ty: &FieldType) -> Vec<Value> {
-    let date = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
-    match ty {
-        FieldType::String => vec![Value::String("probe".into()), Value::String(String::new())],
-        FieldType::Number => vec![Value::Number(1.0), Value::Number(0.0)],
-        FieldType::Boolean => vec![Value::Bool(true), Value::Bool(false)],
-        FieldType::Date => vec![Value::Date(date)],
-        FieldType::Datetime => vec![Value::Datetime(
-            date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
-        )],
-        FieldType::Enum(variants) => variants.iter().map(|v| Value::Enum(v.clone())).collect(),
-    }
 }
 
 impl Engine {
@@ -119,13 +75,39 @@ impl Engine {
         }
         // Evaluated over all the contact's fields (a mapping may read unchanged ones too), then
         // narrowed to the CRM fields whose mapping reads a changed field.
-        let writes: BTreeMap<String, serde_json::Value> = self
-            .ruleset
-            .eval_outbound(active, &contact.fields)
+        let report = self.ruleset.eval_outbound_report(active, &contact.fields);
+        let writes: BTreeMap<String, serde_json::Value> = report
+            .values
             .into_iter()
             .filter(|(target, _)| due.contains(&target.as_str()))
             .collect();
         tx.enqueue_write(active, record_id, &contact.phone, writes.clone(), now)?;
+        // A mapping that cannot compute its value would otherwise leave the CRM field stale
+        // without a word: each failure is a dead letter (listed by `outbox`, counted in
+        // `/metrics`), naming the contact, the record, the CRM field and the value at fault.
+        for error in report
+            .errors
+            .into_iter()
+            .filter(|e| due.contains(&e.field.as_str()))
+        {
+            let message = format!(
+                "outbound mapping `{} -> {}` failed for contact {}: {}",
+                error.source, error.field, contact.phone, error.reason
+            );
+            tracing::warn!(
+                connection = active,
+                record = %record_id,
+                field = %error.field,
+                %message,
+                "outbound value not computed"
+            );
+            let payload = serde_json::json!({
+                "field": error.field,
+                "source": error.source,
+                "value": error.value,
+            });
+            tx.dead_letter_mapping(active, record_id, &contact.phone, payload, &message, now)?;
+        }
         Ok(writes)
     }
 }

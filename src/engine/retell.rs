@@ -1,15 +1,19 @@
 //! Retell webhook bodies (`call_analyzed`, `chat_analyzed`) → the generic conversation event.
 //!
-//! Body shape (Retell's public SDKs, `PhoneCallResponse`/`WebCallResponse`/`ChatResponse`):
-//! `{"event": "call_analyzed", "call": {call_id, call_type, direction, from_number, to_number,
-//! agent_id, start_timestamp, end_timestamp (epoch ms), duration_ms, disconnection_reason,
-//! call_analysis: {call_summary, user_sentiment, call_successful, in_voicemail,
-//! custom_analysis_data}}}` and `{"event": "chat_analyzed", "chat": {chat_id, chat_type,
-//! agent_id, start_timestamp, end_timestamp, chat_analysis: {chat_summary, user_sentiment,
-//! chat_successful, custom_analysis_data}}}`. Some docs name the event key `event_type`; both
-//! are accepted. Chats carry no direction or numbers in the SDK types; SMS chats that do carry
-//! `from_number`/`to_number`/`direction` use them (direction defaults to `inbound`), and API
-//! (web) chats without numbers map to an event without numbers, which the engine ignores.
+//! Body shapes (Retell's SDK types `PhoneCallResponse`/`WebCallResponse` and `ChatResponse`;
+//! docs/retell-webhooks.md has the fields crmsync reads): `{"event": "call_analyzed", "call":
+//! {call_id, call_type, call_status, direction, from_number, to_number, agent_id,
+//! start_timestamp, end_timestamp (epoch ms), duration_ms, disconnection_reason, call_analysis:
+//! {call_summary, user_sentiment, call_successful, in_voicemail, custom_analysis_data}}}` and
+//! `{"event": "chat_analyzed", "chat": {chat_id, chat_type, chat_status, agent_id,
+//! start_timestamp, end_timestamp, metadata, retell_llm_dynamic_variables, chat_analysis:
+//! {chat_summary, user_sentiment, chat_successful, custom_analysis_data}}}`. Some docs name the
+//! event key `event_type`; both are accepted.
+//!
+//! A call is complete as parsed (a web call has no numbers: nothing to apply). A chat carries no
+//! phone number and no direction at all: it is parsed into a [`RetellChat`], whose number
+//! [`crate::engine::Engine::resolve_retell`] finds (the `chat_inbound` webhook's record, then
+//! configured keys of `metadata` and `retell_llm_dynamic_variables`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -36,20 +40,48 @@ fn shape(path: &str, problem: impl Into<String>) -> RetellError {
     }
 }
 
+/// A `call_analyzed` or `chat_analyzed` body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetellEvent {
+    /// A call: its numbers and direction are in the body (none for a web call).
+    Call(ConversationEvent),
+    /// A chat, whose number is still to be found.
+    Chat(RetellChat),
+}
+
+impl RetellEvent {
+    /// The call or chat id.
+    pub fn id(&self) -> &str {
+        match self {
+            RetellEvent::Call(event) => &event.id,
+            RetellEvent::Chat(chat) => &chat.event.id,
+        }
+    }
+}
+
+/// A `chat_analyzed` chat: the conversation event without numbers, and where its number may be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetellChat {
+    /// No `from_number`/`to_number` (Retell sends none) and `direction: inbound` until the number
+    /// is found.
+    pub event: ConversationEvent,
+    /// `sms_chat` or `api_chat` (absent in some bodies).
+    pub chat_type: Option<String>,
+    /// The chat's `metadata` (an object; anything else counts as empty).
+    pub metadata: Map<String, Value>,
+    /// The chat's `retell_llm_dynamic_variables`.
+    pub dynamic_variables: Map<String, Value>,
+}
+
 /// Parses a Retell webhook body. `Ok(None)` for event types other than `call_analyzed` and
 /// `chat_analyzed` (acknowledge and ignore them).
-pub fn parse_webhook(body: &[u8]) -> Result<Option<ConversationEvent>, RetellError> {
+pub fn parse_webhook(body: &[u8]) -> Result<Option<RetellEvent>, RetellError> {
     let value: Value = serde_json::from_slice(body).map_err(|err| RetellError::Json {
         line: err.line(),
         column: err.column(),
         message: err.to_string(),
     })?;
-    let Some(generic) = to_generic(&value)? else {
-        return Ok(None);
-    };
-    serde_json::from_value(generic)
-        .map(Some)
-        .map_err(|err| shape("call", err.to_string()))
+    parse_value(&value)
 }
 
 /// Whether a JSON body looks like a Retell webhook (has `event`/`event_type` and a `call` or
@@ -59,8 +91,8 @@ pub fn is_webhook(value: &Value) -> bool {
     has_event && (value.get("call").is_some() || value.get("chat").is_some())
 }
 
-/// Maps a parsed webhook body to the generic event's JSON form (DESIGN.md §4).
-pub fn to_generic(body: &Value) -> Result<Option<Value>, RetellError> {
+/// [`parse_webhook`] for a body already parsed as JSON.
+pub fn parse_value(body: &Value) -> Result<Option<RetellEvent>, RetellError> {
     let Some(object) = body.as_object() else {
         return Err(shape("(body)", "expected a JSON object"));
     };
@@ -77,10 +109,17 @@ pub fn to_generic(body: &Value) -> Result<Option<Value>, RetellError> {
         return Err(shape("event", "expected a string"));
     };
     match event {
-        "call_analyzed" => call(object.get("call")).map(Some),
-        "chat_analyzed" => chat(object.get("chat")).map(Some),
+        "call_analyzed" => {
+            let generic = call(object.get("call"))?;
+            Ok(Some(RetellEvent::Call(conversation(generic, "call")?)))
+        }
+        "chat_analyzed" => chat(object.get("chat")).map(|chat| Some(RetellEvent::Chat(chat))),
         _ => Ok(None),
     }
+}
+
+fn conversation(generic: Value, path: &str) -> Result<ConversationEvent, RetellError> {
+    serde_json::from_value(generic).map_err(|err| shape(path, err.to_string()))
 }
 
 fn call(call: Option<&Value>) -> Result<Value, RetellError> {
@@ -105,6 +144,12 @@ fn call(call: Option<&Value>) -> Result<Value, RetellError> {
         Some(Value::Null) | None => duration(start, end),
         Some(_) => return Err(shape("call.duration_ms", "expected a number")),
     };
+    // Retell's own verdict on calls that never connected (dial_no_answer, dial_busy, ...): it
+    // also covers disconnection reasons added after this version.
+    let connected = match string(call, "call", "call_status")?.as_deref() {
+        Some("not_connected") => Some(false),
+        _ => None,
+    };
     Ok(json!({
         "id": id,
         "kind": "call",
@@ -120,11 +165,12 @@ fn call(call: Option<&Value>) -> Result<Value, RetellError> {
         "in_voicemail": analysis.and_then(|a| a.get("in_voicemail")).cloned(),
         "disconnection_reason": string(call, "call", "disconnection_reason")?,
         "agent_id": string(call, "call", "agent_id")?,
+        "connected": connected,
         "analysis": custom_data(analysis, "call.call_analysis")?,
     }))
 }
 
-fn chat(chat: Option<&Value>) -> Result<Value, RetellError> {
+fn chat(chat: Option<&Value>) -> Result<RetellChat, RetellError> {
     let chat = chat
         .and_then(Value::as_object)
         .ok_or_else(|| shape("chat", "missing or not an object"))?;
@@ -132,23 +178,35 @@ fn chat(chat: Option<&Value>) -> Result<Value, RetellError> {
     let analysis = object(chat, "chat", "chat_analysis")?;
     let start = timestamp(chat, "chat", "start_timestamp")?;
     let end = timestamp(chat, "chat", "end_timestamp")?;
-    Ok(json!({
+    let generic = json!({
         "id": id,
         "kind": "chat",
-        "direction": string(chat, "chat", "direction")?.unwrap_or_else(|| "inbound".to_string()),
-        "from_number": string(chat, "chat", "from_number")?,
-        "to_number": string(chat, "chat", "to_number")?,
+        // Placeholder: Retell's chat has no direction; the number's source decides it.
+        "direction": "inbound",
         "start_time": start.map(rfc3339),
         "end_time": end.map(rfc3339),
         "duration_ms": duration(start, end),
         "summary": analysis.and_then(|a| a.get("chat_summary")).cloned(),
         "sentiment": analysis.and_then(|a| a.get("user_sentiment")).cloned(),
         "successful": analysis.and_then(|a| a.get("chat_successful")).cloned(),
-        "in_voicemail": null,
-        "disconnection_reason": null,
         "agent_id": string(chat, "chat", "agent_id")?,
         "analysis": custom_data(analysis, "chat.chat_analysis")?,
-    }))
+    });
+    Ok(RetellChat {
+        event: conversation(generic, "chat")?,
+        chat_type: string(chat, "chat", "chat_type")?,
+        // Storage-only objects the integrator fills: an unexpected shape is no reason to refuse
+        // the chat's analysis, it just holds no number.
+        metadata: loose_object(chat.get("metadata")),
+        dynamic_variables: loose_object(chat.get("retell_llm_dynamic_variables")),
+    })
+}
+
+fn loose_object(value: Option<&Value>) -> Map<String, Value> {
+    match value {
+        Some(Value::Object(map)) => map.clone(),
+        _ => Map::new(),
+    }
 }
 
 fn string(

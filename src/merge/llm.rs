@@ -13,7 +13,8 @@ use super::{
 const MAX_TOKENS: u32 = 512;
 
 /// Cap on the merged text: about 512 tokens at ~4 characters per token. The endpoint may
-/// ignore `max_tokens`, so the answer is cut here too (at a character boundary).
+/// ignore `max_tokens`, so a longer answer is refused here too (the merge falls back): cutting
+/// it would silently drop the end of the field.
 pub const MAX_MERGED_CHARS: usize = 2048;
 
 /// How much of an error body is kept in the fallback reason (for logs).
@@ -145,18 +146,32 @@ impl LlmMerger {
         }
         let completion: ChatCompletion =
             serde_json::from_str(&body).map_err(|e| MergeError::MalformedBody(e.to_string()))?;
-        let text = completion
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|choice| choice.message)
+        let Some(choice) = completion.choices.into_iter().next() else {
+            return Err(MergeError::EmptyContent);
+        };
+        // WHY a missing `finish_reason` is accepted: some OpenAI-compatible servers leave it
+        // out; the length check below still catches an answer that ran on.
+        if let Some(reason) = choice.finish_reason.filter(|r| r != "stop") {
+            return Err(MergeError::Truncated {
+                finish_reason: reason,
+            });
+        }
+        let text = choice
+            .message
             .and_then(|message| message.content)
             .unwrap_or_default();
         let text = text.trim();
         if text.is_empty() {
             return Err(MergeError::EmptyContent);
         }
-        Ok(cap_chars(text, MAX_MERGED_CHARS).to_string())
+        let chars = text.chars().count();
+        if chars > MAX_MERGED_CHARS {
+            return Err(MergeError::TooLong {
+                chars,
+                max: MAX_MERGED_CHARS,
+            });
+        }
+        Ok(text.to_string())
     }
 
     fn transport_error(&self, err: reqwest::Error) -> MergeError {
@@ -224,14 +239,6 @@ fn request_body(model: &str, req: &MergeRequest) -> serde_json::Value {
     })
 }
 
-/// The first `max` characters of `text` (never splits a character).
-fn cap_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((byte_index, _)) => &text[..byte_index],
-        None => text,
-    }
-}
-
 #[derive(Deserialize)]
 struct ChatCompletion {
     choices: Vec<Choice>,
@@ -240,6 +247,9 @@ struct ChatCompletion {
 #[derive(Deserialize)]
 struct Choice {
     message: Option<Message>,
+    /// `stop` for a complete answer; `length`, `content_filter`, ... for a cut one.
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -250,15 +260,6 @@ struct Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cap_chars_cuts_at_a_character_boundary() {
-        let text = "é".repeat(3000);
-        let capped = cap_chars(&text, MAX_MERGED_CHARS);
-        assert_eq!(capped.chars().count(), MAX_MERGED_CHARS);
-        assert_eq!(capped.len(), MAX_MERGED_CHARS * 2);
-        assert_eq!(cap_chars("short", MAX_MERGED_CHARS), "short");
-    }
 
     #[test]
     fn debug_output_never_contains_the_key() {

@@ -78,6 +78,14 @@ pub enum MergeError {
     MalformedBody(String),
     #[error("the LLM returned no text")]
     EmptyContent,
+    /// The answer was cut off (`finish_reason` `length`, `content_filter`, ...): using it would
+    /// drop the end of the field.
+    #[error("the LLM answer was cut off (finish_reason `{finish_reason}`)")]
+    Truncated { finish_reason: String },
+    /// The answer is longer than a merged field may be ([`MAX_MERGED_CHARS`]); cutting it
+    /// would drop its end.
+    #[error("the LLM answer has {chars} characters, more than the {max} a merged field may have")]
+    TooLong { chars: usize, max: usize },
 }
 
 /// A boxed future, so `Merger` can be used as `dyn Merger` (async fns in traits are not object

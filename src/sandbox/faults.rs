@@ -52,6 +52,10 @@ pub struct FaultConfig {
     pub daily_api_limit: u64,
     /// Seed of the RNG that draws random faults.
     pub seed: u64,
+    /// Successful write results come back without their record id (HubSpot batch `results`,
+    /// Salesforce collection save results), as a misbehaving proxy or an API change could
+    /// answer: the client must not take such an answer for a confirmed write.
+    pub omit_write_ids: bool,
 }
 
 impl Default for FaultConfig {
@@ -67,6 +71,7 @@ impl Default for FaultConfig {
             hold_duration: Duration::from_secs(300),
             daily_api_limit: 1_000_000,
             seed: 0,
+            omit_write_ids: false,
         }
     }
 }
@@ -204,9 +209,50 @@ impl Faults {
         Ok((used, limit))
     }
 
+    /// Whether successful write results lose their record ids (see [`FaultConfig`]).
+    pub fn omit_write_ids(&self) -> bool {
+        lock(&self.config).omit_write_ids
+    }
+
     /// Current `(used, limit)` of the daily budget.
     pub fn usage(&self) -> (u64, u64) {
         (self.api_usage(), lock(&self.config).daily_api_limit)
+    }
+}
+
+/// `response` with the record ids of its successful write results removed: each element of a
+/// top-level array (Salesforce save results with `"success": true`) or of `results` (HubSpot
+/// batch responses) loses its `id`. Other responses pass unchanged.
+pub async fn without_write_ids(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let stripped = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|mut json| {
+            let results = match &mut json {
+                serde_json::Value::Array(items) => items,
+                serde_json::Value::Object(o) => o.get_mut("results")?.as_array_mut()?,
+                _ => return None,
+            };
+            for r in results
+                .iter_mut()
+                .filter_map(serde_json::Value::as_object_mut)
+            {
+                if r.get("success") != Some(&serde_json::Value::Bool(false)) {
+                    r.remove("id");
+                }
+            }
+            serde_json::to_vec(&json).ok()
+        });
+    match stripped {
+        Some(body) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+        }
+        None => axum::response::Response::from_parts(parts, axum::body::Body::from(bytes)),
     }
 }
 

@@ -128,6 +128,7 @@ mod tests {
                 summary: None,
                 disconnection_reason: None,
                 agent_id: None,
+                outcome: None,
             },
             state,
             attempts: 0,

@@ -11,6 +11,7 @@
 //! - `conflicts.rs`: every [`Conflict`] decided between a pending write and a CRM change.
 //! - `conversations.rs`: the applied conversation ids (an activity intent also records that its
 //!   conversation was applied).
+//! - `chat_numbers.rs`: the sender of each inbound SMS chat, from Retell's `chat_inbound`.
 //!
 //! # Transactions
 //! [`Store::write`] runs a closure inside ONE redb write transaction and commits only when it
@@ -37,6 +38,7 @@
 //!   [`Store::dead_letter_activity`].
 //! - metrics: [`Store::outbox_counts`], [`Store::contact_count`].
 
+mod chat_numbers;
 mod conflicts;
 mod contacts;
 mod conversations;
@@ -52,6 +54,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
+pub use chat_numbers::ChatNumbers;
 pub use conflicts::{Conflict, ConflictPolicy, ConflictWinner, CrmTimeSource};
 pub use contacts::{crm_fingerprint, ContactRecord, EncodedContact, Provenance, Source};
 pub use conversations::AppliedConversation;
@@ -911,6 +914,30 @@ impl<'t> WriteTx<'t> {
         let existing = self.pending_write(connection, record_id)?;
         let write = outbox::coalesce(existing, connection, record_id, phone, fields, now);
         self.put_pending(&write)
+    }
+
+    /// Records an outbound mapping that failed to evaluate for the record linked to `phone`:
+    /// a dead letter, so the write that never happened is listed and counted.
+    pub fn dead_letter_mapping(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        phone: &str,
+        payload: serde_json::Value,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.add_dead_letter(DeadLetter {
+            id: 0,
+            kind: DeadLetterKind::OutboundMapping,
+            connection: connection.to_string(),
+            key: record_id.to_string(),
+            phone: Some(phone.to_string()),
+            payload,
+            message: message.to_string(),
+            attempts: 0,
+            at,
+        })
     }
 
     /// The pending write for (connection, record id).

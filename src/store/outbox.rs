@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::CallOutcome;
+
 /// Field writes waiting for one CRM record. Several changes coalesce: `fields` always holds the
 /// latest value per CRM field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +74,11 @@ pub struct ActivityPayload {
     pub summary: Option<String>,
     pub disconnection_reason: Option<String>,
     pub agent_id: Option<String>,
+    /// What became of a call (no answer, busy, voicemail, ...): the status the CRM logs it
+    /// with. Absent for chats and for intents stored before it was recorded; the connectors
+    /// then derive it from `disconnection_reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<CallOutcome>,
 }
 
 /// One call/chat to log as a CRM activity on a linked record.
@@ -97,9 +104,13 @@ pub struct ActivityIntent {
 pub enum DeadLetterKind {
     FieldWrite,
     Activity,
+    /// An outbound mapping that failed to evaluate (coercion, function error): the CRM field
+    /// it writes was never queued.
+    OutboundMapping,
 }
 
-/// A write or activity the CRM rejected for good.
+/// A write or activity the CRM rejected for good, or an outbound value that could not be
+/// computed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// Sequence number (the table key).
@@ -111,7 +122,7 @@ pub struct DeadLetter {
     pub phone: Option<String>,
     /// The fields or the activity that could not be written.
     pub payload: serde_json::Value,
-    /// The CRM's message.
+    /// The CRM's message (or why the outbound mapping failed).
     pub message: String,
     pub attempts: u32,
     pub at: DateTime<Utc>,

@@ -388,3 +388,73 @@ async fn sync_without_an_active_connection_is_a_clear_400() {
     assert_eq!(status["state"], "idle");
     assert_eq!(status["connection"], Value::Null);
 }
+
+/// An outbound mapping that cannot compute its value is counted by `/metrics` (a dead letter),
+/// while the conversation itself applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_value_that_cannot_be_computed_shows_in_metrics() {
+    let mut files = Vec::new();
+    for name in ["fields", "analysis", "salesforce", "hubspot"] {
+        let text = std::fs::read_to_string(format!("rules/{name}.rules")).unwrap();
+        let text = text.replace(
+            "interaction_summary -> Notes__c",
+            "interaction_summary -> Notes__c\n    to_number(interaction_summary) -> Score__c",
+        );
+        files.push((format!("{name}.rules"), text));
+    }
+    assert!(files[2].1.contains("Score__c"), "the example rules changed");
+    let rules = crmsync::lang::compile_sources(files).expect("the rules compile");
+    let t = TestDaemon::start_with(Setup {
+        rules: Some(rules),
+        ..Setup::default()
+    })
+    .await;
+    let caller = "+14155550101";
+    t.engine
+        .import_page(
+            "salesforce",
+            &[json!({
+                "attributes": {"type": "Contact"},
+                "Id": "003A", "Phone": caller, "LastName": "Lovelace",
+                "SystemModstamp": "2026-11-20T10:00:00.000+0000"
+            })],
+            None,
+        )
+        .unwrap();
+    let body = json!({
+        "event": "call_analyzed",
+        "call": {
+            "call_type": "phone_call", "call_id": "call_metrics_1", "agent_id": "agent_1",
+            "call_status": "ended", "direction": "inbound",
+            "from_number": caller, "to_number": "+18885550100",
+            "start_timestamp": 1795251600000_u64, "end_timestamp": 1795251795000_u64,
+            "duration_ms": 195000, "disconnection_reason": "user_hangup",
+            "call_analysis": {
+                "call_summary": "Asked for a demo.", "call_successful": true,
+                "custom_analysis_data": {"customer_notes": "Wants a demo."}
+            }
+        }
+    })
+    .to_string();
+    let response = t.signed("/webhooks/retell", &body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["report"]["outcome"], "applied", "{answer}");
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "crmsync_dead_letters 1"),
+        "{metrics}"
+    );
+    let dead = t.engine.store().dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload["field"], "Score__c");
+    t.daemon.shutdown().await.unwrap();
+}

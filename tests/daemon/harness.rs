@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crmsync::config::RetellSettings;
 use crmsync::daemon::scheduler::SyncBackend;
 use crmsync::daemon::{self, DaemonOptions, RunningDaemon};
 use crmsync::engine::Engine;
@@ -34,6 +35,10 @@ pub struct Setup {
     pub dispatch_interval: Duration,
     /// Conversations through the group-commit writer (else one transaction per request).
     pub group_commit: bool,
+    /// The rules (default: the example rules of `rules/`).
+    pub rules: Option<crmsync::lang::Compiled>,
+    /// `retell.chat_number_keys`.
+    pub chat_number_keys: Vec<String>,
 }
 
 impl Default for Setup {
@@ -45,14 +50,33 @@ impl Default for Setup {
             sync_interval: Duration::from_secs(3600),
             dispatch_interval: Duration::from_secs(3600),
             group_commit: true,
+            rules: None,
+            chat_number_keys: RetellSettings::default().chat_number_keys,
         }
     }
 }
 
+/// The rule files of `rules/`, as (name, text), in name order.
+pub fn example_rule_files() -> Vec<(String, String)> {
+    let mut files: Vec<_> = std::fs::read_dir("rules")
+        .expect("rules/")
+        .map(|entry| entry.expect("rules/ entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rules"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("rule file");
+            (path.display().to_string(), text)
+        })
+        .collect()
+}
+
 /// The example rule set of `rules/`.
-pub fn example_ruleset() -> crmsync::lang::eval::Ruleset {
+pub fn example_rules() -> crmsync::lang::Compiled {
     match crmsync::lang::compile_dir(Path::new("rules")) {
-        Ok(compiled) => compiled.ruleset,
+        Ok(compiled) => compiled,
         Err(diagnostics) => panic!("rules/ does not compile: {diagnostics:?}"),
     }
 }
@@ -65,7 +89,14 @@ impl TestDaemon {
     pub async fn start_with(setup: Setup) -> TestDaemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("store.redb")).expect("open store");
-        let engine = Arc::new(Engine::new(store, example_ruleset(), setup.active).expect("engine"));
+        let engine = Arc::new(
+            Engine::new(
+                store,
+                setup.rules.unwrap_or_else(example_rules),
+                setup.active,
+            )
+            .expect("engine"),
+        );
         let backend = setup.backend.map(|build| build(engine.clone()));
         let options = DaemonOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -79,6 +110,7 @@ impl TestDaemon {
             group_commit: setup.group_commit,
             sync_interval: setup.sync_interval,
             dispatch_interval: setup.dispatch_interval,
+            chat_number_keys: setup.chat_number_keys,
         };
         let daemon = daemon::start(options).await.expect("daemon starts");
         TestDaemon {

@@ -282,12 +282,12 @@ async fn sigterm_during_a_sync_then_restart_loses_and_duplicates_nothing() {
     sandbox.faults().clear();
     let expected = {
         let fresh = tempfile::tempdir().unwrap();
-        let ruleset = crate::harness::example_ruleset();
-        let plan = SyncPlan::from_rules(ruleset.connection("salesforce").unwrap());
+        let compiled = crate::harness::example_rules();
+        let plan = SyncPlan::from_rules(compiled.ruleset.connection("salesforce").unwrap());
         let engine = Arc::new(
             Engine::new(
                 Store::open(fresh.path().join("fresh.redb")).unwrap(),
-                ruleset,
+                compiled,
                 Some("salesforce"),
             )
             .unwrap(),
@@ -330,4 +330,69 @@ async fn sigterm_during_a_sync_then_restart_loses_and_duplicates_nothing() {
     }
     assert_eq!(after.len(), expected.len());
     assert_eq!(after, expected);
+}
+
+/// A chat's `chat_inbound` is recorded before it is answered: a daemon killed (SIGKILL) right
+/// after still finds the chat's contact when `chat_analyzed` reaches the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_inbound_survives_a_killed_daemon() {
+    const KEY: &str = "key_process_test";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crmsync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules: {}\nstore: store.redb\nserver:\n  listen: 127.0.0.1:0\n",
+            rules_dir()
+        ),
+    )
+    .unwrap();
+    let signed = |daemon: &Daemon, path: &str, body: Value| {
+        let body = body.to_string();
+        let header = crmsync::daemon::signature::sign(
+            KEY,
+            body.as_bytes(),
+            crmsync::daemon::signature::now_ms(),
+        );
+        daemon
+            .http
+            .post(format!("{}{path}", daemon.url))
+            .header("content-type", "application/json")
+            .header("x-retell-signature", header)
+            .body(body)
+    };
+
+    let mut first = Daemon::start(&config).await;
+    let inbound = json!({"event": "chat_inbound", "chat_inbound": {
+        "agent_id": "agent_chat_4c1d", "chat_id": "chat_restart_1",
+        "from_number": "+14155550177", "to_number": "+18885550100"}});
+    let answered = signed(&first, "/webhooks/retell/inbound", inbound)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+    first.child.kill().await.expect("SIGKILL");
+
+    let second = Daemon::start(&config).await;
+    let body = crate::retell_chats::chat_analyzed("chat_restart_1", json!({}), json!({}));
+    let answer: Value = signed(&second, "/webhooks/retell", body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["report"]["outcome"], "applied", "{answer}");
+    assert_eq!(answer["report"]["phone"], "+14155550177", "{answer}");
+    let (code, stderr) = second.terminate().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let store = Store::open(dir.path().join("store.redb")).unwrap();
+    let contact = store
+        .contact("+14155550177")
+        .unwrap()
+        .expect("the sender's contact");
+    assert_eq!(
+        contact.fields.get("lead_status"),
+        Some(&crmsync::value::Value::Enum("qualified".to_string()))
+    );
 }

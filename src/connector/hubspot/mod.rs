@@ -27,6 +27,7 @@ use super::{
     CrmRecord, DeletedRecord, MetricsSnapshot, Page, ReadPosition, RecordUpdate, Schema,
     WriteResult,
 };
+use crate::event::CallOutcome;
 use wire::*;
 
 /// The search API's hard limit on one query's results.
@@ -252,7 +253,10 @@ impl HubspotConnector {
             ActivityKind::Call => {
                 p.insert("hs_call_title".into(), json!(a.subject()));
                 p.insert("hs_call_body".into(), json!(a.description()));
-                p.insert("hs_call_status".into(), json!("COMPLETED"));
+                p.insert(
+                    "hs_call_status".into(),
+                    json!(call_status(a.call_outcome())),
+                );
                 if let Some(ms) = a.duration_ms {
                     p.insert("hs_call_duration".into(), json!(ms.to_string()));
                 }
@@ -367,10 +371,20 @@ fn match_results(
     fallback_key_of: impl Fn(&Value) -> Option<String>,
     expected: usize,
 ) -> Vec<WriteResult> {
-    let mut written: HashMap<String, String> = HashMap::new();
-    let mut unkeyed: Vec<String> = Vec::new();
+    // A result without an id is a success that names no record: undecodable, never "written".
+    let written_as = |id: &Option<String>| match id {
+        Some(id) => WriteResult::Written { id: id.clone() },
+        None => WriteResult::Undecodable {
+            message: super::SUCCESS_WITHOUT_ID.to_string(),
+        },
+    };
+    let mut written: HashMap<String, Option<String>> = HashMap::new();
+    let mut unkeyed: Vec<Option<String>> = Vec::new();
     for r in &b.results {
-        let id = r.get("id").and_then(id_string).unwrap_or_default();
+        let id = r
+            .get("id")
+            .and_then(id_string)
+            .filter(|id| !id.trim().is_empty());
         match key_of(r).or_else(|| fallback_key_of(r)) {
             Some(k) => {
                 written.insert(k, id);
@@ -384,12 +398,10 @@ fn match_results(
         .enumerate()
         .map(|(i, k)| {
             if positional {
-                return WriteResult::Written {
-                    id: unkeyed[i].clone(),
-                };
+                return written_as(&unkeyed[i]);
             }
             if let Some(id) = written.get(*k) {
-                return WriteResult::Written { id: id.clone() };
+                return written_as(id);
             }
             match b
                 .errors
@@ -399,6 +411,10 @@ fn match_results(
                 Some(e) => WriteResult::Rejected {
                     message: format!("{}: {}", e.category, e.message),
                     permanent: !matches!(e.category.as_str(), "RATE_LIMITS" | "LOCKED"),
+                },
+                // A success the response could not tie to an input may be this one.
+                None if !unkeyed.is_empty() => WriteResult::Undecodable {
+                    message: super::SUCCESS_WITHOUT_ID.to_string(),
                 },
                 None => WriteResult::Rejected {
                     message: "the CRM's batch response does not mention this record".into(),
@@ -665,6 +681,18 @@ impl Connector for HubspotConnector {
     }
 }
 
+/// A call's `hs_call_status`. A call that reached voicemail or a phone menu did take place, so it
+/// is `COMPLETED` (its outcome is in the call notes); HubSpot's call outcomes
+/// (`hs_call_disposition`) are ids each portal defines, so crmsync does not set them.
+fn call_status(outcome: CallOutcome) -> &'static str {
+    match outcome {
+        CallOutcome::Connected | CallOutcome::Voicemail | CallOutcome::Ivr => "COMPLETED",
+        CallOutcome::NoAnswer => "NO_ANSWER",
+        CallOutcome::Busy => "BUSY",
+        CallOutcome::Failed => "FAILED",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,6 +739,51 @@ mod tests {
     }
 
     #[test]
+    fn a_result_without_an_id_is_undecodable_not_written() {
+        let undecodable = WriteResult::Undecodable {
+            message: crate::connector::SUCCESS_WITHOUT_ID.into(),
+        };
+        // Positional (no key in any result): the id-less one is not "written".
+        let b: BatchResponse = serde_json::from_value(json!({
+            "status": "COMPLETE",
+            "results": [{"id": "1", "properties": {}}, {"properties": {}}],
+        }))
+        .unwrap();
+        let by_title = |r: &Value| {
+            r.get("properties")
+                .and_then(|p| p.get("hs_call_title"))
+                .and_then(id_string)
+        };
+        let r = match_results(&["a", "b"], &b, by_title, |_| None, 2);
+        assert_eq!(r[0], WriteResult::Written { id: "1".into() });
+        assert_eq!(r[1], undecodable);
+        // Keyed by id (updates): the record the id-less result may stand for is undecodable.
+        let r = match_results(
+            &["1", "2"],
+            &b,
+            |r| r.get("id").and_then(id_string),
+            |_| None,
+            2,
+        );
+        assert_eq!(r[0], WriteResult::Written { id: "1".into() });
+        assert_eq!(r[1], undecodable);
+        // Keyed by trace id, without an id.
+        let b: BatchResponse = serde_json::from_value(json!({
+            "status": "COMPLETE",
+            "results": [{"objectWriteTraceId": "c1", "properties": {}}],
+        }))
+        .unwrap();
+        let r = match_results(
+            &["c1"],
+            &b,
+            |r| r.get("objectWriteTraceId").and_then(id_string),
+            |_| None,
+            1,
+        );
+        assert_eq!(r[0], undecodable);
+    }
+
+    #[test]
     fn call_properties_follow_the_contract() {
         let a = ActivityInput {
             conversation_id: "c9".into(),
@@ -724,6 +797,7 @@ mod tests {
             duration_ms: Some(61_000),
             summary: None,
             disconnection_reason: None,
+            outcome: None,
         };
         let p = HubspotConnector::call_properties(&a);
         assert_eq!(p["hs_call_status"], "COMPLETED");
@@ -737,5 +811,41 @@ mod tests {
         });
         assert_eq!(chat["hs_communication_channel_type"], "SMS");
         assert_eq!(chat["hs_communication_logged_from"], "CRM");
+    }
+
+    #[test]
+    fn a_call_is_logged_with_the_status_of_what_happened() {
+        let call = |reason: &str, outcome: Option<CallOutcome>| ActivityInput {
+            conversation_id: "c9".into(),
+            kind: ActivityKind::Call,
+            contact_record_id: "501".into(),
+            direction: Some("outbound".into()),
+            from_number: None,
+            to_number: None,
+            start_time: None,
+            end_time: None,
+            duration_ms: None,
+            summary: None,
+            disconnection_reason: Some(reason.into()),
+            outcome,
+        };
+        for (reason, outcome, status) in [
+            ("dial_no_answer", None, "NO_ANSWER"),
+            ("dial_busy", None, "BUSY"),
+            ("user_declined", None, "BUSY"),
+            ("dial_failed", None, "FAILED"),
+            ("invalid_destination", None, "FAILED"),
+            ("voicemail_reached", None, "COMPLETED"),
+            ("user_hangup", None, "COMPLETED"),
+            // The recorded outcome wins over the reason alone.
+            (
+                "a_reason_from_next_year",
+                Some(CallOutcome::Failed),
+                "FAILED",
+            ),
+        ] {
+            let p = HubspotConnector::call_properties(&call(reason, outcome));
+            assert_eq!(p["hs_call_status"], status, "{reason}");
+        }
     }
 }

@@ -124,6 +124,8 @@ impl SalesforceConnector {
             if let Some(ms) = a.duration_ms {
                 t.insert("CallDurationInSeconds".into(), json!(ms.div_ceil(1000)));
             }
+            // Free text in Salesforce ("Call Result"): what became of the call.
+            t.insert("CallDisposition".into(), json!(a.call_outcome().label()));
         }
         Value::Object(t)
     }
@@ -148,8 +150,11 @@ impl SalesforceConnector {
 
 fn save_result(r: SaveResult) -> WriteResult {
     if r.success {
-        return WriteResult::Written {
-            id: r.id.unwrap_or_default(),
+        return match r.id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => WriteResult::Written { id },
+            None => WriteResult::Undecodable {
+                message: super::SUCCESS_WITHOUT_ID.to_string(),
+            },
         };
     }
     // A locked row clears on its own; everything else (validation, bad id, deleted entity,
@@ -408,6 +413,27 @@ mod tests {
     }
 
     #[test]
+    fn a_success_without_an_id_is_undecodable_not_written() {
+        let results: Vec<SaveResult> = serde_json::from_value(json!([
+            {"id": "003A", "success": true, "errors": []},
+            {"success": true, "errors": []},
+            {"id": null, "success": true, "errors": []},
+            {"id": "", "success": true, "errors": []},
+        ]))
+        .unwrap();
+        let r: Vec<WriteResult> = results.into_iter().map(save_result).collect();
+        assert_eq!(r[0], WriteResult::Written { id: "003A".into() });
+        for undecodable in &r[1..] {
+            assert_eq!(
+                undecodable,
+                &WriteResult::Undecodable {
+                    message: crate::connector::SUCCESS_WITHOUT_ID.into()
+                }
+            );
+        }
+    }
+
+    #[test]
     fn soql_strings_are_escaped() {
         assert_eq!(soql_string(r"O'Brien \ x"), r"'O\'Brien \\ x'");
     }
@@ -426,6 +452,7 @@ mod tests {
             duration_ms: Some(125_400),
             summary: Some("Wants a demo".into()),
             disconnection_reason: Some("user_hangup".into()),
+            outcome: None,
         };
         let t = SalesforceConnector::task_of(&a);
         assert_eq!(t["WhoId"], "003A");
@@ -434,6 +461,7 @@ mod tests {
         assert_eq!(t["TaskSubtype"], "Call");
         assert_eq!(t["CallType"], "Outbound");
         assert_eq!(t["CallDurationInSeconds"], 126);
+        assert_eq!(t["CallDisposition"], "Connected");
         assert_eq!(t["ActivityDate"], "2024-05-01");
         let d = t["Description"].as_str().unwrap();
         for part in [
@@ -447,10 +475,20 @@ mod tests {
         }
         let chat = SalesforceConnector::task_of(&ActivityInput {
             kind: ActivityKind::Chat,
-            ..a
+            ..a.clone()
         });
         assert_eq!(chat["Subject"], "Chat c1");
         assert!(chat.get("TaskSubtype").is_none() && chat.get("CallType").is_none());
+        assert!(chat.get("CallDisposition").is_none());
+
+        let unanswered = SalesforceConnector::task_of(&ActivityInput {
+            disconnection_reason: Some("dial_no_answer".into()),
+            duration_ms: None,
+            ..a
+        });
+        assert_eq!(unanswered["CallDisposition"], "No answer");
+        let d = unanswered["Description"].as_str().unwrap();
+        assert!(d.contains("Outcome: No answer"), "{d}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::ApiResult;
-use super::events::{apply, invalid_body};
+use super::events::{apply, apply_retell, invalid_body};
 use crate::daemon::AppState;
 use crate::engine::retell;
 use crate::event::ConversationEvent;
@@ -21,30 +21,26 @@ pub async fn post(State(state): State<Arc<AppState>>, body: Bytes) -> ApiResult<
         state.counters.event("api", "rejected");
         invalid_body(format!("the body is not JSON: {err}"))
     })?;
-    let event = if retell::is_webhook(&value) {
-        match retell::to_generic(&value) {
-            Ok(Some(generic)) => serde_json::from_value::<ConversationEvent>(generic)
-                .map_err(|err| invalid_body(err.to_string())),
+    if retell::is_webhook(&value) {
+        return match retell::parse_value(&value) {
+            Ok(Some(event)) => apply_retell(&state, "api", event).await.map(Json),
             Ok(None) => {
                 state.counters.event("api", "ignored");
-                return Ok(Json(json!({"status": "ignored"})));
+                Ok(Json(json!({"status": "ignored"})))
             }
-            Err(err) => Err(invalid_body(err.to_string())),
-        }
-    } else {
-        let deserializer = &mut serde_json::Deserializer::from_slice(&body);
+            Err(err) => {
+                state.counters.event("api", "rejected");
+                Err(invalid_body(err.to_string()))
+            }
+        };
+    }
+    let deserializer = &mut serde_json::Deserializer::from_slice(&body);
+    let event =
         serde_path_to_error::deserialize::<_, ConversationEvent>(deserializer).map_err(|err| {
+            state.counters.event("api", "rejected");
             let path = err.path().to_string();
             invalid_body(format!("`{path}`: {}", err.into_inner()))
-        })
-    };
-    let event = match event {
-        Ok(event) => event,
-        Err(err) => {
-            state.counters.event("api", "rejected");
-            return Err(err);
-        }
-    };
+        })?;
     let report = apply(&state, "api", event).await?;
     Ok(Json(json!({"status": "ok", "report": report})))
 }

@@ -1,13 +1,16 @@
 //! Applying a conversation event from any route (Retell webhook or generic endpoint): engine
-//! errors as HTTP errors, outcome counted, dispatcher woken when something was queued.
+//! errors as HTTP errors, outcome counted, dispatcher woken when something was queued. A Retell
+//! chat's number is found first; a chat without one is answered `no_number` and counted.
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use crate::daemon::AppState;
-use crate::engine::{ConversationOutcome, ConversationReport, EngineError};
+use crate::engine::retell::RetellEvent;
+use crate::engine::{ConversationOutcome, ConversationReport, EngineError, ResolvedEvent};
 use crate::event::ConversationEvent;
 
 /// Maps an engine error to the HTTP answer an integrator can act on.
@@ -67,6 +70,61 @@ pub async fn apply(
         ConversationOutcome::NoNumber => state.counters.event(source, "ignored"),
     }
     Ok(report)
+}
+
+/// Applies a `call_analyzed`/`chat_analyzed` event and answers `{"status": "ok", "report":
+/// ...}`. A chat's number is looked up first (`Engine::resolve_retell`); a chat that has none
+/// is reported with outcome `no_number` and its reason, counted as such, and not applied.
+pub async fn apply_retell(
+    state: &Arc<AppState>,
+    source: &'static str,
+    event: RetellEvent,
+) -> ApiResult<Value> {
+    let chat_id = match &event {
+        RetellEvent::Chat(chat) => Some(chat.event.id.clone()),
+        RetellEvent::Call(_) => None,
+    };
+    let resolved = match event {
+        RetellEvent::Call(call) => ResolvedEvent::Ready(call),
+        chat @ RetellEvent::Chat(_) => {
+            let engine = state.engine.clone();
+            let keys = state.chat_number_keys.clone();
+            let resolved = state
+                .blocking(move || engine.resolve_retell(chat, &keys).map_err(engine_error))
+                .await;
+            match resolved {
+                Ok(resolved) => resolved,
+                Err(err) => {
+                    state.counters.event(source, "rejected");
+                    return Err(err);
+                }
+            }
+        }
+    };
+    let event = match resolved {
+        ResolvedEvent::Ready(event) => event,
+        ResolvedEvent::NoNumber(report) => {
+            tracing::warn!(
+                chat = %report.conversation_id,
+                reason = %report.reason,
+                "a Retell chat has no phone number; not applied"
+            );
+            state.counters.event(source, "no_number");
+            return Ok(json!({"status": "ok", "report": report}));
+        }
+    };
+    let report = apply(state, source, event).await?;
+    if let (Some(chat_id), ConversationOutcome::Applied { .. }) = (chat_id, &report.outcome) {
+        let engine = state.engine.clone();
+        let forgotten = state
+            .blocking(move || engine.forget_chat_numbers(&chat_id).map_err(engine_error))
+            .await;
+        // The chat is applied either way; a row left behind is only never read again.
+        if let Err(err) = forgotten {
+            tracing::warn!(error = %err.message, "could not drop a chat's chat_inbound record");
+        }
+    }
+    Ok(json!({"status": "ok", "report": report}))
 }
 
 /// 400 for a body that is not the expected shape.

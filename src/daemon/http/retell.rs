@@ -2,9 +2,10 @@
 //!
 //! The signature is checked first, over the raw bytes; a missing, malformed, stale or wrong
 //! signature gets 401 and nothing is parsed or applied. `call_analyzed` and `chat_analyzed` are
-//! applied (one transaction each; a redelivery of the same call id changes nothing); every other
-//! event type (`call_started`, `call_ended`, transcript updates, ...) is acknowledged with 200
-//! and ignored, so Retell does not retry it.
+//! applied (one transaction each; a redelivery of the same call id changes nothing); a chat
+//! whose phone number cannot be found is answered 200 with outcome `no_number` and the reason
+//! (a retry could not find it either). Every other event type (`call_started`, `call_ended`,
+//! transcript updates, ...) is acknowledged with 200 and ignored, so Retell does not retry it.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
-use super::events::{apply, invalid_body};
+use super::events::{apply_retell, invalid_body};
 use crate::daemon::signature::{self, SIGNATURE_HEADER};
 use crate::daemon::AppState;
 use crate::engine::retell::parse_webhook;
@@ -60,6 +61,5 @@ pub async fn webhook(
         state.counters.event("retell", "ignored");
         return Ok(Json(json!({"status": "ignored", "event": name})));
     };
-    let report = apply(&state, "retell", event).await?;
-    Ok(Json(json!({"status": "ok", "report": report})))
+    apply_retell(&state, "retell", event).await.map(Json)
 }

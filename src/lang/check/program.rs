@@ -269,11 +269,12 @@ pub enum ConversationField {
     InVoicemail,
     DisconnectionReason,
     AgentId,
+    Connected,
 }
 
 impl ConversationField {
     /// Every built-in, in documentation order.
-    pub const ALL: [ConversationField; 14] = [
+    pub const ALL: [ConversationField; 15] = [
         ConversationField::Id,
         ConversationField::Kind,
         ConversationField::Direction,
@@ -288,6 +289,7 @@ impl ConversationField {
         ConversationField::InVoicemail,
         ConversationField::DisconnectionReason,
         ConversationField::AgentId,
+        ConversationField::Connected,
     ];
 
     /// The name after `conversation.` (also the key in the generic event JSON).
@@ -307,6 +309,7 @@ impl ConversationField {
             ConversationField::InVoicemail => "in_voicemail",
             ConversationField::DisconnectionReason => "disconnection_reason",
             ConversationField::AgentId => "agent_id",
+            ConversationField::Connected => "connected",
         }
     }
 
@@ -315,7 +318,9 @@ impl ConversationField {
         match self {
             ConversationField::StartTime | ConversationField::EndTime => ExprType::Datetime,
             ConversationField::DurationMs => ExprType::Number,
-            ConversationField::Successful | ConversationField::InVoicemail => ExprType::Boolean,
+            ConversationField::Successful
+            | ConversationField::InVoicemail
+            | ConversationField::Connected => ExprType::Boolean,
             _ => ExprType::String,
         }
     }

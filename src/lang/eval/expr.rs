@@ -152,7 +152,7 @@ impl Node {
             }
             Node::Coalesce(l, r) => {
                 let v = l.eval(s)?;
-                if v.is_absent() {
+                if functions::is_missing_or_blank(&v) {
                     r.eval(s)
                 } else {
                     Ok(v)
@@ -284,9 +284,10 @@ fn conversation(f: ConversationField, e: &ConversationEvent) -> DynValue<'_> {
         ConversationField::Summary => text(&e.summary),
         ConversationField::Sentiment => text(&e.sentiment),
         ConversationField::Successful => e.successful.map_or(DynValue::Null, DynValue::Bool),
-        ConversationField::InVoicemail => e.in_voicemail.map_or(DynValue::Null, DynValue::Bool),
+        ConversationField::InVoicemail => e.in_voicemail().map_or(DynValue::Null, DynValue::Bool),
         ConversationField::DisconnectionReason => text(&e.disconnection_reason),
         ConversationField::AgentId => text(&e.agent_id),
+        ConversationField::Connected => DynValue::Bool(e.connected()),
     }
 }
 

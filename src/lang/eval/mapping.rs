@@ -40,6 +40,9 @@ pub(crate) struct CompiledMapping {
     pub(crate) reads: Vec<Vec<String>>,
     /// The superinstruction for a text field copied from the record (`text_copy.rs`).
     text_copy: Option<TextCopy>,
+    /// The `phone_number` mapping of `a ?? b ?? ...` (or `coalesce(a, b, ...)`): each
+    /// alternative in order; the first that is a valid phone number wins. Empty otherwise.
+    phone_alternatives: Box<[Node]>,
 }
 
 /// Lazily computed record id for error reports (only looked up when an error happens).
@@ -55,6 +58,13 @@ impl CompiledMapping {
             collect_paths(g, &mut reads);
         }
         let source = Node::build(&m.source, &name);
+        let is_phone = m.target == FieldTable::PHONE_NUMBER;
+        let phone_alternatives = match alternatives(&m.source) {
+            alts if is_phone && m.value_map.is_none() && alts.len() > 1 => {
+                alts.into_iter().map(|a| Node::build(a, &name)).collect()
+            }
+            _ => Box::default(),
+        };
         let plain_text = def.ty == FieldType::String
             && m.target != FieldTable::PHONE_NUMBER
             && m.guard.is_none()
@@ -63,7 +73,8 @@ impl CompiledMapping {
             text_copy: plain_text.then(|| TextCopy::recognise(&source)).flatten(),
             target: def.name.clone(),
             ty: def.ty.clone(),
-            is_phone: m.target == FieldTable::PHONE_NUMBER,
+            is_phone,
+            phone_alternatives,
             instruction: def.description.clone().unwrap_or_default(),
             source,
             source_text: print(&m.source, &name),
@@ -140,6 +151,11 @@ impl CompiledMapping {
             if truth(v).map_err(in_guard)? != Some(true) {
                 return Ok(());
             }
+        }
+        if !self.phone_alternatives.is_empty() {
+            let phone = self.first_valid_phone(s).map_err(in_source)?;
+            self.write(s.current.get(&self.target), phone, changes);
+            return Ok(());
         }
         let mut v = self.source.eval(s).map_err(in_source)?;
         if matches!(v, DynValue::Missing) && !self.is_phone {
@@ -234,6 +250,28 @@ impl CompiledMapping {
         });
     }
 
+    /// The first alternative that is a valid phone number. WHY not plain `??`: a CRM phone
+    /// field often holds text that is no number (`MobilePhone: "n/a"`), and the record's other
+    /// number is then the one to use. None valid: the first invalid one's error, else "no
+    /// phone number".
+    fn first_valid_phone(&self, s: &Scope<'_>) -> Result<Value, Fail> {
+        let mut first_error = None;
+        for alternative in self.phone_alternatives.iter() {
+            let v = alternative.eval(s)?;
+            if crate::lang::functions::is_missing_or_blank(&v) {
+                continue;
+            }
+            match self.phone(v, s) {
+                Ok(phone) => return Ok(phone),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error
+            .unwrap_or_else(|| EvalError::new(serde_json::Value::Null, "no phone number".into())))
+    }
+
     fn phone(&self, v: DynValue<'_>, s: &Scope<'_>) -> Result<Value, Fail> {
         let text = match &v {
             DynValue::Str(t) => s.cx.phone.normalize(t),
@@ -293,6 +331,28 @@ fn same(current: Option<&Value>, new: &Value) -> bool {
     match current {
         None => is_empty(new),
         Some(c) => c == new || (is_empty(c) && is_empty(new)),
+    }
+}
+
+/// The operands of a `a ?? b ?? ...` chain or a `coalesce(a, b, ...)` call, in order; any other
+/// expression is its own single alternative.
+fn alternatives(e: &crate::lang::check::TypedExpr) -> Vec<&crate::lang::check::TypedExpr> {
+    use crate::lang::check::TypedExprKind as K;
+    use crate::lang::syntax::ast::BinaryOp;
+    match &e.kind {
+        K::Binary {
+            op: BinaryOp::Coalesce,
+            lhs,
+            rhs,
+        } => {
+            let mut out = alternatives(lhs);
+            out.extend(alternatives(rhs));
+            out
+        }
+        K::Call { function, args } if *function == "coalesce" => {
+            args.iter().flat_map(alternatives).collect()
+        }
+        _ => vec![e],
     }
 }
 

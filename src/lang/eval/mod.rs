@@ -258,10 +258,16 @@ impl Ruleset {
                     .find(|m| m.is_phone)
                     .and_then(|m| m.reads.first())
                     .map(|p| p.join("."));
+                // Every CRM field the phone may come from (`mobilephone ?? phone` reads both).
+                let phone_fields: Vec<String> = inbound
+                    .iter()
+                    .filter(|m| m.is_phone)
+                    .flat_map(|m| m.reads.iter().map(|p| p.join(".")))
+                    .collect();
                 let outbound = c
                     .outbound
                     .iter()
-                    .filter_map(|m| build_outbound(m, table, phone_source.as_deref()))
+                    .filter_map(|m| build_outbound(m, table, &phone_fields))
                     .collect();
                 ConnectionRules {
                     name: c.kind.name().to_string(),
@@ -493,17 +499,9 @@ impl Ruleset {
         merges(out.changes)
     }
 
-    /// CRM field values for the contact fields in `changed`: only outbound mappings that read a
-    /// changed field, never the phone. Errors are dropped here; see [`Ruleset::eval_outbound_report`].
-    pub fn eval_outbound(
-        &self,
-        connection: &str,
-        changed: &Fields,
-    ) -> Vec<(String, serde_json::Value)> {
-        self.eval_outbound_report(connection, changed).values
-    }
-
-    /// Like [`Ruleset::eval_outbound`], with the mappings that failed.
+    /// CRM field values for the contact fields in `changed` (only outbound mappings that read a
+    /// changed field, never the phone), with the mappings that failed. There is deliberately
+    /// no variant that drops the errors: a failed mapping must reach the caller's report.
     pub fn eval_outbound_report(&self, connection: &str, changed: &Fields) -> OutboundOutput {
         let mut out = OutboundOutput::default();
         let Some(rules) = self.connection(connection) else {
@@ -581,13 +579,13 @@ fn crm_json(v: &DynValue<'_>) -> serde_json::Value {
 fn build_outbound(
     m: &OutboundMapping,
     table: &FieldTable,
-    phone_source: Option<&str>,
+    phone_fields: &[String],
 ) -> Option<CompiledOutbound> {
     let name = |id: u16| table.fields[id as usize].name.clone();
     let mut ids = m.reads.iter().map(|f| f.0).collect::<Vec<_>>();
     collect_contact_fields(&m.source, &mut ids);
     // The phone number is the contact's key and never written back, whatever the rules say.
-    if ids.contains(&FieldTable::PHONE_NUMBER.0) || phone_source == Some(m.target.as_str()) {
+    if ids.contains(&FieldTable::PHONE_NUMBER.0) || phone_fields.contains(&m.target) {
         return None;
     }
     if let Some(g) = &m.guard {

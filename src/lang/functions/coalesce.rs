@@ -1,7 +1,8 @@
-//! `coalesce(a, b, ...)`: the first argument that is neither missing nor null (like chained
-//! `??`; `false`, `0` and `""` count as values). All absent: the last argument.
+//! `coalesce(a, b, ...)`: the first argument that is neither missing, null nor blank text (like
+//! chained `??`; `false` and `0` count as values, `""` and `"  "` do not). All absent: the last
+//! argument.
 
-use super::{CallContext, Signature};
+use super::{is_missing_or_blank, CallContext, Signature};
 use crate::lang::types::ExprType;
 use crate::value::DynValue;
 
@@ -11,13 +12,13 @@ pub const SIGNATURE: Signature = Signature {
     variadic: true,
     min_args: 1,
     returns: ExprType::Any,
-    summary: "coalesce(a, b, ...): the first argument that is not missing or null",
+    summary: "coalesce(a, b, ...): the first argument that is not missing, null or blank text",
 };
 
 pub fn call<'a>(args: &mut [DynValue<'a>], _: &CallContext<'_>) -> Result<DynValue<'a>, String> {
     let n = args.len();
     for (i, arg) in args.iter_mut().enumerate() {
-        if !arg.is_absent() || i + 1 == n {
+        if !is_missing_or_blank(arg) || i + 1 == n {
             return Ok(std::mem::take(arg));
         }
     }
@@ -35,7 +36,8 @@ mod tests {
             run(call, vec![DynValue::Null, DynValue::Missing, s("b")]),
             Ok(s("b"))
         );
-        assert_eq!(run(call, vec![s(""), s("b")]), Ok(s("")));
+        assert_eq!(run(call, vec![s(""), s("b")]), Ok(s("b")));
+        assert_eq!(run(call, vec![s(" \t"), s("b")]), Ok(s("b")));
         assert_eq!(
             run(call, vec![DynValue::Bool(false), s("b")]),
             Ok(DynValue::Bool(false))
@@ -48,5 +50,6 @@ mod tests {
             run(call, vec![DynValue::Missing, DynValue::Null]),
             Ok(DynValue::Null)
         );
+        assert_eq!(run(call, vec![DynValue::Null, s("")]), Ok(s("")));
     }
 }

@@ -1,5 +1,7 @@
 //! `e164(phone)`: a phone number in E.164 (`+14155550132`), using the rule set's default region
-//! for numbers without a country code. Letters, over-long and invalid numbers are errors.
+//! for numbers without a country code. Text that is no valid phone number (`"n/a"`, letters,
+//! over-long or unassigned numbers) gives null, not an error: CRMs hold such text in phone
+//! fields routinely, and null lets `e164(MobilePhone) ?? e164(Phone)` fall back.
 
 use super::{take_text, CallContext, Signature, Text};
 use crate::lang::types::ExprType;
@@ -12,17 +14,17 @@ pub const SIGNATURE: Signature = Signature {
     variadic: false,
     min_args: 1,
     returns: ExprType::String,
-    summary: "e164(phone): the phone number in E.164 form, with the default region",
+    summary:
+        "e164(phone): the phone number in E.164 form, with the default region; null when it is none",
 };
 
 pub fn call<'a>(args: &mut [DynValue<'a>], cx: &CallContext<'_>) -> Result<DynValue<'a>, String> {
     match take_text(args, 0)? {
         Text::Absent(v) => Ok(v),
-        Text::Text(t) => cx
+        Text::Text(t) => Ok(cx
             .phone
             .normalize(&t)
-            .map(|p| DynValue::Str(Cow::Owned(p)))
-            .map_err(|e| e.to_string()),
+            .map_or(DynValue::Null, |p| DynValue::Str(Cow::Owned(p)))),
     }
 }
 
@@ -38,7 +40,8 @@ mod tests {
             run(call, vec![DynValue::Number(4155550132.0)]),
             Ok(s("+14155550132"))
         );
-        assert!(run(call, vec![s("1-800-FLOWERS")]).is_err());
+        assert_eq!(run(call, vec![s("1-800-FLOWERS")]), Ok(DynValue::Null));
+        assert_eq!(run(call, vec![s("n/a")]), Ok(DynValue::Null));
         assert_eq!(run(call, vec![DynValue::Null]), Ok(DynValue::Null));
     }
 }

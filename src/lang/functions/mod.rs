@@ -4,7 +4,8 @@
 //! Conventions shared by every function (so rules read predictably):
 //! - a missing or null argument where text or a value is expected gives back that same
 //!   missing/null (`lower(Email)` with no `Email` is missing, and the mapping is skipped),
-//!   except in `concat` (absent parts are empty), `coalesce` and `is_empty`;
+//!   except in `concat` (absent parts are empty), `coalesce`, `nonempty` and `is_empty`;
+//! - `??`, `coalesce` and `nonempty` treat blank text like a missing value;
 //! - text functions accept numbers, booleans and dates too, using their text form;
 //! - a value that cannot be converted is an error for that mapping only, with a reason.
 
@@ -22,6 +23,7 @@ pub mod e164;
 pub mod ends_with;
 pub mod is_empty;
 pub mod lower;
+pub mod nonempty;
 pub mod replace;
 pub mod starts_with;
 pub mod to_bool;
@@ -60,7 +62,7 @@ pub struct CallContext<'r> {
 /// `std::mem::take` from, so borrowed text flows through without copies.
 pub type Call = for<'a> fn(&mut [DynValue<'a>], &CallContext<'_>) -> Result<DynValue<'a>, String>;
 
-static SIGNATURES: [Signature; 16] = [
+static SIGNATURES: [Signature; 17] = [
     coalesce::SIGNATURE,
     concat::SIGNATURE,
     contains::SIGNATURE,
@@ -68,6 +70,7 @@ static SIGNATURES: [Signature; 16] = [
     ends_with::SIGNATURE,
     is_empty::SIGNATURE,
     lower::SIGNATURE,
+    nonempty::SIGNATURE,
     replace::SIGNATURE,
     starts_with::SIGNATURE,
     to_bool::SIGNATURE,
@@ -99,6 +102,7 @@ pub fn implementation(name: &str) -> Option<Call> {
         "ends_with" => ends_with::call,
         "is_empty" => is_empty::call,
         "lower" => lower::call,
+        "nonempty" => nonempty::call,
         "replace" => replace::call,
         "starts_with" => starts_with::call,
         "to_bool" => to_bool::call,
@@ -110,6 +114,18 @@ pub fn implementation(name: &str) -> Option<Call> {
         "upper" => upper::call,
         _ => return None,
     })
+}
+
+/// Whether `??` and `coalesce` look past this value: missing, null, or blank text. WHY blank
+/// text: HubSpot answers `""` for a property that was set and then cleared, so `mobilephone ??
+/// phone` must fall back exactly as if `mobilephone` had never been set.
+#[inline]
+pub(crate) fn is_missing_or_blank(v: &DynValue<'_>) -> bool {
+    match v {
+        DynValue::Missing | DynValue::Null => true,
+        DynValue::Str(t) => t.trim().is_empty(),
+        _ => false,
+    }
 }
 
 /// An argument as text, or the absent value to hand back unchanged.

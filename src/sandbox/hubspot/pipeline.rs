@@ -141,6 +141,10 @@ pub async fn pipeline(State(shared): State<Arc<Shared>>, request: Request, next:
         return response;
     }
     let mut response = next.run(request).await;
+    let is_batch_write = endpoint.ends_with(".batch_update") || endpoint.ends_with(".batch_create");
+    if is_batch_write && response.status().is_success() && shared.faults.omit_write_ids() {
+        response = crate::sandbox::faults::without_write_ids(response).await;
+    }
     if !is_search {
         // Search responses carry no rate-limit headers (crm_apis.md §1.12).
         let remaining = lock(&shared.limiter).burst_remaining();

@@ -19,8 +19,7 @@ pub struct Record {
     pub archived_at: Option<i64>,
     props: Vec<(u16, Box<str>)>,
     /// When each property was last written through the API or a hook (sorted by index); a
-    /// property not listed has had its value since the record was created. A listed property
-    /// without a value was set and then cleared: HubSpot returns it as `""`, not `null`.
+    /// property not listed has had its value since the record was created.
     times: Vec<(u16, i64)>,
 }
 
@@ -36,20 +35,27 @@ impl Record {
         }
     }
 
-    /// A stored (non-computed) value.
+    /// A stored (non-computed) value; a cleared property has none.
     pub fn stored(&self, index: u16) -> Option<&str> {
         self.props
             .binary_search_by_key(&index, |(i, _)| *i)
             .ok()
             .map(|pos| &*self.props[pos].1)
+            .filter(|v| !v.is_empty())
     }
 
-    /// Sets a stored value; the empty string clears it, as in HubSpot.
+    /// Whether the property had a value that was then cleared.
+    fn cleared(&self, index: u16) -> bool {
+        self.props
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .is_ok_and(|pos| self.props[pos].1.is_empty())
+    }
+
+    /// Sets a stored value; the empty string clears it, as in HubSpot. A property that had a
+    /// value and was cleared reads back as `""` (as HubSpot answers), one never set as `null`:
+    /// the empty value is kept as that marker.
     pub fn set(&mut self, index: u16, value: &str) {
         match self.props.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(pos) if value.is_empty() => {
-                self.props.remove(pos);
-            }
             Ok(pos) => self.props[pos].1 = value.into(),
             Err(_) if value.is_empty() => {}
             Err(pos) => self.props.insert(pos, (index, value.into())),
@@ -77,11 +83,6 @@ impl Record {
         }
     }
 
-    /// Whether a property was set and then cleared.
-    fn cleared(&self, index: u16) -> bool {
-        self.stored(index).is_none() && self.times.binary_search_by_key(&index, |(i, _)| *i).is_ok()
-    }
-
     /// The value of any property, computed ones included.
     pub fn value<'a>(&'a self, schema: &ObjectSchema, index: u16) -> Option<Cow<'a, str>> {
         match schema.def(index).computed {
@@ -98,13 +99,17 @@ impl Record {
             .and_then(|index| self.value(schema, index))
     }
 
-    /// Every stored value, in schema order.
+    /// Every stored value, in schema order (cleared ones left out).
     pub fn stored_values(&self) -> impl Iterator<Item = (u16, &str)> {
-        self.props.iter().map(|(i, v)| (*i, &**v))
+        self.props
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(i, v)| (*i, &**v))
     }
 
     /// The record as HubSpot returns it. `properties` lists what to include; properties that
-    /// exist but are unset come back as `null`, unknown names are skipped (as HubSpot does).
+    /// exist but were never set come back as `null`, cleared ones as `""`, unknown names are
+    /// skipped (as HubSpot does).
     /// The id and both timestamps are always included.
     pub fn to_json(&self, schema: &ObjectSchema, properties: &[&str]) -> Value {
         let mut props = Map::new();
@@ -230,6 +235,12 @@ mod tests {
         record.set(phone, "");
         assert_eq!(record.stored(phone), None);
         assert_eq!(record.stored_values().count(), 1);
+        // Cleared reads back as "" (HubSpot's answer); never set stays null.
+        let json = record.to_json(schema, &["phone", "firstname"]);
+        assert_eq!(json["properties"]["phone"], "");
+        assert_eq!(json["properties"]["firstname"], Value::Null);
+        record.set(phone, "556");
+        assert_eq!(record.stored(phone), Some("556"));
     }
 
     #[test]

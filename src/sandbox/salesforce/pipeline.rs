@@ -88,6 +88,10 @@ pub async fn api_pipeline(State(app): State<AppState>, request: Request, next: N
             None => next.run(request).await,
         }
     };
+    let is_collection_write = matches!(endpoint, "sf.collections_update" | "sf.collections_create");
+    if is_collection_write && response.status().is_success() && app.faults.omit_write_ids() {
+        response = crate::sandbox::faults::without_write_ids(response).await;
+    }
     let (used, limit) = app.faults.usage();
     if let Ok(value) = HeaderValue::from_str(&format!("api-usage={used}/{limit}")) {
         response.headers_mut().insert("sforce-limit-info", value);
