@@ -538,6 +538,10 @@ mod tests {
         assert_eq!(config.active_connection.as_deref(), Some("salesforce"));
         assert_eq!(config.sync_interval, Duration::from_secs(300));
         assert_eq!(config.connections.len(), 2);
+        assert_eq!(
+            config.connections["salesforce"].conflicts,
+            Some(crate::store::ConflictPolicy::LatestWins)
+        );
         assert_eq!(config.server, ServerSettings::default());
         assert_eq!(config.llm.unwrap().timeout_ms, 10_000);
         assert_eq!(config.retell, RetellSettings::default());

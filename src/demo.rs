@@ -214,6 +214,21 @@ fn display_name(fields: &serde_json::Map<String, Json>) -> String {
     .to_string()
 }
 
+/// A sample conversation as if it ended now. The samples carry fixed past times, and the
+/// records the demo just created in the sandboxes are stamped with the real time: replayed with
+/// its own times, a sample would be older than the CRM's data, and a late conversation never
+/// overwrites newer values (docs/sync-semantics.md).
+fn just_ended(mut event: crate::event::ConversationEvent) -> crate::event::ConversationEvent {
+    let now = chrono::Utc::now();
+    let length = match (event.start_time, event.end_time) {
+        (Some(start), Some(end)) => end - start,
+        _ => chrono::Duration::zero(),
+    };
+    event.start_time = event.start_time.map(|_| now - length);
+    event.end_time = event.end_time.map(|_| now);
+    event
+}
+
 /// Runs the demo and returns its report.
 pub async fn run(options: &DemoOptions) -> Result<DemoReport, DemoError> {
     let events = sample_events(&options.examples)?;
@@ -375,7 +390,7 @@ async fn run_one(
                 ResolvedEvent::NoNumber(report) => Err(report.reason),
             },
         };
-        let report = match event {
+        let report = match event.map(just_ended) {
             Ok(event) => engine
                 .apply_conversation(&event, &FallbackMerger)
                 .await

@@ -5,6 +5,12 @@
 //! applied, fields written, activity and outbound intents recorded) or fully absent. Finishing
 //! the run afterwards must give exactly the state of a run that was never killed.
 //!
+//! The last step re-imports the file with the lead status of the conversations' contacts
+//! changed in the CRM while crmsync's writes of it are pending: conflicts. Half are stamped
+//! after the local change (the CRM wins: the pending field is dropped), half before it
+//! (crmsync wins). A kill between a decision and its commit must leave no decision, no outbox
+//! change and no conflict row; the re-run must decide exactly as the clean run did.
+//!
 //! Seeded: set `CRMSYNC_CRASH_SEED` to replay a failure (the seed is printed).
 
 #[path = "../benches/support/mod.rs"]
@@ -17,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use crmsync::store::{
-    ActivityIntent, ContactRecord, DeadLetter, PendingWrite, Source, Store, StoreError, SyncCursor,
+    ActivityIntent, Conflict, ConflictWinner, ContactRecord, DeadLetter, PendingWrite, Source,
+    Store, StoreError, SyncCursor,
 };
 use crmsync::value::Value;
 use rand::rngs::StdRng;
@@ -34,6 +41,11 @@ const EVENTS: u64 = 12;
 /// already finished counts as no kill.
 const IMPORT_KILLS: usize = 14;
 const KILLS_PER_EVENT: usize = 2;
+/// Kill attempts during the conflicting re-import.
+const CONFLICT_KILLS: usize = 6;
+/// The lead status the CRM's users set on the conversations' contacts in the re-import (not a
+/// value the outbound rules write, so it differs from every pending one).
+const CRM_STATUS: &str = "Recycled";
 /// The least number of kills that must hit a running process (of 14 + 2 × 12 attempts).
 const KILLS_AT_LEAST: usize = 20;
 const CONNECTION: &str = "salesforce";
@@ -81,6 +93,9 @@ impl Workspace {
             std::fs::write(&file, serde_json::to_vec(&body).unwrap()).unwrap();
             steps.push(Step::Analyze(file));
         }
+        let conflicts = root.join("records-conflicts.json");
+        write_conflicting_file(&conflicts);
+        steps.push(Step::Import(conflicts));
         Workspace {
             _dir: dir,
             root,
@@ -149,6 +164,33 @@ impl Workspace {
     }
 }
 
+/// The records file again, with the conversations' linked contacts edited in the CRM: their
+/// lead status changed, stamped after the local changes (2099) for even events and before
+/// them (but after the first import's stamps) for odd ones.
+fn write_conflicting_file(path: &Path) {
+    let edited: BTreeMap<u64, u64> = (0..EVENTS)
+        .filter(|e| event_contact(*e) < RECORDS)
+        .map(|e| (event_contact(e), e))
+        .collect();
+    let records: Vec<Json> = (0..RECORDS)
+        .map(|index| {
+            let mut record = support::salesforce_record(index);
+            if let Some(event) = edited.get(&index) {
+                let stamp = if event % 2 == 0 {
+                    "2099-01-01T00:00:00.000+0000"
+                } else {
+                    "2024-06-01T00:00:00.000+0000"
+                };
+                record["Lead_Status__c"] = Json::from(CRM_STATUS);
+                record["SystemModstamp"] = Json::from(stamp);
+                record["LastModifiedDate"] = Json::from(stamp);
+            }
+            record
+        })
+        .collect();
+    std::fs::write(path, serde_json::to_vec(&records).unwrap()).unwrap();
+}
+
 /// Everything durable in a store, with wall-clock stamps set to one fixed instant (they
 /// differ between runs; everything else must not).
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +201,7 @@ struct Snapshot {
     dead_letters: Vec<DeadLetter>,
     cursor: Option<SyncCursor>,
     applied: BTreeSet<u64>,
+    conflicts: Vec<Conflict>,
 }
 
 fn epoch() -> DateTime<Utc> {
@@ -234,6 +277,16 @@ fn snapshot(path: &Path) -> Snapshot {
             letter
         })
         .collect();
+    let conflicts = store
+        .conflicts(None, 0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|mut conflict| {
+            conflict.local_at = epoch();
+            conflict.decided_at = epoch();
+            conflict
+        })
+        .collect();
     Snapshot {
         contacts,
         pending,
@@ -241,6 +294,7 @@ fn snapshot(path: &Path) -> Snapshot {
         dead_letters,
         cursor,
         applied,
+        conflicts,
     }
 }
 
@@ -304,6 +358,23 @@ fn check_invariants(snap: &Snapshot) {
             );
         }
     }
+    // Each conflict's decision and its outbox change are there together: the CRM's win
+    // dropped the pending write and the contact took the CRM's value, crmsync's kept both.
+    for conflict in &snap.conflicts {
+        let pending = snap
+            .pending
+            .contains_key(&(CONNECTION.to_string(), conflict.record_id.clone()));
+        let contact = &snap.contacts[&conflict.phone];
+        let from_crm = contact.provenance.get("lead_status").map(|p| &p.source)
+            == Some(&Source::Inbound {
+                connection: CONNECTION.to_string(),
+            });
+        match conflict.winner {
+            ConflictWinner::Crm => assert!(!pending && from_crm, "{conflict:?}"),
+            ConflictWinner::Crmsync => assert!(pending && !from_crm, "{conflict:?}"),
+        }
+        assert_eq!(conflict.crm_value, Json::from(CRM_STATUS));
+    }
     let mut actual = BTreeMap::new();
     for ((connection, record_id), write) in &snap.pending {
         assert_eq!(connection, CONNECTION);
@@ -353,6 +424,12 @@ fn diff(actual: &Snapshot, expected: &Snapshot) -> String {
         &expected.activities,
         &mut out,
     );
+    if actual.conflicts != expected.conflicts {
+        out.push(format!(
+            "conflicts {:?}\n  vs {:?}",
+            actual.conflicts, expected.conflicts
+        ));
+    }
     if actual.applied != expected.applied {
         out.push(format!(
             "applied conversations {:?} vs {:?}",
@@ -402,10 +479,20 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
         EVENTS,
         "the clean run applies every event"
     );
+    let before_conflicts = &after_step[after_step.len() - 2];
     assert!(
-        !clean.pending.is_empty(),
+        !before_conflicts.pending.is_empty(),
         "the workload must produce outbound writes to check"
     );
+    // Every pending write met a CRM edit: one conflict each, both winners among them.
+    assert_eq!(clean.conflicts.len(), before_conflicts.pending.len());
+    for winner in [ConflictWinner::Crm, ConflictWinner::Crmsync] {
+        assert!(
+            clean.conflicts.iter().any(|c| c.winner == winner),
+            "no conflict won by {winner:?}: {:?}",
+            clean.conflicts
+        );
+    }
     let imported = RECORDS - RECORDS / 100;
     let unknown = (0..EVENTS).filter(|e| event_contact(*e) >= RECORDS).count() as u64;
     assert_eq!(clean.contacts.len() as u64, imported + unknown);
@@ -415,9 +502,12 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
     let store = ws.root.join("killed.redb");
     let mut kills = 0;
     let mut states_seen = BTreeSet::new();
+    let last = ws.steps.len() - 1;
     for (step, work) in ws.steps.iter().enumerate() {
         let attempts = if step == 0 {
             IMPORT_KILLS
+        } else if step == last {
+            CONFLICT_KILLS
         } else {
             KILLS_PER_EVENT
         };
@@ -439,6 +529,19 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
                         "after a kill during import (delay {delay:?}) the store is neither \
                          empty nor the whole import; vs. the whole import:\n{}",
                         diff(&snap, &after_step[0])
+                    )
+                }
+            } else if step == last {
+                // The re-import with its conflicts is one transaction too.
+                if snap == after_step[step] {
+                    "conflicts: applied".to_string()
+                } else if snap == after_step[step - 1] {
+                    format!("conflicts: absent (killed: {})", !completed)
+                } else {
+                    panic!(
+                        "after a kill during the conflicting re-import (delay {delay:?}) the \
+                         store is neither before nor after it; vs. after:\n{}",
+                        diff(&snap, &after_step[step])
                     )
                 }
             } else if snap == after_step[step] {
@@ -476,6 +579,10 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
     assert!(
         states_seen.contains("import: absent (killed: true)"),
         "no kill interrupted a running import: {states_seen:?}"
+    );
+    assert!(
+        states_seen.contains("conflicts: absent (killed: true)"),
+        "no kill interrupted the conflicting re-import: {states_seen:?}"
     );
     assert!(
         states_seen.iter().any(|s| s.ends_with(": applied")) || states_seen.len() >= 3,

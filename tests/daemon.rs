@@ -30,3 +30,6 @@ mod retell_chats;
 
 #[path = "daemon/call_outcomes.rs"]
 mod call_outcomes;
+
+#[path = "daemon/conflicts.rs"]
+mod conflicts;

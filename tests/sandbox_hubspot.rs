@@ -533,9 +533,11 @@ mod index_lag {
         let find = json!({"filterGroups": [{"filters": [
             {"propertyName": "firstname", "operator": "EQ", "value": "late"}]}]});
         assert_eq!(api.search(find.clone()).await.body["total"], 0);
-        api.sandbox.advance_clock(Duration::from_secs(29));
+        // The lag runs on the sandbox clock (real time plus what the test adds): 20 s added
+        // is not 30 s, whatever the few real milliseconds this test takes.
+        api.sandbox.advance_clock(Duration::from_secs(20));
         assert_eq!(api.search(find.clone()).await.body["total"], 0);
-        api.sandbox.advance_clock(Duration::from_secs(1));
+        api.sandbox.advance_clock(Duration::from_secs(10));
         assert_eq!(ids(&api.search(find).await.body["results"]), [created]);
     }
 }
@@ -616,7 +618,7 @@ mod batch {
         let modified = chrono::DateTime::parse_from_rfc3339(modified)
             .unwrap()
             .timestamp_millis();
-        assert!(modified > before);
+        assert!(modified >= before);
         assert_ne!(
             api.sandbox.contact_property(b, "hs_lead_status").as_deref(),
             Some("MAYBE")
@@ -677,6 +679,92 @@ mod batch {
             )
             .await;
         assert_eq!(ids(&by_email.body["results"]), [id]);
+    }
+}
+
+/// Per-property modification times as `propertiesWithHistory`, and a property cleared to "".
+mod history {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_property_has_its_own_time_and_a_cleared_one_reads_empty() {
+        let api = Api::start(10).await;
+        let id = HubSpotSandbox::contact_id(0);
+        let path = format!(
+            "/crm/v3/objects/contacts/{id}?properties=notes,firstname,jobtitle&propertiesWithHistory=notes,firstname,jobtitle"
+        );
+        let seeded = api.get(&path).await;
+        assert_eq!(seeded.status, 200);
+        let created = &seeded.body["createdAt"];
+        // A seeded value dates from the record's creation.
+        assert_eq!(
+            seeded.body["propertiesWithHistory"]["firstname"][0]["timestamp"],
+            *created
+        );
+        let before = api.sandbox.now_ms();
+        api.sandbox.edit_contact(id, &[("notes", "first")]).unwrap();
+        api.sandbox.advance_clock(Duration::from_secs(60));
+        api.sandbox
+            .edit_contact(id, &[("jobtitle", "CTO")])
+            .unwrap();
+        // Writing the same value again moves nothing.
+        api.sandbox.edit_contact(id, &[("notes", "first")]).unwrap();
+        let read = api.get(&path).await;
+        let history = &read.body["propertiesWithHistory"];
+        let at = |name: &str| {
+            let text = history[name][0]["timestamp"].as_str().unwrap();
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert_eq!(history["notes"][0]["value"], "first");
+        assert!(
+            at("notes") >= before && at("notes") < before + 60_000,
+            "{history}"
+        );
+        assert!(at("jobtitle") >= at("notes") + 60_000, "{history}");
+        // The record's own time is the latest write's.
+        assert_eq!(
+            read.body["updatedAt"], history["jobtitle"][0]["timestamp"],
+            "{}",
+            read.body
+        );
+        assert_eq!(history["firstname"][0]["timestamp"], *created);
+        assert_eq!(history["notes"][0]["sourceType"], "API");
+
+        // Cleared as HubSpot's UI clears it: "" (not null), with the clear's time.
+        api.sandbox.edit_contact(id, &[("notes", "")]).unwrap();
+        let cleared = api.get(&path).await;
+        assert_eq!(cleared.body["properties"]["notes"], "");
+        assert_eq!(
+            cleared.body["propertiesWithHistory"]["notes"][0]["value"],
+            ""
+        );
+        // A property never set is null, with no versions.
+        let other = HubSpotSandbox::contact_id(1);
+        let never = api
+            .post(
+                "/crm/v3/objects/contacts/batch/read",
+                json!({"properties": ["fax"], "propertiesWithHistory": ["fax", "notes"],
+                       "inputs": [{"id": other.to_string()}, {"id": id.to_string()}]}),
+            )
+            .await;
+        assert_eq!(never.status, 200, "{}", never.body);
+        let results = never.body["results"].as_array().unwrap();
+        let of = |wanted: u64| {
+            results
+                .iter()
+                .find(|r| r["id"].as_str().and_then(|s| s.parse::<u64>().ok()) == Some(wanted))
+                .unwrap()
+        };
+        assert_eq!(of(other)["properties"]["fax"], Value::Null);
+        assert_eq!(of(other)["propertiesWithHistory"]["fax"], json!([]));
+        assert_eq!(of(id)["propertiesWithHistory"]["notes"][0]["value"], "");
+        // The list takes the parameter too.
+        let list = api
+            .get("/crm/v3/objects/contacts?limit=1&propertiesWithHistory=firstname")
+            .await;
+        assert!(list.body["results"][0]["propertiesWithHistory"]["firstname"].is_array());
     }
 }
 
@@ -953,6 +1041,7 @@ mod archived {
     async fn deleted_contacts_list_as_archived_and_read_404() {
         let api = Api::start(10).await;
         let id = HubSpotSandbox::contact_id(5);
+        let before = api.sandbox.now_ms();
         let deleted = api
             .call(
                 Method::DELETE,
@@ -969,7 +1058,8 @@ mod archived {
         let at = chrono::DateTime::parse_from_rfc3339(at)
             .unwrap()
             .timestamp_millis();
-        assert_eq!(at, api.sandbox.now_ms());
+        // Stamped by the sandbox clock (the real time) when the request was served.
+        assert!(at >= before && at <= api.sandbox.now_ms(), "{at}");
         let live = api.get("/crm/v3/objects/contacts?limit=100").await;
         assert_eq!(live.body["results"].as_array().unwrap().len(), 9);
         assert_envelope(

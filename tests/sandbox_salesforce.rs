@@ -595,23 +595,32 @@ mod changes {
             "{bad}"
         );
 
+        // The org clock is the real time: a window around the edit, ending in the future.
+        let rfc = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
         let window = |start: &str| {
             format!(
                 "sobjects/Contact/updated/?start={}&end={}",
                 urlencode(start),
-                urlencode("2026-02-01T00:00:00+00:00")
+                urlencode(&rfc(stamp + chrono::Duration::days(1)))
             )
         };
         let updated: Value = session
-            .get(&window("2026-01-01T00:00:00+00:00"))
+            .get(&window(&rfc(stamp - chrono::Duration::hours(1))))
             .await
             .json()
             .await
             .unwrap();
         assert_eq!(updated["ids"], json!([id]));
-        // end is capped at the org clock (one edit so far: one tick after the epoch).
-        assert_eq!(updated["latestDateCovered"], "2026-01-01T00:00:01.000+0000");
-        let too_old = session.get(&window("2025-06-01T00:00:00+00:00")).await;
+        // end is capped at the org clock: after the edit, not after the clock now.
+        let covered = chrono::DateTime::parse_from_str(
+            updated["latestDateCovered"].as_str().unwrap(),
+            "%Y-%m-%dT%H:%M:%S%.3f%z",
+        )
+        .unwrap();
+        assert!(covered >= stamp && covered <= sb.now(), "{covered}");
+        let too_old = session
+            .get(&window(&rfc(stamp - chrono::Duration::days(31))))
+            .await;
         let (status, code, _) = error_of(too_old).await;
         assert_eq!(
             (status, code.as_str()),
@@ -624,6 +633,7 @@ mod changes {
         let sb = sandbox(20, 2_000).await;
         let session = login(&sb).await;
         let id = SalesforceSandbox::contact_id(5);
+        let before = sb.now();
         sb.delete_contact(&id).unwrap();
         assert!(sb.contact(&id).is_none());
         assert_eq!(sb.contact_count(), 19);
@@ -633,8 +643,8 @@ mod changes {
         let deleted: Value = session
             .get(&format!(
                 "sobjects/Contact/deleted/?start={}&end={}",
-                urlencode("2026-01-01T00:00:00Z"),
-                urlencode("2026-01-02T00:00:00Z")
+                urlencode(&(before - chrono::Duration::hours(1)).to_rfc3339()),
+                urlencode(&(before + chrono::Duration::days(1)).to_rfc3339())
             ))
             .await
             .json()
@@ -643,10 +653,16 @@ mod changes {
         let records = deleted["deletedRecords"].as_array().unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0]["id"], id);
-        // The log reaches back 15 days from the org clock (one tick past the epoch).
-        assert_eq!(
-            deleted["earliestDateAvailable"],
-            "2025-12-17T00:00:01.000+0000"
+        // The log reaches back 15 days from the org clock (the real time).
+        let earliest = chrono::DateTime::parse_from_str(
+            deleted["earliestDateAvailable"].as_str().unwrap(),
+            "%Y-%m-%dT%H:%M:%S%.3f%z",
+        )
+        .unwrap();
+        let fifteen_days = chrono::Duration::days(15);
+        assert!(
+            earliest >= before - fifteen_days && earliest <= sb.now() - fifteen_days,
+            "{earliest}"
         );
         let gone = session.get(&format!("sobjects/Contact/{id}")).await;
         assert_eq!(gone.status(), StatusCode::NOT_FOUND);

@@ -17,7 +17,7 @@ use crmsync::connector::{AnyConnector, ConnectionSettings, Connector, ConnectorK
 use crmsync::engine::Engine;
 use crmsync::event::ConversationEvent;
 use crmsync::merge::FallbackMerger;
-use crmsync::store::{ContactRecord, Store};
+use crmsync::store::{ConflictPolicy, ConflictWinner, ContactRecord, CrmTimeSource, Store};
 use crmsync::value::Value;
 use serde_json::json;
 use tempfile::TempDir;
@@ -43,6 +43,17 @@ mod harness {
         fn set_faults(&self, fraction_throttled: f64, fraction_5xx: f64);
         fn revoke_tokens_at(&self, request: u64);
         fn requests_seen(&self) -> u64;
+        /// A CRM user sets the notes field (`None`: clears it, as the CRM's UI does).
+        fn set_notes(&self, record_id: &str, notes: Option<&str>);
+        /// A CRM user creates a contact with this phone and a name, nothing else.
+        fn create(&self, phone: &str) -> String;
+        /// Time passes on the CRM's clock (the real time plus this offset) without waiting.
+        fn advance_clock(&self, by: Duration);
+        /// A connection with two-way notes: `Notes -> interaction_summary` inbound and
+        /// `interaction_summary -> Notes` outbound.
+        const TWO_WAY_RULES: &'static str;
+        /// Where the CRM's side of a conflict is timed from.
+        const FIELD_TIMES: CrmTimeSource;
         /// Successful write results come back without their record id.
         fn omit_write_ids(&self, on: bool);
     }
@@ -80,6 +91,24 @@ mod harness {
         env_with(connection, settings, compiled)
     }
 
+    /// An env over the shared fields and analysis rules plus `connection_rules`, deciding
+    /// conflicts by `policy`.
+    pub fn two_way_env(
+        connection: &str,
+        settings: ConnectionSettings,
+        connection_rules: &str,
+        policy: ConflictPolicy,
+    ) -> Env {
+        let read = |name: &str| std::fs::read_to_string(rules_dir().join(name)).unwrap();
+        let compiled = crmsync::lang::compile_sources(vec![
+            ("fields.rules".into(), read("fields.rules")),
+            ("analysis.rules".into(), read("analysis.rules")),
+            ("two_way.rules".into(), connection_rules.to_string()),
+        ])
+        .expect("two-way rules compile");
+        env_with_policy(connection, settings, compiled, policy)
+    }
+
     /// The example rules with `edit` applied to the text of `rules/<file>`.
     pub fn example_rules_with(
         file: &str,
@@ -110,9 +139,23 @@ mod harness {
         settings: ConnectionSettings,
         compiled: crmsync::lang::Compiled,
     ) -> Env {
+        env_with_policy(connection, settings, compiled, ConflictPolicy::default())
+    }
+
+    pub fn env_with_policy(
+        connection: &str,
+        settings: ConnectionSettings,
+        compiled: crmsync::lang::Compiled,
+        policy: ConflictPolicy,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("store.redb")).unwrap();
-        let engine = Arc::new(Engine::new(store, compiled, Some(connection)).unwrap());
+        let engine = Arc::new(
+            Engine::new(store, compiled, Some(connection))
+                .unwrap()
+                .with_conflict_policy(connection, policy)
+                .unwrap(),
+        );
         let plan = SyncPlan::from_rules(engine.ruleset().connection(connection).unwrap());
         let target = DispatchTarget {
             connection: connection.to_string(),
@@ -215,6 +258,14 @@ mod harness {
                 .apply_conversation(&event, &FallbackMerger)
                 .await
                 .unwrap();
+        }
+
+        /// A manual edit of the contact's notes (queued for the CRM).
+        pub fn edit_notes(&self, phone: &str, notes: &str) {
+            let mut fields = crmsync::value::Fields::new();
+            fields.insert("interaction_summary".into(), Value::String(notes.into()));
+            let report = self.engine.manual_set(phone, fields).unwrap();
+            assert_eq!(report.changed, vec!["interaction_summary".to_string()]);
         }
 
         pub fn summary_of(&self, phone: &str) -> String {
@@ -481,6 +532,211 @@ async fn batching<C: Crm>(crm: &C) {
     );
 }
 
+/// A CRM user edits the notes of a record while crmsync's write of them is pending, on two
+/// records: after the local change on one (the CRM wins), before it on the other (crmsync
+/// wins). Each side's later value is the one both end with; both conflicts are reported and
+/// recorded; reading the records again decides nothing more.
+async fn conflicts_latest_wins<C: Crm>(crm: &C) {
+    let env = harness::two_way_env(
+        C::CONNECTION,
+        crm.settings(),
+        C::TWO_WAY_RULES,
+        ConflictPolicy::LatestWins,
+    );
+    env.sync(false).await;
+    let linked = env.linked();
+    let (a, b) = (&linked[0], &linked[1]);
+    let (ra, rb) = (env.record_id(a), env.record_id(b));
+
+    // b: the CRM user's edit first, then the local change.
+    crm.set_notes(&rb, Some("CRM edit, earlier"));
+    env.edit_notes(&b.phone, "local edit, later");
+    // a: the local change first, then the CRM user's edit a minute later.
+    env.edit_notes(&a.phone, "local edit, earlier");
+    crm.advance_clock(Duration::from_secs(60));
+    crm.set_notes(&ra, Some("CRM edit, later"));
+
+    let report = env.sync(false).await;
+    let conflicts = &report.inbound.conflicts;
+    assert_eq!(conflicts.len(), 2, "{conflicts:#?}");
+    let of = |rid: &str| conflicts.iter().find(|c| c.record_id == rid).unwrap();
+    let (ca, cb) = (of(&ra), of(&rb));
+    assert_eq!(ca.winner, ConflictWinner::Crm, "{ca:#?}");
+    assert_eq!(
+        (ca.local_value.as_str(), ca.crm_value.as_str()),
+        (Some("local edit, earlier"), Some("CRM edit, later"))
+    );
+    assert!(ca.crm_at.unwrap() > ca.local_at, "{ca:#?}");
+    assert_eq!(cb.winner, ConflictWinner::Crmsync, "{cb:#?}");
+    assert!(cb.crm_at.unwrap() < cb.local_at, "{cb:#?}");
+    for c in [ca, cb] {
+        assert_eq!(c.policy, ConflictPolicy::LatestWins);
+        assert_eq!(c.crm_at_source, C::FIELD_TIMES);
+        assert_eq!(c.crm_field, C::NOTES_FIELD);
+        assert_eq!(c.fields, vec!["interaction_summary".to_string()]);
+    }
+    assert_eq!(
+        (ca.phone.as_str(), cb.phone.as_str()),
+        (a.phone.as_str(), b.phone.as_str())
+    );
+
+    // Never both sides written: each record and contact ends with the later value.
+    assert_eq!(
+        crm.field(&ra, C::NOTES_FIELD).as_deref(),
+        Some("CRM edit, later")
+    );
+    assert_eq!(env.summary_of(&a.phone), "CRM edit, later");
+    assert_eq!(
+        crm.field(&rb, C::NOTES_FIELD).as_deref(),
+        Some("local edit, later")
+    );
+    assert_eq!(env.summary_of(&b.phone), "local edit, later");
+    assert_eq!(report.dispatch.as_ref().unwrap().written, 1);
+
+    // Reported, and recorded in the store with the same ids.
+    let text = report.render();
+    assert!(
+        text.contains("conflicts 2  (CRM won 1, crmsync won 1)"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("record {ra} ")), "{text}");
+    let stored = env.engine.store().conflicts(None, 0, 10).unwrap();
+    assert_eq!(&stored, conflicts);
+
+    // Reading the same records again decides nothing more.
+    let again = env.sync(false).await;
+    assert_eq!(again.inbound.conflicts, vec![], "{:?}", again.inbound);
+    assert_eq!(env.engine.store().conflict_count().unwrap(), 2);
+    assert_eq!(env.summary_of(&a.phone), "CRM edit, later");
+    assert_eq!(env.summary_of(&b.phone), "local edit, later");
+}
+
+/// `crm_wins` and `crmsync_wins` decide against the times: the CRM's earlier edit wins under
+/// `crm_wins`, crmsync's earlier change under `crmsync_wins`.
+async fn conflicts_by_policy<C: Crm>(crm: &C) {
+    for policy in [ConflictPolicy::CrmWins, ConflictPolicy::CrmsyncWins] {
+        let env = harness::two_way_env(C::CONNECTION, crm.settings(), C::TWO_WAY_RULES, policy);
+        env.sync(false).await;
+        let who = env.linked()[usize::from(policy == ConflictPolicy::CrmsyncWins)].clone();
+        let rid = env.record_id(&who);
+        let (winner, kept) = match policy {
+            ConflictPolicy::CrmWins => {
+                // The local change is the later one; the CRM wins all the same.
+                crm.set_notes(&rid, Some("CRM value"));
+                env.edit_notes(&who.phone, "local value");
+                (ConflictWinner::Crm, "CRM value")
+            }
+            _ => {
+                // The CRM's edit is the later one; crmsync wins all the same.
+                env.edit_notes(&who.phone, "local value");
+                crm.advance_clock(Duration::from_secs(60));
+                crm.set_notes(&rid, Some("CRM value"));
+                (ConflictWinner::Crmsync, "local value")
+            }
+        };
+        let report = env.sync(false).await;
+        let conflicts = &report.inbound.conflicts;
+        assert_eq!(conflicts.len(), 1, "{policy:?}: {conflicts:#?}");
+        assert_eq!((conflicts[0].winner, conflicts[0].policy), (winner, policy));
+        assert_eq!(crm.field(&rid, C::NOTES_FIELD).as_deref(), Some(kept));
+        assert_eq!(env.summary_of(&who.phone), kept);
+        assert_eq!(env.engine.store().pending_writes(None).unwrap(), vec![]);
+    }
+}
+
+/// A call from an unknown number creates a contact; later a CRM record with that phone and
+/// nothing else appears. The first link keeps what the call captured and pushes the notes.
+async fn first_link<C: Crm>(crm: &C) {
+    let env = env(C::CONNECTION, crm.settings());
+    env.sync(false).await;
+    let phone = "+13125550187";
+    assert!(env.engine.store().contact(phone).unwrap().is_none());
+    let event: ConversationEvent = serde_json::from_value(json!({
+        "id": "first-link-call",
+        "kind": "call",
+        "direction": "inbound",
+        "from_number": phone,
+        "to_number": "+14155550000",
+        "start_time": "2026-01-02T10:00:00Z",
+        "end_time": "2026-01-02T10:02:05Z",
+        "duration_ms": 125000,
+        "summary": "Asked for a demo",
+        "successful": true,
+        "analysis": {
+            "customer_notes": "Wants a demo next week",
+            "email_address": "caller@example.com",
+            "lead_qualification_status": "qualified",
+            "demo_requested": true
+        }
+    }))
+    .unwrap();
+    env.engine
+        .apply_conversation(&event, &FallbackMerger)
+        .await
+        .unwrap();
+    let before = env.contact(phone);
+    assert!(before.links.is_empty());
+    assert_eq!(
+        before.fields.get("email"),
+        Some(&Value::String("caller@example.com".into()))
+    );
+
+    let rid = crm.create(phone);
+    let report = env.sync(false).await;
+    let link = report
+        .inbound
+        .first_links
+        .iter()
+        .find(|f| f.phone == phone)
+        .unwrap_or_else(|| panic!("{:#?}", report.inbound.first_links));
+    assert_eq!(link.record_id, rid);
+    // The record has no email and no status: the rules' `else => unqualified` of an empty
+    // status is no reason to drop what the call found either.
+    for field in ["email", "lead_status"] {
+        assert!(link.kept.contains(&field.to_string()), "{link:?}");
+    }
+    assert!(
+        link.pushed.contains(&C::NOTES_FIELD.to_string()),
+        "{link:?}"
+    );
+    let text = report.render();
+    assert!(text.contains("first links 1"), "{text}");
+
+    let after = env.contact(phone);
+    assert_eq!(after.links.get(C::CONNECTION), Some(&rid));
+    for field in [
+        "email",
+        "interaction_summary",
+        "demo_requested",
+        "last_contacted_at",
+    ] {
+        assert_eq!(after.fields.get(field), before.fields.get(field), "{field}");
+    }
+    // The dispatch that ends the sync pushed the call's notes to the new record.
+    assert_eq!(
+        crm.field(&rid, C::NOTES_FIELD),
+        Some(env.summary_of(phone)),
+        "{:?}",
+        report.dispatch
+    );
+    // The next read of the record is no first link, and nothing is pushed again.
+    // The record was re-read (crmsync's write moved it): its still-empty values clear nothing
+    // a conversation captured either.
+    let again = env.sync(false).await;
+    assert_eq!(again.inbound.first_links, vec![]);
+    assert!(again.inbound.read >= 1, "{:?}", again.inbound);
+    assert_eq!(again.dispatch.unwrap().write_requests, 0);
+    let later = env.contact(phone);
+    for field in [
+        "email",
+        "interaction_summary",
+        "demo_requested",
+        "last_contacted_at",
+    ] {
+        assert_eq!(later.fields.get(field), before.fields.get(field), "{field}");
+    }
+}
+
 mod salesforce {
     use super::*;
     use crmsync::sandbox::credentials::{SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET};
@@ -558,9 +814,73 @@ mod salesforce {
         fn requests_seen(&self) -> u64 {
             self.0.faults().requests_seen()
         }
+        fn set_notes(&self, id: &str, notes: Option<&str>) {
+            self.0
+                .edit_contact(id, json!({ "Notes__c": notes }))
+                .unwrap();
+        }
+        fn create(&self, phone: &str) -> String {
+            self.0
+                .create_contact(json!({"LastName": "Caller", "Phone": phone}))
+                .unwrap()
+        }
+        fn advance_clock(&self, by: Duration) {
+            self.0.advance_clock(by);
+        }
+        // Salesforce has no per-field times: the record's SystemModstamp.
+        const FIELD_TIMES: CrmTimeSource = CrmTimeSource::Record;
+        const TWO_WAY_RULES: &'static str = "connection salesforce {\n  object Contact\n  inbound {\n    Phone -> phone_number\n    FirstName -> first_name\n    Notes__c -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> Notes__c\n  }\n}\n";
         fn omit_write_ids(&self, on: bool) {
             self.0.faults().update(|f| f.omit_write_ids = on);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_latest_wins_both_ways() {
+        let sf = start(60).await;
+        super::conflicts_latest_wins(&sf).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_follow_the_configured_policy() {
+        let sf = start(60).await;
+        super::conflicts_by_policy(&sf).await;
+    }
+
+    /// Salesforce gives a record's time only: a user renaming the contact a minute after a
+    /// local change of its notes makes the record later, but the notes did not change in the
+    /// CRM, so there is no conflict and the local notes are sent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_edit_of_another_field_is_no_conflict() {
+        let sf = start(60).await;
+        let env = harness::two_way_env(
+            "salesforce",
+            sf.settings(),
+            Sf::TWO_WAY_RULES,
+            ConflictPolicy::LatestWins,
+        );
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        env.edit_notes(&who.phone, "local notes");
+        sf.advance_clock(Duration::from_secs(60));
+        sf.rename(&rid, "Renamed");
+        let report = env.sync(false).await;
+        assert_eq!(report.inbound.conflicts, vec![], "{:?}", report.inbound);
+        assert_eq!(report.inbound.updated, 1);
+        assert_eq!(sf.field(&rid, "Notes__c").as_deref(), Some("local notes"));
+        let after = env.contact(&who.phone);
+        assert_eq!(
+            after.fields.get("first_name"),
+            Some(&Value::String("Renamed".into()))
+        );
+        assert_eq!(env.summary_of(&who.phone), "local notes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_link_keeps_and_pushes_what_a_call_captured() {
+        let sf = start(60).await;
+        super::first_link(&sf).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -752,9 +1072,116 @@ mod hubspot {
         fn requests_seen(&self) -> u64 {
             self.0.faults().requests_seen()
         }
+        fn set_notes(&self, rid: &str, notes: Option<&str>) {
+            // HubSpot's UI clears a property to "".
+            self.0
+                .edit_contact(id(rid), &[("notes", notes.unwrap_or(""))])
+                .unwrap();
+        }
+        fn create(&self, phone: &str) -> String {
+            self.0
+                .create_contact(&[("phone", phone), ("lastname", "Caller")])
+                .unwrap()
+                .to_string()
+        }
+        fn advance_clock(&self, by: Duration) {
+            self.0.advance_clock(by);
+        }
+        // Read through `propertiesWithHistory` for records with a pending write.
+        const FIELD_TIMES: CrmTimeSource = CrmTimeSource::Property;
+        const TWO_WAY_RULES: &'static str = "connection hubspot {\n  inbound {\n    phone -> phone_number\n    firstname -> first_name\n    notes -> interaction_summary\n  }\n  outbound {\n    interaction_summary -> notes\n  }\n}\n";
         fn omit_write_ids(&self, on: bool) {
             self.0.faults().update(|f| f.omit_write_ids = on);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_latest_wins_both_ways() {
+        let hs = start(60).await;
+        super::conflicts_latest_wins(&hs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conflicts_follow_the_configured_policy() {
+        let hs = start(60).await;
+        super::conflicts_by_policy(&hs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_link_keeps_and_pushes_what_a_call_captured() {
+        let hs = start(60).await;
+        super::first_link(&hs).await;
+    }
+
+    /// The notes were edited in HubSpot before the local change, another property of the
+    /// record a minute after it: the record's `updatedAt` is later than the local change, the
+    /// notes' own timestamp is not, and the notes' timestamp decides.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conflict_is_timed_by_the_property_not_the_record() {
+        let hs = start(60).await;
+        let env = harness::two_way_env(
+            "hubspot",
+            hs.settings(),
+            Hs::TWO_WAY_RULES,
+            ConflictPolicy::LatestWins,
+        );
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        hs.set_notes(&rid, Some("CRM notes, earlier"));
+        env.edit_notes(&who.phone, "local notes, later");
+        hs.advance_clock(Duration::from_secs(60));
+        hs.rename(&rid, "Renamed");
+        let report = env.sync(false).await;
+        let conflicts = &report.inbound.conflicts;
+        assert_eq!(conflicts.len(), 1, "{conflicts:#?}");
+        let c = &conflicts[0];
+        assert_eq!(c.crm_at_source, CrmTimeSource::Property);
+        assert!(c.crm_at.unwrap() < c.local_at, "{c:#?}");
+        assert_eq!(c.winner, ConflictWinner::Crmsync);
+        assert!(
+            hs.requests("hs.contacts.batch_read") >= 1,
+            "the history was read"
+        );
+        assert_eq!(
+            hs.field(&rid, "notes").as_deref(),
+            Some("local notes, later")
+        );
+        assert_eq!(
+            env.contact(&who.phone).fields.get("first_name"),
+            Some(&Value::String("Renamed".into()))
+        );
+    }
+
+    /// A HubSpot user clears the notes (to "", as HubSpot's UI does) a minute after a local
+    /// change that is still pending: the CRM's later, empty value wins and the contact's notes
+    /// are cleared, not pushed back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_later_clear_in_the_crm_wins_over_a_pending_write() {
+        let hs = start(60).await;
+        let env = harness::two_way_env(
+            "hubspot",
+            hs.settings(),
+            Hs::TWO_WAY_RULES,
+            ConflictPolicy::LatestWins,
+        );
+        env.sync(false).await;
+        let who = env.linked()[0].clone();
+        let rid = env.record_id(&who);
+        hs.set_notes(&rid, Some("to be cleared"));
+        env.sync(false).await;
+        env.edit_notes(&who.phone, "local notes");
+        hs.advance_clock(Duration::from_secs(60));
+        hs.set_notes(&rid, None);
+        assert_eq!(hs.field(&rid, "notes").as_deref(), Some(""));
+        let report = env.sync(false).await;
+        let c = &report.inbound.conflicts[0];
+        assert_eq!(
+            (c.winner, c.crm_value.as_str()),
+            (ConflictWinner::Crm, Some(""))
+        );
+        assert_eq!(hs.field(&rid, "notes").as_deref(), Some(""));
+        assert_ne!(env.summary_of(&who.phone), "local notes");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -963,9 +1390,14 @@ mod cli {
     use super::*;
 
     fn config(dir: &Path, login_url: &str) -> std::path::PathBuf {
+        config_with(dir, login_url, "")
+    }
+
+    /// The config with `extra` lines added to the `salesforce` connection.
+    fn config_with(dir: &Path, login_url: &str, extra: &str) -> std::path::PathBuf {
         let path = dir.join("crmsync.yaml");
         let text = format!(
-            "store: store.redb\nrules: {}\nactive_connection: salesforce\nconnections:\n  salesforce:\n    login_url: {login_url}\n    client_id: sandbox-client\n    client_secret_env: CRMSYNC_E2E_SF_SECRET\n    page_size: 200\n",
+            "store: store.redb\nrules: {}\nactive_connection: salesforce\nconnections:\n  salesforce:\n    login_url: {login_url}\n    client_id: sandbox-client\n    client_secret_env: CRMSYNC_E2E_SF_SECRET\n    page_size: 200\n{extra}",
             harness::rules_dir().display()
         );
         std::fs::write(&path, text).unwrap();
@@ -1037,6 +1469,94 @@ mod cli {
             "{text}"
         );
         assert!(text.contains("read 300"), "{text}");
+    }
+
+    /// `conflicts: crmsync_wins` in the config decides a conflict for crmsync although the
+    /// Salesforce edit is later; `crmsync sync`, `crmsync conflicts` and `crmsync outbox` show
+    /// it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_configured_policy_decides_and_the_commands_show_the_conflict() {
+        let sf = salesforce::start(40).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config_with(
+            dir.path(),
+            &sf.0.login_url(),
+            "    conflicts: crmsync_wins\n",
+        );
+        let run = |args: &[&str]| {
+            let mut all = vec!["--config".to_string(), cfg.display().to_string()];
+            all.extend(args.iter().map(|a| a.to_string()));
+            crmsync(all, Some("sandbox-secret"))
+        };
+        let out = run(&["sync"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(&["--json", "contact", "list"]).await;
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let who = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["links"]["salesforce"].is_string())
+            .unwrap()
+            .clone();
+        let (phone, rid) = (
+            who["phone_number"].as_str().unwrap().to_string(),
+            who["links"]["salesforce"].as_str().unwrap().to_string(),
+        );
+        let out = run(&["contact", "set", &phone, "lead_status=working"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sf.0.advance_clock(Duration::from_secs(60));
+        sf.0.edit_contact(&rid, json!({"Lead_Status__c": "Closed - Converted"}))
+            .unwrap();
+
+        let out = run(&["sync"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("conflicts 1  (CRM won 0, crmsync won 1)"),
+            "{text}"
+        );
+        // crmsync's value was sent although the CRM's edit was later.
+        assert_eq!(
+            sf.field(&rid, "Lead_Status__c").as_deref(),
+            Some("Working - Contacted")
+        );
+
+        let out = run(&["--json", "conflicts"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(listed["total"], 1);
+        let c = &listed["conflicts"][0];
+        assert_eq!(
+            (&c["winner"], &c["policy"], &c["phone"]),
+            (&json!("crmsync"), &json!("crmsync_wins"), &json!(phone))
+        );
+        let out = run(&["conflicts"]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("conflicts: 1\n  #1 salesforce record "),
+            "{text}"
+        );
+        assert!(text.contains("crmsync wins (crmsync_wins)"), "{text}");
+        let out = run(&["outbox"]).await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("conflicts decided: 1"), "{text}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -146,6 +146,26 @@ pub fn human(connection: &str, report: &ImportReport) -> String {
         &report.field_errors,
         |e| format!("{}: {} = {}: {}", e.record_id, e.field, e.value, e.reason),
     );
+    list(
+        &mut out,
+        "conflicts (a CRM edit of a field with a pending write)",
+        &report.conflicts,
+        crate::connector::report::describe_conflict,
+    );
+    list(
+        &mut out,
+        "first links (local values kept over empty CRM values, and queued for the CRM)",
+        &report.first_links,
+        |f| {
+            format!(
+                "{} ({}): kept [{}], queued [{}]",
+                f.record_id,
+                f.phone,
+                f.kept.join(", "),
+                f.pushed.join(", ")
+            )
+        },
+    );
     out
 }
 

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod analyze;
 pub mod check;
+pub mod conflicts;
 pub mod contact;
 pub mod demo;
 pub mod import;
@@ -68,6 +69,8 @@ pub enum Command {
     Vars(vars::VarsArgs),
     /// Pending outbound writes, activities and dead letters.
     Outbox(outbox::OutboxArgs),
+    /// Conflicts between pending writes and CRM edits: both values and times, and the winner.
+    Conflicts(conflicts::ConflictsArgs),
     /// One inbound sync of a connection plus a dispatch of the outbox, then exit.
     Sync(sync::SyncArgs),
     /// The daemon: HTTP API and Retell webhooks, scheduled sync, continuous outbox dispatch.
@@ -133,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Contact(args) => contact::run(&cli.global, args),
         Command::Vars(args) => vars::run(&cli.global, args),
         Command::Outbox(args) => outbox::run(&cli.global, args),
+        Command::Conflicts(args) => conflicts::run(&cli.global, args),
         Command::Sync(args) => sync::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Demo(args) => demo::run(&cli.global, args),

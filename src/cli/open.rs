@@ -19,6 +19,17 @@ pub fn engine(global: &GlobalOpts) -> Result<(Engine, LoadedConfig), CliError> {
     let store = Store::open(&store_path).map_err(|err| CliError::runtime(err.to_string()))?;
     let engine = Engine::new(store, compiled, config.config.active_connection.as_deref())
         .and_then(|engine| engine.with_region(&config.config.default_region))
+        .and_then(|engine| {
+            // Each connection's conflict policy (`connections.<name>.conflicts`).
+            config
+                .config
+                .connections
+                .iter()
+                .filter_map(|(name, c)| Some((name, c.conflicts?)))
+                .try_fold(engine, |engine, (name, policy)| {
+                    engine.with_conflict_policy(name, policy)
+                })
+        })
         .map_err(|err| CliError::input(format!("config: {err}")))?;
     Ok((engine, config))
 }

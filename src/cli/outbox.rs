@@ -38,8 +38,10 @@ fn collect(store: &Store, all: bool) -> Result<serde_json::Value, crate::store::
         store.open_activities()?
     };
     let dead = store.dead_letters()?;
+    let conflicts = store.conflict_count()?;
     Ok(json!({
         "counts": counts,
+        "conflicts": conflicts,
         "pending_writes": writes,
         "activities": activities,
         "dead_letters": dead,
@@ -105,6 +107,13 @@ fn human(view: &serde_json::Value) -> String {
             str_of(&d["key"]),
             str_of(&d["message"]),
             d["payload"]
+        );
+    }
+    let conflicts = view["conflicts"].as_u64().unwrap_or(0);
+    if conflicts > 0 {
+        let _ = writeln!(
+            out,
+            "conflicts decided: {conflicts} (see `crmsync conflicts`)"
         );
     }
     out

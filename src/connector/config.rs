@@ -85,6 +85,11 @@ pub struct ConnectionConfig {
     /// Dispatch gives up on an outbox entry after this many failed passes (default 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delivery_attempts: Option<u32>,
+    /// How a CRM edit of a field crmsync has a pending write for is decided: `latest_wins`
+    /// (default: the later change wins, per field), `crm_wins` or `crmsync_wins`. Every
+    /// conflict is recorded (`crmsync conflicts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<crate::store::ConflictPolicy>,
 }
 
 /// Client-side rate limit: a token bucket.
@@ -420,6 +425,14 @@ mod tests {
                 refresh_token: "<HS_REFRESH>".into(),
             }
         );
+    }
+
+    #[test]
+    fn the_conflict_policy_is_named_per_connection() {
+        let cfg: ConnectionConfig = serde_yaml::from_str("conflicts: crm_wins").unwrap();
+        assert_eq!(cfg.conflicts, Some(crate::store::ConflictPolicy::CrmWins));
+        let err = serde_yaml::from_str::<ConnectionConfig>("conflicts: newest").unwrap_err();
+        assert!(err.to_string().contains("latest_wins"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! [`report`] is what both return. [`client`] sends each request with the rate limiter
 //! ([`ratelimit`]), auth ([`auth`]) and backoff ([`retry`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -377,6 +377,20 @@ pub trait Connector: Send + Sync {
         &self,
         activity: &ActivityInput,
     ) -> impl Future<Output = Result<Option<String>, ConnectorError>> + Send;
+
+    /// Per record id, when each of `properties` got its value, in the CRM's own shape
+    /// (HubSpot's `propertiesWithHistory`); empty for a CRM that keeps no per-field times
+    /// (Salesforce gives a record's modification time only). Sync reads it for records with a
+    /// pending write, to decide conflicts by the field's time.
+    fn read_property_history(
+        &self,
+        _object: &str,
+        _ids: &[String],
+        _properties: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, serde_json::Value>, ConnectorError>> + Send
+    {
+        async { Ok(HashMap::new()) }
+    }
 }
 
 /// Either connector, chosen at run time from the connection's kind.
@@ -451,6 +465,14 @@ impl Connector for AnyConnector {
         activity: &ActivityInput,
     ) -> Result<Option<String>, ConnectorError> {
         delegate!(self, c => c.find_activity(activity).await)
+    }
+    async fn read_property_history(
+        &self,
+        object: &str,
+        ids: &[String],
+        properties: &[String],
+    ) -> Result<HashMap<String, serde_json::Value>, ConnectorError> {
+        delegate!(self, c => c.read_property_history(object, ids, properties).await)
     }
 }
 

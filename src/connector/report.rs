@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::dispatch::DispatchReport;
 use super::{ConnectorKind, MetricsSnapshot, SyncCursor};
-use crate::engine::{Duplicate, ImportReport, RecordFieldError, Skipped};
+use crate::engine::{Duplicate, FirstLink, ImportReport, RecordFieldError, Skipped};
+use crate::store::{Conflict, ConflictWinner};
 
 /// The inbound half of a sync.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -27,6 +28,11 @@ pub struct InboundReport {
     pub field_errors: Vec<RecordFieldError>,
     /// Links removed because the CRM deleted, archived or merged the record.
     pub unlinked: usize,
+    /// CRM changes to fields crmsync had a pending write for, each with its winner.
+    pub conflicts: Vec<Conflict>,
+    /// Existing contacts linked for the first time: local values kept over the record's empty
+    /// ones, and queued for the record.
+    pub first_links: Vec<FirstLink>,
     /// The cursor after the sync.
     pub cursor: Option<SyncCursor>,
 }
@@ -42,6 +48,18 @@ impl InboundReport {
         self.skipped.extend(page.skipped);
         self.duplicates.extend(page.duplicates);
         self.field_errors.extend(page.field_errors);
+        self.conflicts.extend(page.conflicts);
+        self.first_links.extend(page.first_links);
+    }
+
+    /// Conflicts won by each side: (CRM, crmsync).
+    pub fn conflict_wins(&self) -> (usize, usize) {
+        let crm = self
+            .conflicts
+            .iter()
+            .filter(|c| c.winner == ConflictWinner::Crm)
+            .count();
+        (crm, self.conflicts.len() - crm)
     }
 
     /// Skipped records counted by reason, most frequent first.
@@ -106,6 +124,36 @@ impl SyncReport {
                 );
             }
         }
+        if !i.conflicts.is_empty() {
+            let (crm, crmsync) = i.conflict_wins();
+            let _ = writeln!(
+                s,
+                "  conflicts {}  (CRM won {crm}, crmsync won {crmsync})",
+                i.conflicts.len()
+            );
+            for c in i.conflicts.iter().take(10) {
+                let _ = writeln!(s, "    {}", describe_conflict(c));
+            }
+        }
+        if !i.first_links.is_empty() {
+            let kept: usize = i.first_links.iter().map(|f| f.kept.len()).sum();
+            let pushed: usize = i.first_links.iter().map(|f| f.pushed.len()).sum();
+            let _ = writeln!(
+                s,
+                "  first links {}  (local values kept {kept}, queued for the CRM {pushed})",
+                i.first_links.len()
+            );
+            for f in i.first_links.iter().take(10) {
+                let _ = writeln!(
+                    s,
+                    "    record {} ({}): kept [{}], queued [{}]",
+                    f.record_id,
+                    f.phone,
+                    f.kept.join(", "),
+                    f.pushed.join(", ")
+                );
+            }
+        }
         match &self.dispatch {
             Some(d) => {
                 let _ = writeln!(
@@ -143,4 +191,35 @@ impl SyncReport {
         );
         s
     }
+}
+
+/// One line about a conflict: where, both values and times, who won and by which policy.
+pub fn describe_conflict(c: &Conflict) -> String {
+    let crm_at = match c.crm_at {
+        Some(at) => format!(
+            "{} ({})",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            match c.crm_at_source {
+                crate::store::CrmTimeSource::Property => "property",
+                crate::store::CrmTimeSource::Record => "record",
+                crate::store::CrmTimeSource::Unknown => "unknown",
+            }
+        ),
+        None => "unknown".to_string(),
+    };
+    format!(
+        "{} record {} ({}) {} [{}]: crmsync {} at {} vs CRM {} at {}: {} wins ({})",
+        c.connection,
+        c.record_id,
+        c.phone,
+        c.crm_field,
+        c.fields.join(", "),
+        c.local_value,
+        c.local_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        c.crm_value,
+        crm_at,
+        c.winner.as_str(),
+        c.policy.as_str()
+    )
 }

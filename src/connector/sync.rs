@@ -55,6 +55,19 @@ impl SyncPlan {
         }
     }
 
+    /// The CRM fields a read asks for: those the inbound mappings read, then those the
+    /// outbound mappings write (to tell crmsync's own writes coming back from edits made in
+    /// the CRM, and to find conflicts with pending writes).
+    pub fn read_fields(&self) -> Vec<String> {
+        let mut fields = self.source_fields.clone();
+        for target in &self.target_fields {
+            if !fields.contains(target) {
+                fields.push(target.clone());
+            }
+        }
+        fields
+    }
+
     /// The default object of a connection kind when the rules name none.
     pub fn default_object(kind: ConnectorKind) -> &'static str {
         match kind {
@@ -279,7 +292,7 @@ pub async fn sync_inbound<C: Connector + 'static>(
         ..InboundReport::default()
     };
 
-    let fields: Arc<[String]> = plan.source_fields.clone().into();
+    let fields: Arc<[String]> = plan.read_fields().into();
     let object: Arc<str> = plan.object.clone().into();
     let fetch = |pos: ReadPosition| -> PageTask {
         let c = connector.clone();
@@ -315,7 +328,7 @@ pub async fn sync_inbound<C: Connector + 'static>(
     };
     let mut read_error = None;
     while let Some(task) = ahead.0.take() {
-        let page = match task.await {
+        let mut page = match task.await {
             Ok(Ok(page)) => page,
             Ok(Err(err)) => {
                 read_error = Some(SyncError::from(err));
@@ -352,6 +365,10 @@ pub async fn sync_inbound<C: Connector + 'static>(
         } else {
             None
         };
+        if let Err(err) = attach_history(connector.as_ref(), engine, plan, &mut page).await {
+            read_error = Some(err);
+            break;
+        }
         let merged = merged_ids(&page);
         let n = page.records.len() as u64;
         let records: Vec<Value> = page.records.into_iter().map(|r| r.raw).collect();
@@ -469,6 +486,42 @@ fn commit_pages(
         }
         Ok(())
     })
+}
+
+/// Records of the page that have a write pending get the CRM's per-field times of the
+/// pending fields (HubSpot `propertiesWithHistory`, one batch read per 50 such records), so
+/// that a conflict is decided by when the field changed rather than the whole record. Other
+/// records, and CRMs without per-field times, cost nothing.
+async fn attach_history<C: Connector>(
+    connector: &C,
+    engine: &Engine,
+    plan: &SyncPlan,
+    page: &mut Page,
+) -> Result<(), SyncError> {
+    if plan.kind != ConnectorKind::Hubspot || plan.target_fields.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = page.records.iter().map(|r| r.id.clone()).collect();
+    let pending = blocking(|| engine.store().pending_fields(&plan.connection, &ids))
+        .map_err(EngineError::from)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut fields: Vec<String> = pending.values().flatten().cloned().collect();
+    fields.sort();
+    fields.dedup();
+    let with_pending: Vec<String> = pending.into_keys().collect();
+    let mut history = connector
+        .read_property_history(&plan.object, &with_pending, &fields)
+        .await?;
+    for record in &mut page.records {
+        if let (Some(versions), Some(raw)) =
+            (history.remove(&record.id), record.raw.as_object_mut())
+        {
+            raw.insert("propertiesWithHistory".to_string(), versions);
+        }
+    }
+    Ok(())
 }
 
 /// HubSpot survivors of a merge list the ids merged into them; those ids are gone.

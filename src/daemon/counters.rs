@@ -20,6 +20,7 @@ pub struct Counters {
     events: Family<Labels, Counter>,
     sync_runs: Family<Labels, Counter>,
     sync_records: Family<Labels, Counter>,
+    conflicts: Family<Labels, Counter>,
     crm_requests: Family<Labels, Counter>,
     crm_problems: Family<Labels, Counter>,
     outbox_depth: Family<Labels, Gauge>,
@@ -54,6 +55,12 @@ impl Counters {
             "CRM records read by inbound syncs, by connection and outcome",
             sync_records.clone(),
         );
+        let conflicts = Family::<Labels, Counter>::default();
+        registry.register(
+            "conflicts",
+            "CRM edits of fields crmsync had a pending write for, by connection and winner (crm, crmsync)",
+            conflicts.clone(),
+        );
         let crm_requests = Family::<Labels, Counter>::default();
         registry.register(
             "crm_requests",
@@ -85,6 +92,7 @@ impl Counters {
             events,
             sync_runs,
             sync_records,
+            conflicts,
             crm_requests,
             crm_problems,
             outbox_depth,
@@ -120,6 +128,25 @@ impl Counters {
                     ("outcome", outcome.to_string()),
                 ])
                 .inc_by(count);
+        }
+    }
+
+    /// Counts the conflicts a sync report (`InboundReport` as JSON) lists, by winner.
+    pub fn conflicts_in_report(&self, connection: &str, report: &serde_json::Value) {
+        let Some(conflicts) = report.get("conflicts").and_then(|c| c.as_array()) else {
+            return;
+        };
+        for conflict in conflicts {
+            let winner = conflict
+                .get("winner")
+                .and_then(|w| w.as_str())
+                .unwrap_or("unknown");
+            self.conflicts
+                .get_or_create(&vec![
+                    ("connection", connection.to_string()),
+                    ("winner", winner.to_string()),
+                ])
+                .inc();
         }
     }
 
@@ -212,6 +239,10 @@ mod tests {
         counters.observe_crm("hubspot", &snapshot);
         counters.observe_crm("hubspot", &snapshot);
         counters.set_store_gauges(3, 1, 4, 50);
+        counters.conflicts_in_report(
+            "salesforce",
+            &serde_json::json!({"conflicts": [{"winner": "crm"}, {"winner": "crmsync"}, {"winner": "crm"}]}),
+        );
         let text = counters.render();
         for line in [
             "crmsync_events_total{source=\"retell\",outcome=\"applied\"} 2",
@@ -222,6 +253,8 @@ mod tests {
             "crmsync_outbox_depth{kind=\"activity\"} 1",
             "crmsync_dead_letters 4",
             "crmsync_contacts 50",
+            "crmsync_conflicts_total{connection=\"salesforce\",winner=\"crm\"} 2",
+            "crmsync_conflicts_total{connection=\"salesforce\",winner=\"crmsync\"} 1",
             "# EOF",
         ] {
             assert!(

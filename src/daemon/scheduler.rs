@@ -357,6 +357,8 @@ impl Scheduler {
             Some(Ok(outcome)) => {
                 status.runs += 1;
                 status.full = Some(outcome.full);
+                self.counters
+                    .conflicts_in_report(&connection, &outcome.report);
                 status.last_report = Some(outcome.report);
                 for (label, count) in &outcome.records {
                     self.counters.sync_records(&connection, label, *count);

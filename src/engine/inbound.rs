@@ -5,25 +5,32 @@
 //! else the record is skipped and reported. Several records with one phone (in a page or
 //! across pages) resolve to the most recently modified one (Salesforce `SystemModstamp` /
 //! `LastModifiedDate`, HubSpot `updatedAt` / `lastmodifieddate`); the others are reported as
-//! duplicates and are not linked. Inbound changes never enqueue outbound writes.
+//! duplicates and are not linked. Inbound changes never enqueue outbound writes, but for a
+//! first link (below).
 //!
-//! Echoes: for a CRM field with an outbound mapping, a record value equal to what we last
-//! pushed there is our own write coming back, so it does not overwrite the contact fields that
-//! mapping reads (no flip-flop when the contact changed again since). A field with a write still
-//! pending is likewise left alone: the local change is newer and is about to be pushed. A record
-//! value that differs from what we pushed is a real CRM change: it applies, and the pushed
-//! value is forgotten.
+//! Echoes and conflicts (`reconcile.rs`): a record value equal to what we last pushed is our
+//! own write coming back and does not overwrite the contact. A CRM field with a write still
+//! pending that the CRM changed since crmsync last read it is a conflict, decided by the
+//! connection's policy and recorded in the same transaction.
+//!
+//! First link: when a contact that already exists (a conversation created it) is linked to a
+//! CRM record for the first time, the record's empty values do not clear its non-empty
+//! fields, and its conversation/manual values that outbound mappings read are queued for the
+//! record (when the connection is the active one).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::reconcile::{self, FirstLink};
 use super::{Engine, EngineError};
 use crate::lang::eval::Change;
 use crate::lang::eval::ConnectionKind;
-use crate::store::{ContactRecord, EncodedContact, Source, StoreError, SyncCursor, WriteTx};
+use crate::store::{
+    Conflict, ContactRecord, EncodedContact, Source, StoreError, SyncCursor, WriteTx,
+};
 use crate::value::Value;
 
 /// What one page did.
@@ -38,6 +45,11 @@ pub struct ImportReport {
     pub duplicates: Vec<Duplicate>,
     /// Records unlinked because the CRM reports them archived.
     pub archived: usize,
+    /// CRM changes to fields with a pending write, each decided by the connection's policy.
+    pub conflicts: Vec<Conflict>,
+    /// Existing contacts linked to a CRM record for the first time whose local values were
+    /// kept or pushed.
+    pub first_links: Vec<FirstLink>,
 }
 
 impl ImportReport {
@@ -51,6 +63,8 @@ impl ImportReport {
         self.skipped.extend(other.skipped);
         self.field_errors.extend(other.field_errors);
         self.duplicates.extend(other.duplicates);
+        self.conflicts.extend(other.conflicts);
+        self.first_links.extend(other.first_links);
     }
 }
 
@@ -484,6 +498,7 @@ impl Engine {
             "updatedAt",
             "archived",
             "properties",
+            "propertiesWithHistory",
         ]
         .map(String::from)
         .into();
@@ -547,6 +562,14 @@ impl Engine {
             contact
                 .inbound_modstamp
                 .insert(connection.to_string(), stamp);
+        }
+        if self.active_connection() == Some(connection) {
+            reconcile::remember_seen(
+                &mut contact,
+                connection,
+                candidate.body,
+                self.links(connection),
+            );
         }
         Ok(FreshContact {
             row: EncodedContact::new(&contact)?,
@@ -628,13 +651,50 @@ impl Engine {
             .field_errors
             .extend(field_errors(candidate, output.errors));
 
-        let guarded = echo_guard(tx, connection, candidate, &mut contact, links)?;
+        let first_link = !contact.links.contains_key(connection);
+        let guarded = reconcile::reconcile(
+            tx,
+            &reconcile::Decide {
+                connection,
+                record_id: &candidate.record_id,
+                record: candidate.record,
+                body: candidate.body,
+                modstamp: candidate.modstamp,
+                policy: self.conflict_policy(connection),
+                now,
+            },
+            &mut contact,
+            links,
+            &mut report.conflicts,
+        )?;
         let source = Source::Inbound {
             connection: connection.to_string(),
         };
         let mut changed = false;
+        let mut kept = Vec::new();
         for (field, value) in output.changes.into_iter().map(set_value) {
             if field == "phone_number" || guarded.contains(field) {
+                continue;
+            }
+            let local_set = contact
+                .fields
+                .get(field)
+                .is_some_and(|v| !reconcile::is_blank(v));
+            if local_set
+                && first_link
+                && (reconcile::is_blank(&value)
+                    || self.record_empty_for(connection, candidate.body, field))
+            {
+                // What a conversation captured is not wiped by a record that has nothing
+                // there (nor by what a value map's `else` makes of nothing).
+                kept.push(field.to_string());
+                continue;
+            }
+            if local_set
+                && reconcile::captured_locally(&contact, field, links)
+                && (reconcile::is_blank(&value)
+                    || self.record_empty_for(connection, candidate.body, field))
+            {
                 continue;
             }
             changed |= contact.set_field(field, value, source.clone(), now);
@@ -647,6 +707,24 @@ impl Engine {
                 .insert(connection.to_string(), stamp);
         }
         contact.read_back(connection);
+        if self.active_connection() == Some(connection) {
+            reconcile::remember_seen(&mut contact, connection, candidate.body, links);
+        }
+        if first_link {
+            let pushed = if self.active_connection() == Some(connection) {
+                self.push_local_values(tx, connection, candidate, &contact, now)?
+            } else {
+                Vec::new()
+            };
+            if !kept.is_empty() || !pushed.is_empty() {
+                report.first_links.push(FirstLink {
+                    record_id: candidate.record_id.clone(),
+                    phone: contact.phone.clone(),
+                    kept,
+                    pushed,
+                });
+            }
+        }
         if changed || relinked {
             report.updated += 1;
         } else {
@@ -659,6 +737,62 @@ impl Engine {
             tx.put_contact(&contact)?;
         }
         Ok(())
+    }
+
+    /// Whether every record path the inbound mappings of `field` read is empty in `body`.
+    fn record_empty_for(&self, connection: &str, body: &Json, field: &str) -> bool {
+        let Some(rules) = self.ruleset.connection(connection) else {
+            return false;
+        };
+        let reads = rules.inbound_reads_of(field);
+        !reads.is_empty()
+            && reads
+                .iter()
+                .all(|path| reconcile::path_is_blank(body, path))
+    }
+
+    /// On a first link to the active connection: queues, for the record, the CRM fields whose
+    /// outbound mappings read a value a conversation or a manual edit set, unless the record
+    /// holds that value already. Returns the CRM fields queued.
+    fn push_local_values(
+        &self,
+        tx: &mut WriteTx<'_>,
+        connection: &str,
+        candidate: &Candidate<'_>,
+        contact: &ContactRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, EngineError> {
+        let local: Vec<String> = contact
+            .provenance
+            .iter()
+            .filter(|(field, p)| {
+                matches!(p.source, Source::Analysis { .. } | Source::Manual)
+                    && contact
+                        .fields
+                        .get(field.as_str())
+                        .is_some_and(|v| !reconcile::is_blank(v))
+            })
+            .map(|(field, _)| field.clone())
+            .collect();
+        if local.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The same path as any local change (a mapping that fails is a dead letter), then the
+        // fields the record holds already are taken back out.
+        let written = self.enqueue_outbound(tx, contact, &local, now)?;
+        let mut pushed = Vec::new();
+        for (target, value) in written {
+            let held = candidate
+                .body
+                .get(&target)
+                .is_some_and(|seen| reconcile::same_crm_value(&value, seen));
+            if held {
+                tx.drop_pending_field(connection, &candidate.record_id, &target)?;
+            } else {
+                pushed.push(target);
+            }
+        }
+        Ok(pushed)
     }
 }
 
@@ -687,72 +821,6 @@ fn field_errors(
             reason: error.reason,
         })
         .collect()
-}
-
-/// Contact fields this record must not overwrite (echoes of our writes, and fields with a
-/// write still pending); forgets pushed values the CRM has since replaced.
-fn echo_guard(
-    tx: &WriteTx<'_>,
-    connection: &str,
-    candidate: &Candidate<'_>,
-    contact: &mut ContactRecord,
-    links: &[(String, Vec<String>)],
-) -> Result<BTreeSet<String>, EngineError> {
-    let mut guarded = BTreeSet::new();
-    if links.is_empty() || contact.links.get(connection) != Some(&candidate.record_id) {
-        return Ok(guarded);
-    }
-    let pending = tx.pending_write(connection, &candidate.record_id)?;
-    let pushed = contact.last_pushed.get_mut(connection);
-    let mut pushed_now: BTreeMap<String, Json> = BTreeMap::new();
-    if let Some(pushed) = pushed {
-        std::mem::swap(pushed, &mut pushed_now);
-    }
-    for (crm_field, reads) in links {
-        let in_record = candidate.body.get(crm_field);
-        let pending_here = pending
-            .as_ref()
-            .is_some_and(|p| p.fields.contains_key(crm_field));
-        let echo = match (pushed_now.get(crm_field), in_record) {
-            (Some(sent), Some(seen)) => same_crm_value(sent, seen),
-            _ => false,
-        };
-        if echo || pending_here {
-            guarded.extend(reads.iter().cloned());
-        }
-        if !echo && in_record.is_some() && !pending_here {
-            pushed_now.remove(crm_field);
-        }
-    }
-    if !pushed_now.is_empty() {
-        contact
-            .last_pushed
-            .insert(connection.to_string(), pushed_now);
-    } else {
-        contact.last_pushed.remove(connection);
-    }
-    Ok(guarded)
-}
-
-/// CRM APIs hand values back in their own notation (HubSpot returns every property as text,
-/// Salesforce may return `5` for `5.0`): compare loosely on the text form.
-fn same_crm_value(sent: &Json, seen: &Json) -> bool {
-    if sent == seen {
-        return true;
-    }
-    let text = |v: &Json| match v {
-        Json::String(s) => Some(s.clone()),
-        Json::Number(n) => n.as_f64().map(|f| f.to_string()),
-        Json::Bool(b) => Some(b.to_string()),
-        Json::Null => Some(String::new()),
-        _ => None,
-    };
-    match (text(sent), text(seen)) {
-        (Some(a), Some(b)) => {
-            a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y)
-        }
-        _ => false,
-    }
 }
 
 fn newer(a: &Candidate<'_>, b: &Candidate<'_>) -> bool {
@@ -804,7 +872,7 @@ fn modstamp(kind: ConnectionKind, record: &Json) -> Option<DateTime<Utc>> {
     candidates.into_iter().flatten().find_map(parse_stamp)
 }
 
-fn parse_stamp(value: &Json) -> Option<DateTime<Utc>> {
+pub(super) fn parse_stamp(value: &Json) -> Option<DateTime<Utc>> {
     match value {
         Json::String(text) => crate::value::coerce::parse_datetime(text).ok(),
         Json::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),

@@ -8,6 +8,8 @@
 //!   transaction opens. Retell webhook bodies are read by [`retell::parse_webhook`]; a chat's
 //!   contact is found by [`Engine::resolve_retell`] (`chat_contact.rs`).
 //! - [`Engine::manual_set`] (`manual.rs`): a manual edit, validated against the field types.
+//! - `reconcile.rs`: echoes, conflicts (decided by the connection's [`ConflictPolicy`]) and
+//!   first links, inside an import.
 //! - `outbound.rs`: the outbound write and activity intents every non-inbound change causes.
 //! - [`Engine::dynamic_variables`] (`vars.rs`): a contact's fields as agent variables.
 //! - [`FreshShare`] (`share.rs`): how a bulk import splits evaluation between its two threads.
@@ -17,6 +19,7 @@ mod chat_contact;
 mod inbound;
 mod manual;
 mod outbound;
+mod reconcile;
 pub mod retell;
 mod share;
 mod vars;
@@ -25,7 +28,7 @@ use std::collections::BTreeMap;
 
 use crate::lang::eval::Ruleset;
 use crate::merge::Merger;
-use crate::store::{Store, StoreError};
+use crate::store::{ConflictPolicy, Store, StoreError};
 use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport, StaleField};
@@ -34,6 +37,7 @@ pub use inbound::{
     Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
 };
 pub use manual::{ManualReport, OwnedField};
+pub use reconcile::FirstLink;
 pub use share::FreshShare;
 
 /// Errors for callers; each names the thing that was wrong.
@@ -87,6 +91,9 @@ pub struct Engine {
     active_connection: Option<String>,
     /// Per connection: (CRM field, contact fields its outbound mapping reads).
     outbound_links: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    /// Per connection: how a CRM change to a field with a pending write is decided (absent:
+    /// [`ConflictPolicy::LatestWins`]).
+    conflict_policies: BTreeMap<String, ConflictPolicy>,
 }
 
 impl Engine {
@@ -116,6 +123,7 @@ impl Engine {
             ruleset,
             active_connection,
             outbound_links: outbound::links_from_program(&compiled.program),
+            conflict_policies: BTreeMap::new(),
         })
     }
 
@@ -131,6 +139,26 @@ impl Engine {
                 },
             })?;
         Ok(self)
+    }
+
+    /// Decides conflicts on `connection` (a connection of the rule set) by `policy`.
+    pub fn with_conflict_policy(
+        mut self,
+        connection: &str,
+        policy: ConflictPolicy,
+    ) -> Result<Engine, EngineError> {
+        self.require_connection(connection)?;
+        self.conflict_policies
+            .insert(connection.to_string(), policy);
+        Ok(self)
+    }
+
+    /// How conflicts on `connection` are decided.
+    pub fn conflict_policy(&self, connection: &str) -> ConflictPolicy {
+        self.conflict_policies
+            .get(connection)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn store(&self) -> &Store {

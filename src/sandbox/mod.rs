@@ -2,10 +2,12 @@
 //! (`reference/crm_apis.md` §4), so the real connectors can be tested and benchmarked
 //! without a CRM account.
 //!
-//! Shared parts: [`seed`] (deterministic, lazily generated people), [`faults`] (knobs: throttling,
+//! Shared parts: [`clock`] (real time, as the CRMs stamp writes, plus an offset tests can
+//! add), [`seed`] (deterministic, lazily generated people), [`faults`] (knobs: throttling,
 //! 5xx, latency, token expiry, held requests, daily limit), [`counters`] (requests by endpoint
 //! and status) and [`server`] (binding 127.0.0.1 only).
 
+pub mod clock;
 pub mod counters;
 pub mod faults;
 pub mod hubspot;

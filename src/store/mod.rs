@@ -8,6 +8,7 @@
 //! - `outbox.rs`: [`PendingWrite`]s keyed by (connection, record id) that coalesce to the latest
 //!   values, [`ActivityIntent`]s keyed by conversation id with their [`ActivityState`], and
 //!   [`DeadLetter`]s.
+//! - `conflicts.rs`: every [`Conflict`] decided between a pending write and a CRM change.
 //! - `conversations.rs`: the applied conversation ids (an activity intent also records that its
 //!   conversation was applied).
 //! - `chat_numbers.rs`: the sender of each inbound SMS chat, from Retell's `chat_inbound`.
@@ -38,6 +39,7 @@
 //! - metrics: [`Store::outbox_counts`], [`Store::contact_count`].
 
 mod chat_numbers;
+mod conflicts;
 mod contacts;
 mod conversations;
 mod cursors;
@@ -53,7 +55,8 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 pub use chat_numbers::ChatNumbers;
-pub use contacts::{ContactRecord, EncodedContact, OutOfStep, Provenance, Source};
+pub use conflicts::{Conflict, ConflictPolicy, ConflictWinner, CrmTimeSource};
+pub use contacts::{crm_fingerprint, ContactRecord, EncodedContact, OutOfStep, Provenance, Source};
 pub use conversations::AppliedConversation;
 pub use cursors::SyncCursor;
 pub use outbox::{
@@ -119,6 +122,7 @@ pub struct WriteTx<'t> {
     open_activities: redb::Table<'t, (&'static str, i64, &'static str), ()>,
     dead: redb::Table<'t, u64, &'static [u8]>,
     conversations: redb::Table<'t, &'static str, &'static [u8]>,
+    conflicts: redb::Table<'t, u64, &'static [u8]>,
 }
 
 /// The tables of one read snapshot.
@@ -131,6 +135,7 @@ pub struct ReadTx {
     open_activities: redb::ReadOnlyTable<(&'static str, i64, &'static str), ()>,
     dead: redb::ReadOnlyTable<u64, &'static [u8]>,
     conversations: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+    conflicts: redb::ReadOnlyTable<u64, &'static [u8]>,
 }
 
 impl Store {
@@ -320,6 +325,25 @@ impl Store {
         })
     }
 
+    /// The CRM fields with a pending write, per record id of `record_ids` that has one (one
+    /// snapshot).
+    pub fn pending_fields(
+        &self,
+        connection: &str,
+        record_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        self.read(|tx| {
+            let mut out = BTreeMap::new();
+            for id in record_ids {
+                if let Some(guard) = tx.pending.get((connection, id.as_str()))? {
+                    let write: PendingWrite = decode("pending_writes", id, guard.value())?;
+                    out.insert(id.clone(), write.fields.into_keys().collect());
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Activity intents in every state (all connections when `connection` is None), by
     /// connection, then conversation id.
     pub fn activities(&self, connection: Option<&str>) -> Result<Vec<ActivityIntent>, StoreError> {
@@ -369,6 +393,36 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    /// Up to `limit` recorded conflicts with an id above `after`, oldest first (all
+    /// connections when `connection` is None).
+    pub fn conflicts(
+        &self,
+        connection: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Conflict>, StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.conflicts.range(after.saturating_add(1)..)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, value) = entry?;
+                let conflict: Conflict =
+                    decode("conflicts", &key.value().to_string(), value.value())?;
+                if connection.is_none_or(|c| c == conflict.connection) {
+                    out.push(conflict);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many conflicts were recorded.
+    pub fn conflict_count(&self) -> Result<u64, StoreError> {
+        self.read(|tx| Ok(tx.conflicts.len()?))
     }
 
     /// Outbox depth and dead letters, for metrics.
@@ -657,6 +711,7 @@ impl<'t> WriteTx<'t> {
             open_activities: txn.open_table(tables::OPEN_ACTIVITIES)?,
             dead: txn.open_table(tables::DEAD_LETTERS)?,
             conversations: txn.open_table(tables::CONVERSATIONS)?,
+            conflicts: txn.open_table(tables::CONFLICTS)?,
         })
     }
 
@@ -804,6 +859,7 @@ impl<'t> WriteTx<'t> {
                 contact.links.remove(connection);
                 contact.last_pushed.remove(connection);
                 contact.inbound_modstamp.remove(connection);
+                contact.crm_seen.remove(connection);
                 self.put_contact(&contact)?;
             }
         }
@@ -811,6 +867,38 @@ impl<'t> WriteTx<'t> {
         // contact) can never succeed as they were queued.
         self.pending.remove((connection, record_id))?;
         Ok(())
+    }
+
+    /// Records a decided conflict; returns its sequence number.
+    pub fn record_conflict(&mut self, mut conflict: Conflict) -> Result<u64, StoreError> {
+        let next = match self.conflicts.last()? {
+            Some((key, _)) => key.value() + 1,
+            None => 1,
+        };
+        conflict.id = next;
+        let bytes = encode(&conflict)?;
+        self.conflicts.insert(next, bytes.as_slice())?;
+        Ok(next)
+    }
+
+    /// Drops one CRM field from the pending write for (connection, record id); the write goes
+    /// when it has no field left. Returns the value that was pending.
+    pub fn drop_pending_field(
+        &mut self,
+        connection: &str,
+        record_id: &str,
+        field: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let Some(mut write) = self.pending_write(connection, record_id)? else {
+            return Ok(None);
+        };
+        let dropped = write.fields.remove(field);
+        if write.fields.is_empty() {
+            self.pending.remove((connection, record_id))?;
+        } else if dropped.is_some() {
+            self.put_pending(&write)?;
+        }
+        Ok(dropped)
     }
 
     /// Merges `fields` into the pending write for (connection, record id).
@@ -963,6 +1051,11 @@ impl<'t> WriteTx<'t> {
         for (name, value) in fields {
             pushed.insert(name.clone(), value.clone());
         }
+        // The CRM now holds these values: a later read of them is no change made in the CRM.
+        let seen = contact.crm_seen.entry(connection.to_string()).or_default();
+        for (name, value) in fields {
+            seen.insert(name.clone(), contacts::crm_fingerprint(value));
+        }
         self.put_contact(&contact)
     }
 
@@ -1027,6 +1120,7 @@ impl ReadTx {
             open_activities: txn.open_table(tables::OPEN_ACTIVITIES)?,
             dead: txn.open_table(tables::DEAD_LETTERS)?,
             conversations: txn.open_table(tables::CONVERSATIONS)?,
+            conflicts: txn.open_table(tables::CONFLICTS)?,
         })
     }
 

@@ -130,6 +130,8 @@ struct RowOut<'a> {
     /// Out-of-step CRM fields (rare: written only when there are some).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     os: &'a BTreeMap<String, BTreeMap<String, OutOfStep>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    cs: &'a BTreeMap<String, BTreeMap<String, u64>>,
     c: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     u: Option<i64>,
@@ -156,6 +158,8 @@ struct RowIn {
     cf: BTreeMap<String, i64>,
     #[serde(default)]
     os: BTreeMap<String, BTreeMap<String, OutOfStep>>,
+    #[serde(default)]
+    cs: BTreeMap<String, BTreeMap<String, u64>>,
     c: i64,
     u: Option<i64>,
 }
@@ -208,6 +212,7 @@ pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
             .map(|(k, v)| (k.as_str(), nanos(*v)))
             .collect(),
         os: &contact.out_of_step,
+        cs: &contact.crm_seen,
         c: created,
         u: (updated != created).then_some(updated),
     };
@@ -289,6 +294,7 @@ pub(crate) fn decode(phone: &str, bytes: &[u8]) -> Result<ContactRecord, StoreEr
         inbound_modstamp: row.im.into_iter().map(|(k, v)| (k, time(v))).collect(),
         confirmed_at: row.cf.into_iter().map(|(k, v)| (k, time(v))).collect(),
         out_of_step: row.os,
+        crm_seen: row.cs,
         created_at: time(row.c),
         updated_at: time(row.u.unwrap_or(row.c)),
     })
@@ -371,6 +377,10 @@ mod tests {
                     since: at,
                 },
             );
+        c.crm_seen
+            .entry("salesforce".into())
+            .or_default()
+            .insert("Notes__c".into(), u64::MAX - 7);
         // Provenance for a field that has no value is kept by name.
         c.provenance.insert(
             "gone".into(),

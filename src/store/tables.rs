@@ -51,6 +51,8 @@ pub(crate) const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::ne
 /// (`conversations.rs`).
 pub(crate) const CONVERSATIONS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("applied_conversations");
+/// sequence number → `Conflict` (`conflicts.rs`), oldest first.
+pub(crate) const CONFLICTS: TableDefinition<u64, &[u8]> = TableDefinition::new("conflicts");
 /// chat id → `ChatNumbers` (`chat_numbers.rs`): the sender of an inbound SMS chat.
 pub(crate) const CHAT_NUMBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("chat_numbers");
 

@@ -436,6 +436,8 @@ fn endpoint_label(object: &str, op: &str) -> &'static str {
         ("contacts", "archived") => "contacts_archived",
         ("contacts", "properties") => "contacts_properties",
         ("contacts", "batch_update") => "contacts_batch_update",
+        ("contacts", "history") => "contacts_batch_read_history",
+        (_, "history") => "objects_batch_read_history",
         (_, "list") => "objects_list",
         (_, "search") => "objects_search",
         (_, "archived") => "objects_archived",
@@ -605,6 +607,44 @@ impl Connector for HubspotConnector {
             .collect())
     }
 
+    /// `POST /crm/v3/objects/{object}/batch/read` with `propertiesWithHistory`: each record's
+    /// `propertiesWithHistory` object (per property, its versions newest first, each with
+    /// `value` and `timestamp`). 50 ids per request: HubSpot halves its page limits when
+    /// history is asked for.
+    async fn read_property_history(
+        &self,
+        object: &str,
+        ids: &[String],
+        properties: &[String],
+    ) -> Result<HashMap<String, Value>, ConnectorError> {
+        let mut out = HashMap::new();
+        if ids.is_empty() || properties.is_empty() {
+            return Ok(out);
+        }
+        let endpoint = endpoint_label(object, "history");
+        let path = format!("/crm/v3/objects/{object}/batch/read");
+        for chunk in ids.chunks(50) {
+            let body = BatchReadRequest {
+                properties: Vec::new(),
+                properties_with_history: properties.to_vec(),
+                inputs: chunk.iter().map(|id| IdInput { id: id.clone() }).collect(),
+            };
+            // A read changes nothing: safe to retry.
+            let req = ApiRequest::with_json(endpoint, Method::POST, &path, &body, true);
+            let resp = self.client.send(&req).await?;
+            let b: BatchResponse = resp.json(&self.settings.name, endpoint)?;
+            for r in b.results {
+                if let (Some(id), Some(history)) = (
+                    r.get("id").and_then(id_string),
+                    r.get("propertiesWithHistory"),
+                ) {
+                    out.insert(id, history.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn find_activity(&self, a: &ActivityInput) -> Result<Option<String>, ConnectorError> {
         let (object, property) = match a.kind {
             ActivityKind::Call => ("calls", "hs_call_title"),
@@ -617,6 +657,7 @@ impl Connector for HubspotConnector {
         for chunk in ids.chunks(100) {
             let body = BatchReadRequest {
                 properties: vec![property.to_string()],
+                properties_with_history: Vec::new(),
                 inputs: chunk.iter().map(|id| IdInput { id: id.clone() }).collect(),
             };
             let path = format!("/crm/v3/objects/{object}/batch/read");

@@ -133,6 +133,12 @@ pub struct IdInput {
 #[derive(Debug, Serialize)]
 pub struct BatchReadRequest {
     pub properties: Vec<String>,
+    /// Properties to return with their versions (`propertiesWithHistory`).
+    #[serde(
+        rename = "propertiesWithHistory",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub properties_with_history: Vec<String>,
     pub inputs: Vec<IdInput>,
 }
 

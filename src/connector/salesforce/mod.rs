@@ -315,7 +315,10 @@ impl Connector for SalesforceConnector {
         // The window is judged by the org's clock, not ours: `end` is capped there, and a
         // `start` older than the delete log (15 days) is refused — then the log cannot tell
         // what was deleted, and only a full sync can (reported, not fatal).
-        let end = Utc::now().max(since + chrono::Duration::minutes(1));
+        // `end` goes out in whole seconds: rounded up, so that deletions made earlier in the
+        // current second are inside the window (the org caps `end` at its own clock anyway).
+        let end =
+            (Utc::now() + chrono::Duration::seconds(1)).max(since + chrono::Duration::minutes(1));
         let path = self.data_path(&format!("/sobjects/{object}/deleted/"));
         let req = ApiRequest::get("deleted", &path)
             .query("start", since.to_rfc3339_opts(SecondsFormat::Secs, false))

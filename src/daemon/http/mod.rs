@@ -7,11 +7,13 @@
 //! | `POST /v1/conversations` | bearer |
 //! | `GET /v1/contacts`, `GET/PATCH /v1/contacts/{phone}` | bearer |
 //! | `POST/GET /v1/sync` | bearer |
+//! | `GET /v1/conflicts` | bearer |
 //! | `GET /healthz`, `GET /metrics` | none |
 //!
 //! Bodies larger than the configured limit are refused with 413 before any handler runs.
 
 pub mod auth;
+pub mod conflicts;
 pub mod contacts;
 pub mod conversations;
 pub mod error;
@@ -42,6 +44,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         )
         .route("/conversations", post(conversations::post))
         .route("/sync", post(sync::start).get(sync::status))
+        .route("/conflicts", get(conflicts::list))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,

@@ -146,6 +146,16 @@ impl ConnectionRules {
         out
     }
 
+    /// The record paths the inbound mappings that write contact field `field` read (none when
+    /// no inbound mapping writes it).
+    pub fn inbound_reads_of(&self, field: &str) -> Vec<&[String]> {
+        self.inbound
+            .iter()
+            .filter(|m| m.target == field)
+            .flat_map(|m| m.reads.iter().map(Vec::as_slice))
+            .collect()
+    }
+
     /// CRM fields the outbound rules write.
     pub fn outbound_target_fields(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

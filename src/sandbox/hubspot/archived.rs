@@ -65,5 +65,5 @@ pub async fn merge(
         .ok_or_else(|| ApiError::not_found("Object not found."))?;
     let mut names = kind.default_properties().to_vec();
     names.push("hs_merged_object_ids");
-    Ok(Json(record_json(&state, kind, &record, &names, &[])).into_response())
+    Ok(Json(record_json(&state, kind, &record, &names, &[], &[])).into_response())
 }

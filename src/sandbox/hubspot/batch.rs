@@ -136,6 +136,12 @@ fn read(
     } else {
         requested.iter().map(String::as_str).collect()
     };
+    let history: Vec<String> = request
+        .get("propertiesWithHistory")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(|v| text(Some(v))).collect())
+        .unwrap_or_default();
+    let history: Vec<&str> = history.iter().map(String::as_str).collect();
     let id_property = request.get("idProperty").and_then(Value::as_str);
     let mut results = Vec::new();
     let mut missing = Vec::new();
@@ -164,7 +170,7 @@ fn read(
         };
         match found.and_then(|id| state.table(kind).get(id).map(|r| r.into_owned())) {
             Some(record) if seen.insert(record.id) => {
-                results.push(record.to_json(kind.schema(), &names))
+                results.push(record.to_json_with_history(kind.schema(), &names, &history))
             }
             Some(_) => {}
             None => missing.push(id_value),

@@ -176,13 +176,14 @@ impl HubSpotSandbox {
         self.activities(ObjectKind::Communications)
     }
 
-    /// The sandbox clock (epoch ms). It starts at 2026-01-01T00:00:00Z and moves only on writes
-    /// (one tick each) and through [`HubSpotSandbox::advance_clock`].
+    /// The sandbox clock (epoch ms): the real time, as HubSpot stamps writes, plus what
+    /// [`HubSpotSandbox::advance_clock`] added.
     pub fn now_ms(&self) -> i64 {
         lock(&self.shared.state).now_ms()
     }
 
-    /// Moves the sandbox clock forward (e.g. past a `search_index_lag`).
+    /// Moves the sandbox clock forward (e.g. past a `search_index_lag`, or to make a CRM edit
+    /// later than a local change without waiting).
     pub fn advance_clock(&self, by: Duration) {
         let mut state = lock(&self.shared.state);
         state.advance_clock(duration_ms(by));

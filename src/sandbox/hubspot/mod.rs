@@ -67,7 +67,7 @@ pub struct HubSpotSandboxConfig {
     /// 0 picks a free port.
     pub port: u16,
     /// Fault knobs (shared type with the Salesforce sandbox). `search_index_lag` is measured on
-    /// the sandbox clock (see [`HubSpotSandbox::advance_clock`]).
+    /// the sandbox clock: real time, plus what [`HubSpotSandbox::advance_clock`] added.
     pub faults: FaultConfig,
     /// Requests allowed per rolling ten seconds (real time) before 429 `TEN_SECONDLY_ROLLING`;
     /// reported in `X-HubSpot-RateLimit-Max`. HubSpot's tiers are 100–250; the default is high
@@ -77,8 +77,6 @@ pub struct HubSpotSandboxConfig {
     pub search_per_second: u32,
     /// A write becomes visible to search only after this many further requests (any endpoint).
     pub search_lag_requests: u64,
-    /// How far each write request moves the sandbox clock (ms).
-    pub clock_tick_ms: i64,
 }
 
 impl Default for HubSpotSandboxConfig {
@@ -91,7 +89,6 @@ impl Default for HubSpotSandboxConfig {
             burst_per_10s: 100_000,
             search_per_second: 10_000,
             search_lag_requests: 0,
-            clock_tick_ms: 1_000,
         }
     }
 }
@@ -123,7 +120,7 @@ pub struct Shared {
 impl Shared {
     fn new(config: &HubSpotSandboxConfig) -> Self {
         let seeded = SeededContacts::new(Population::new(config.contacts, config.seed));
-        let mut state = PortalState::new(seeded, config.clock_tick_ms);
+        let mut state = PortalState::new(seeded);
         state.search_lag = SearchLag {
             requests: config.search_lag_requests,
             sandbox_ms: duration_ms(config.faults.search_index_lag),

@@ -50,9 +50,11 @@ pub fn record_json(
     kind: ObjectKind,
     record: &Record,
     properties: &[&str],
+    history: &[String],
     associations: &[String],
 ) -> Value {
-    let mut json = record.to_json(kind.schema(), properties);
+    let history: Vec<&str> = history.iter().map(String::as_str).collect();
+    let mut json = record.to_json_with_history(kind.schema(), properties, &history);
     let mut linked = Map::new();
     for name in associations {
         let Some(to_kind) = ObjectKind::parse(name) else {
@@ -124,6 +126,7 @@ pub async fn list(
                 kind,
                 candidate.record(),
                 &names,
+                &params.history,
                 &params.associations,
             ));
         }
@@ -164,7 +167,14 @@ pub async fn read(
     let record = found
         .and_then(|id| state.table(kind).get(id).map(|r| r.into_owned()))
         .ok_or_else(|| ApiError::not_found("Object not found.  objectId are usually numeric."))?;
-    let body = record_json(&state, kind, &record, &names, &params.associations);
+    let body = record_json(
+        &state,
+        kind,
+        &record,
+        &names,
+        &params.history,
+        &params.associations,
+    );
     Ok(Json(body).into_response())
 }
 

@@ -216,7 +216,7 @@ pub fn create(
     let id = state.allocate_id();
     let mut record = Record::new(id, now, now);
     for (index, value) in &writes {
-        record.set(*index, value);
+        record.set_at(*index, value, now);
     }
     let due = state.due_now();
     state.table_mut(kind).insert(record, due);
@@ -415,7 +415,7 @@ mod tests {
     use serde_json::json;
 
     fn portal() -> PortalState {
-        PortalState::new(SeededContacts::new(Population::new(20, 3)), 1000)
+        PortalState::new(SeededContacts::new(Population::new(20, 3)))
     }
 
     fn props(value: Value) -> Map<String, Value> {

@@ -13,6 +13,8 @@ pub struct QueryParams {
     pub limit: Option<usize>,
     pub after: Option<String>,
     pub properties: Vec<String>,
+    /// `propertiesWithHistory`: properties to return with their modification times.
+    pub history: Vec<String>,
     pub associations: Vec<String>,
     pub archived: bool,
     pub id_property: Option<String>,
@@ -35,6 +37,7 @@ impl QueryParams {
                 }
                 "after" => params.after = Some(value.clone()),
                 "properties" => params.properties.extend(split_list(value)),
+                "propertiesWithHistory" => params.history.extend(split_list(value)),
                 "associations" => params.associations.extend(split_list(value)),
                 "archived" => params.archived = value.eq_ignore_ascii_case("true"),
                 "idProperty" => params.id_property = Some(value.clone()),

@@ -18,6 +18,9 @@ pub struct Record {
     pub updated_ms: i64,
     pub archived_at: Option<i64>,
     props: Vec<(u16, Box<str>)>,
+    /// When each property was last written through the API or a hook (sorted by index); a
+    /// property not listed has had its value since the record was created.
+    times: Vec<(u16, i64)>,
 }
 
 impl Record {
@@ -28,6 +31,7 @@ impl Record {
             updated_ms,
             archived_at: None,
             props: Vec::new(),
+            times: Vec::new(),
         }
     }
 
@@ -55,6 +59,27 @@ impl Record {
             Ok(pos) => self.props[pos].1 = value.into(),
             Err(_) if value.is_empty() => {}
             Err(pos) => self.props.insert(pos, (index, value.into())),
+        }
+    }
+
+    /// Sets a stored value written at `at`: a value that changes (or a clear) moves the
+    /// property's modification time, one written again unchanged does not.
+    pub fn set_at(&mut self, index: u16, value: &str, at: i64) {
+        if self.stored(index).unwrap_or_default() == value {
+            return;
+        }
+        self.set(index, value);
+        match self.times.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => self.times[pos].1 = at,
+            Err(pos) => self.times.insert(pos, (index, at)),
+        }
+    }
+
+    /// When a stored property got its current value (`None`: it never had one).
+    pub fn property_time(&self, index: u16) -> Option<i64> {
+        match self.times.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => Some(self.times[pos].1),
+            Err(_) => self.stored(index).map(|_| self.created_ms),
         }
     }
 
@@ -123,6 +148,45 @@ impl Record {
             out.insert("archivedAt".into(), Value::String(format_ms(at)));
         }
         Value::Object(out)
+    }
+}
+
+impl Record {
+    /// [`Record::to_json`] plus `propertiesWithHistory` for `history` (HubSpot's shape: per
+    /// property, its versions newest first, each `{value, timestamp, sourceType, sourceId}`).
+    /// The sandbox keeps one version per property: the current one. Computed and unknown
+    /// properties are left out; one that never had a value has no versions.
+    pub fn to_json_with_history(
+        &self,
+        schema: &ObjectSchema,
+        properties: &[&str],
+        history: &[&str],
+    ) -> Value {
+        let mut json = self.to_json(schema, properties);
+        if history.is_empty() {
+            return json;
+        }
+        let mut versions = Map::new();
+        for name in history {
+            let Some(index) = schema.index_of(name) else {
+                continue;
+            };
+            if schema.def(index).computed.is_some() {
+                continue;
+            }
+            let list: Vec<Value> = match self.property_time(index) {
+                Some(at) => vec![serde_json::json!({
+                    "value": self.stored(index).unwrap_or_default(),
+                    "timestamp": format_ms(at),
+                    "sourceType": "API",
+                    "sourceId": "sandbox",
+                })],
+                None => Vec::new(),
+            };
+            versions.insert((*name).to_string(), Value::Array(list));
+        }
+        json["propertiesWithHistory"] = Value::Object(versions);
+        json
     }
 }
 

@@ -1,13 +1,14 @@
-//! The sandbox portal: one table per object type, associations between records, the
-//! deterministic sandbox clock and the search-lag setting.
+//! The sandbox portal: one table per object type, associations between records, the sandbox
+//! clock (real time plus a test offset, `crate::sandbox::clock`) and the search-lag setting.
 
 use std::collections::HashMap;
 
 use super::schema::ObjectKind;
 use super::seed_contacts::SeededContacts;
 use super::table::{Due, ObjectTable};
+use crate::sandbox::clock::SandboxClock;
 
-/// The sandbox clock starts at the shared epoch (2026-01-01T00:00:00Z); seeded records are older.
+/// The shared epoch (2026-01-01T00:00:00Z): seeded records are older.
 pub const CLOCK_START_MS: i64 = crate::sandbox::seed::SANDBOX_EPOCH_MS;
 
 /// How long a write stays invisible to search. Zero for both means search sees writes at once.
@@ -15,7 +16,7 @@ pub const CLOCK_START_MS: i64 = crate::sandbox::seed::SANDBOX_EPOCH_MS;
 pub struct SearchLag {
     /// The write becomes visible once this many further requests (of any kind) have arrived.
     pub requests: u64,
-    /// ... and once the sandbox clock has moved this far past the write.
+    /// ... and once the sandbox clock (real time) has moved this far past the write.
     pub sandbox_ms: i64,
 }
 
@@ -111,10 +112,8 @@ impl Associations {
 pub struct PortalState {
     tables: [ObjectTable; 3],
     pub associations: Associations,
-    /// Deterministic sandbox time in epoch ms: advances only on writes and by test hooks.
-    clock_ms: i64,
-    /// How far one write request moves the clock.
-    tick_ms: i64,
+    /// Real time in epoch ms plus what tests added, never going back.
+    clock: SandboxClock,
     next_id: u64,
     /// Requests received so far (any endpoint); drives the request-count search lag.
     pub request_seq: u64,
@@ -122,15 +121,14 @@ pub struct PortalState {
 }
 
 impl PortalState {
-    pub fn new(seeded: SeededContacts, tick_ms: i64) -> Self {
+    pub fn new(seeded: SeededContacts) -> Self {
         PortalState {
             tables: ObjectKind::ALL.map(|kind| {
                 let seed = (kind == ObjectKind::Contacts).then_some(seeded);
                 ObjectTable::new(kind, seed)
             }),
             associations: Associations::default(),
-            clock_ms: CLOCK_START_MS,
-            tick_ms: tick_ms.max(1),
+            clock: SandboxClock::new(),
             next_id: seeded.end_id(),
             request_seq: 0,
             search_lag: SearchLag::default(),
@@ -146,17 +144,16 @@ impl PortalState {
     }
 
     pub fn now_ms(&self) -> i64 {
-        self.clock_ms
+        self.clock.now_ms()
     }
 
-    /// Advances the clock for one write and returns the new time (monotonic, deterministic).
+    /// The time to stamp one write request with: now, never before an earlier write.
     pub fn tick(&mut self) -> i64 {
-        self.clock_ms = self.clock_ms.saturating_add(self.tick_ms);
-        self.clock_ms
+        self.clock.tick()
     }
 
     pub fn advance_clock(&mut self, ms: i64) {
-        self.clock_ms = self.clock_ms.saturating_add(ms.max(0));
+        self.clock.advance(ms);
     }
 
     pub fn allocate_id(&mut self) -> u64 {
@@ -169,14 +166,14 @@ impl PortalState {
     pub fn due_now(&self) -> Option<Due> {
         (!self.search_lag.is_zero()).then_some(Due {
             request_seq: self.request_seq.saturating_add(self.search_lag.requests),
-            clock_ms: self.clock_ms.saturating_add(self.search_lag.sandbox_ms),
+            clock_ms: self.now_ms().saturating_add(self.search_lag.sandbox_ms),
         })
     }
 
     /// Counts a request and lets search catch up with writes whose lag has passed.
     pub fn on_request(&mut self) {
         self.request_seq += 1;
-        let (seq, clock) = (self.request_seq, self.clock_ms);
+        let (seq, clock) = (self.request_seq, self.now_ms());
         for table in &mut self.tables {
             table.mature(seq, clock);
         }

@@ -405,7 +405,7 @@ impl ObjectTable {
         self.index_unique(&before, false);
         let mut after = before;
         for (index, value) in writes {
-            after.set(*index, value);
+            after.set_at(*index, value, now);
         }
         after.updated_ms = now.max(after.updated_ms);
         self.index_unique(&after, true);

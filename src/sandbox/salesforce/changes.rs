@@ -4,8 +4,8 @@
 //! As in Salesforce, `end` is capped at the org clock, `updated` reaches back at most 30 days
 //! and `deleted` 15, and more than 600,000 ids is `EXCEEDED_ID_LIMIT`.
 //!
-//! Unlike Salesforce, seconds are not ignored: the sandbox clock advances one second per write,
-//! so cutting windows to minutes would hide every change until a minute of writes had passed.
+//! Unlike Salesforce, seconds are not ignored: cutting windows to minutes would hide a change
+//! until the minute it was made had passed, which tests would have to wait for.
 //! Windows are `start <= t <= end` (both ends included), so passing `latestDateCovered` as the
 //! next `start` never skips a change; one stamped exactly at the boundary is reported twice.
 

@@ -181,8 +181,8 @@ impl SalesforceSandbox {
         lock(&self.app.org).contact_count()
     }
 
-    /// Edit a contact as a CRM user would: validated like an API update, stamped with the next
-    /// tick of the org clock. Returns the new SystemModstamp.
+    /// Edit a contact as a CRM user would: validated like an API update, stamped with the org
+    /// clock. Returns the new SystemModstamp.
     pub fn edit_contact(&self, id: &str, fields: JsonValue) -> Result<DateTime<Utc>, HookError> {
         let fields = as_object(fields)?;
         let mut org = lock(&self.app.org);
@@ -239,9 +239,16 @@ impl SalesforceSandbox {
         lock(&self.app.tokens).revoke_all();
     }
 
-    /// The org clock.
+    /// The org clock: real time, plus what [`SalesforceSandbox::advance_clock`] added.
     pub fn now(&self) -> DateTime<Utc> {
         to_datetime(lock(&self.app.org).now())
+    }
+
+    /// Moves the org clock forward (a test's stand-in for time passing, e.g. a CRM user's
+    /// edit made a minute after a local change).
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        lock(&self.app.org).advance_clock(ms);
     }
 
     /// Stop both listeners, waiting for in-flight requests.

@@ -1,10 +1,11 @@
 //! The sandbox org's data: seeded contacts (generated on demand), an overlay of edited and
-//! created contacts, the delete log, tasks and the org clock.
+//! created contacts, the delete log, tasks and the org clock (real time plus a test offset,
+//! `crate::sandbox::clock`).
 //!
 //! Contact order is `(SystemModstamp, Id)`. Seeded contact `i` has id `003SB{i:010}AAA` and a
 //! modstamp monotone in `i`, so seeded contacts are already in that order and any position in
 //! them is found by binary search; edits move a contact into the overlay, stamped by the org
-//! clock, which is always later than every seeded stamp. So a full scan is "seeded contacts not
+//! clock, which is real time and so later than every seeded stamp. So a full scan is "seeded contacts not
 //! superseded, in index order, then the overlay in key order", with no sort and no copy.
 
 use std::borrow::Cow;
@@ -13,7 +14,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use super::describe::{SObject, SYSTEM_MODSTAMP};
 use super::errors::RecordError;
 use super::record::{contact_from_person, Record, Val};
-use crate::sandbox::seed::{Population, SANDBOX_EPOCH_MS};
+use crate::sandbox::clock::SandboxClock;
+use crate::sandbox::seed::Population;
 
 /// Position in contact order: `(SystemModstamp ms, Id)`.
 pub type Key = (i64, String);
@@ -45,7 +47,7 @@ pub enum Row<'a> {
 #[derive(Debug)]
 pub struct OrgState {
     pub population: Population,
-    clock_ms: i64,
+    clock: SandboxClock,
     overlay: HashMap<String, Record>,
     overlay_order: BTreeSet<Key>,
     /// Seeded indices whose current version lives in the overlay, or that were deleted.
@@ -62,7 +64,7 @@ impl OrgState {
     pub fn new(population: Population) -> OrgState {
         OrgState {
             population,
-            clock_ms: SANDBOX_EPOCH_MS,
+            clock: SandboxClock::new(),
             overlay: HashMap::new(),
             overlay_order: BTreeSet::new(),
             superseded: HashSet::new(),
@@ -74,16 +76,20 @@ impl OrgState {
         }
     }
 
-    /// The org clock (epoch ms). Starts at the sandbox epoch; moves only by [`OrgState::tick`].
+    /// The org clock (epoch ms): real time, plus what [`OrgState::advance_clock`] added.
     pub fn now(&self) -> i64 {
-        self.clock_ms
+        self.clock.now_ms()
     }
 
-    /// Advance the clock by one second and return the new time: one tick per write request, so
-    /// all records saved by one request share a modstamp (as in a Salesforce transaction).
+    /// The time to stamp one write request with (never before an earlier one): all records
+    /// saved by one request share a modstamp (as in a Salesforce transaction).
     pub fn tick(&mut self) -> i64 {
-        self.clock_ms += 1_000;
-        self.clock_ms
+        self.clock.tick()
+    }
+
+    /// Moves the org clock forward by `ms` (tests: time passing without waiting).
+    pub fn advance_clock(&mut self, ms: i64) {
+        self.clock.advance(ms);
     }
 
     fn seeded_key(&self, index: u32) -> Key {

@@ -1,0 +1,60 @@
+//! `GET /v1/conflicts?after=&limit=&connection=`: the recorded conflicts, oldest first, as
+//! `{"conflicts": [...], "next": <id> | null}` (each conflict: contact phone, contact fields,
+//! CRM field, both values and times, winner and policy; see `store::Conflict`).
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value as JsonValue};
+
+use super::error::{ApiError, ApiResult};
+use crate::daemon::{store_error, AppState};
+
+/// Paging of `GET /v1/conflicts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictQuery {
+    /// Return conflicts recorded after this id (the previous page's `next`).
+    pub after: Option<u64>,
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<usize>,
+    /// Only this connection's conflicts.
+    pub connection: Option<String>,
+}
+
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ConflictQuery>,
+) -> ApiResult<Json<JsonValue>> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
+        ));
+    }
+    let engine = state.engine.clone();
+    let after = query.after.unwrap_or(0);
+    let connection = query.connection.clone();
+    // One extra row tells whether another page exists.
+    let mut conflicts = state
+        .blocking(move || {
+            engine
+                .store()
+                .conflicts(connection.as_deref(), after, limit + 1)
+                .map_err(store_error)
+        })
+        .await?;
+    let next = if conflicts.len() > limit {
+        conflicts.truncate(limit);
+        conflicts.last().map(|c| c.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({"conflicts": conflicts, "next": next})))
+}
