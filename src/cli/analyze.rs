@@ -52,10 +52,7 @@ pub fn run(global: &GlobalOpts, args: AnalyzeArgs) -> CliResult {
                 if global.json {
                     return print_json(&report);
                 }
-                println!(
-                    "conversation {}: not applied: {}",
-                    report.conversation_id, report.reason
-                );
+                print!("{}", human(&report));
                 return Ok(());
             }
         }

@@ -32,7 +32,7 @@ use crate::store::{ConflictPolicy, Store, StoreError};
 use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport, StaleField};
-pub use chat_contact::{NoNumberReport, ResolvedEvent};
+pub use chat_contact::ResolvedEvent;
 pub use inbound::{
     Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
 };

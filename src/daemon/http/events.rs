@@ -108,11 +108,13 @@ pub async fn apply_retell(
     let event = match resolved {
         ResolvedEvent::Ready(event) => event,
         ResolvedEvent::NoNumber(report) => {
-            tracing::warn!(
-                chat = %report.conversation_id,
-                reason = %report.reason,
-                "a Retell chat has no phone number; not applied"
-            );
+            if let ConversationOutcome::NoNumber { reason } = &report.outcome {
+                tracing::warn!(
+                    chat = %report.conversation_id,
+                    %reason,
+                    "a Retell chat has no phone number; not applied"
+                );
+            }
             state.counters.event(source, "no_number");
             return Ok(json!({"status": "ok", "report": report}));
         }
