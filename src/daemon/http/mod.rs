@@ -21,6 +21,7 @@ pub mod events;
 pub mod health;
 pub mod inbound;
 pub mod metrics;
+mod paging;
 pub mod retell;
 pub mod sync;
 
