@@ -875,7 +875,7 @@ fn modstamp(kind: ConnectionKind, record: &Json) -> Option<DateTime<Utc>> {
 pub(super) fn parse_stamp(value: &Json) -> Option<DateTime<Utc>> {
     match value {
         Json::String(text) => crate::value::coerce::parse_datetime(text).ok(),
-        Json::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
+        Json::Number(n) => crate::value::coerce::from_epoch_ms(n.as_f64()?).ok(),
         _ => None,
     }
 }
