@@ -73,7 +73,13 @@ fn check_reads_the_rules_the_config_names() {
     // `--rules` still wins over the config; explicit paths win over both.
     let out = crmsync(
         root,
-        &["--config", "deploy/crmsync.yaml", "--rules", "rules", "check"],
+        &[
+            "--config",
+            "deploy/crmsync.yaml",
+            "--rules",
+            "rules",
+            "check",
+        ],
     );
     assert!(out.status.success(), "{out:?}");
     let out = crmsync(root, &["--config", "deploy/crmsync.yaml", "check", "rules"]);
@@ -254,7 +260,10 @@ fn load_and_validate(path: &Path) -> Result<(), String> {
 
 fn fuzz_cases() -> Vec<u64> {
     if let Ok(seed) = std::env::var("CRMSYNC_CONFIG_FUZZ_SEED") {
-        return vec![seed.trim().parse().expect("CRMSYNC_CONFIG_FUZZ_SEED is a number")];
+        return vec![seed
+            .trim()
+            .parse()
+            .expect("CRMSYNC_CONFIG_FUZZ_SEED is a number")];
     }
     let cases: u64 = std::env::var("CRMSYNC_CONFIG_FUZZ_CASES")
         .ok()
@@ -297,7 +306,9 @@ fn mutated_configs_are_refused_by_name_never_with_a_panic() {
                 let names_key = message.starts_with("cannot read config file")
                     || message
                         .split_once("crmsync.yaml: ")
-                        .is_some_and(|(_, rest)| rest.split_once(": ").is_some_and(|(k, _)| !k.is_empty()));
+                        .is_some_and(|(_, rest)| {
+                            rest.split_once(": ").is_some_and(|(k, _)| !k.is_empty())
+                        });
                 (!names_file || !names_key || message.starts_with("UNNAMED"))
                     .then(|| format!("UNNAMED: {message}"))
             }
@@ -319,6 +330,10 @@ fn mutated_configs_are_refused_by_name_never_with_a_panic() {
     );
     // The mutations do reach the validation: a fuzz where everything loads tests nothing.
     if cases.len() >= 100 {
-        assert!(refused * 4 > cases.len(), "only {refused} of {} refused", cases.len());
+        assert!(
+            refused * 4 > cases.len(),
+            "only {refused} of {} refused",
+            cases.len()
+        );
     }
 }

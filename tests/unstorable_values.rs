@@ -83,7 +83,11 @@ async fn a_generic_event_with_an_unstorable_time_is_a_400_naming_the_field() {
             .await
             .unwrap();
         let (status, message) = error_of(response).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{field} {value}: {message}");
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{field} {value}: {message}"
+        );
         assert!(message.contains(field), "{field} {value}: {message}");
         assert!(message.contains("2262-04-11"), "{field} {value}: {message}");
     }
@@ -117,7 +121,10 @@ async fn a_retell_call_with_an_impossible_duration_or_time_is_a_400_naming_the_f
             json!({"end_timestamp": 253_402_300_799_000_i64}),
             "call.end_timestamp",
         ),
-        (json!({"start_timestamp": FAR_EPOCH_MS}), "call.start_timestamp"),
+        (
+            json!({"start_timestamp": FAR_EPOCH_MS}),
+            "call.start_timestamp",
+        ),
     ] {
         let body = retell_call(extra.clone());
         let response = t.signed("/webhooks/retell", &body).send().await.unwrap();

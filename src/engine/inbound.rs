@@ -1,6 +1,7 @@
 //! Inbound import: one page of CRM records → contacts, in one store transaction.
 //!
-//! Per record: the record id is Salesforce `Id` / HubSpot `id`; HubSpot objects are evaluated
+//! Per record: the record id is Salesforce `Id` / HubSpot `id`, and must have that CRM's shape
+//! ([`is_record_id`]) else the record is skipped and reported; HubSpot objects are evaluated
 //! against their `properties`. The phone (mapped to `phone_number`) must normalize to E.164,
 //! else the record is skipped and reported. Several records with one phone (in a page or
 //! across pages) resolve to the most recently modified one (Salesforce `SystemModstamp` /
@@ -345,6 +346,10 @@ impl Engine {
                 });
                 continue;
             };
+            if let Some(reason) = bad_record_id(kind, record) {
+                out.report.skipped.push(Skipped { record_id, reason });
+                continue;
+            }
             if record.get("archived").and_then(Json::as_bool) == Some(true) {
                 out.archived.push(record_id);
                 continue;
@@ -840,12 +845,50 @@ fn id_key(kind: ConnectionKind) -> &'static str {
     }
 }
 
+/// The record's id as the CRM gave it (a HubSpot id may come as a JSON number), `None` when it
+/// has none.
 fn record_id(kind: ConnectionKind, record: &Json) -> Option<String> {
     match record.get(id_key(kind))? {
         Json::String(s) if !s.is_empty() => Some(s.clone()),
         Json::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// Whether `id` has the shape of a record id of `kind`: Salesforce, 15 or 18 ASCII letters and
+/// digits; HubSpot, 1 to 20 digits. WHY checked: ids go into request paths, SOQL and the store's
+/// links, and one a CRM (or something between it and crmsync) answered with any other shape
+/// is not a record crmsync can address (docs/sync-semantics.md).
+pub fn is_record_id(kind: ConnectionKind, id: &str) -> bool {
+    match kind {
+        ConnectionKind::Salesforce => {
+            matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        ConnectionKind::Hubspot => {
+            (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+        }
+    }
+}
+
+/// Why a record's id is refused, when it is.
+fn bad_record_id(kind: ConnectionKind, record: &Json) -> Option<String> {
+    let id = record.get(id_key(kind))?;
+    let well_formed = match (kind, id) {
+        (ConnectionKind::Salesforce, Json::String(s)) => is_record_id(kind, s),
+        (ConnectionKind::Hubspot, Json::String(s)) => is_record_id(kind, s),
+        (ConnectionKind::Hubspot, Json::Number(n)) => n.as_u64().is_some(),
+        _ => false,
+    };
+    (!well_formed).then(|| {
+        let shape = match kind {
+            ConnectionKind::Salesforce => "a Salesforce id is 15 or 18 letters and digits",
+            ConnectionKind::Hubspot => "a HubSpot id is digits",
+        };
+        format!(
+            "field `{}`: {id} is not a record id ({shape})",
+            id_key(kind)
+        )
+    })
 }
 
 /// What the inbound rules read: HubSpot objects keep their fields under `properties`.

@@ -215,7 +215,8 @@ pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
                 sources.len() - 1
             }
         };
-        let at = nanos(p.at, &|| format!("the time field `{field}` was written")).map_err(refuse)?;
+        let at =
+            nanos(p.at, &|| format!("the time field `{field}` was written")).map_err(refuse)?;
         match groups.iter_mut().find(|g| g.source == source && g.at == at) {
             Some(group) => group.fields.push(field_ref),
             None => groups.push(Group {

@@ -463,7 +463,11 @@ mod tests {
             json!("9999-12-31"),
         ] {
             let e = c(bad.clone(), FieldType::Datetime).unwrap_err();
-            assert!(e.reason.contains("outside the datetimes"), "{bad}: {}", e.reason);
+            assert!(
+                e.reason.contains("outside the datetimes"),
+                "{bad}: {}",
+                e.reason
+            );
             assert!(e.reason.contains("2262-04-11"), "{bad}: {}", e.reason);
         }
         // A datetime value made elsewhere (a rule's expression) meets the same check.
