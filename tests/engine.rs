@@ -196,7 +196,12 @@ mod store {
         f.engine
             .import_page(
                 "salesforce",
-                &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                &[sf(
+                    "003A00000000000AAA",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({}),
+                )],
                 None,
             )
             .unwrap();
@@ -259,7 +264,12 @@ mod store {
         assert_eq!(due[0].attempts, 1);
         assert_eq!(due[0].last_error.as_deref(), Some("HTTP 503"));
         store
-            .dead_letter_write("salesforce", "003A00000000000AAA", "INVALID_FIELD: A", later)
+            .dead_letter_write(
+                "salesforce",
+                "003A00000000000AAA",
+                "INVALID_FIELD: A",
+                later,
+            )
             .unwrap();
         assert!(store.pending_writes(None).unwrap().is_empty());
         let dead = store.dead_letters().unwrap();
@@ -278,7 +288,12 @@ mod store {
         engine
             .import_page(
                 "salesforce",
-                &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                &[sf(
+                    "003A00000000000AAA",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({}),
+                )],
                 None,
             )
             .unwrap();
@@ -358,7 +373,12 @@ mod store {
         engine
             .import_page(
                 "salesforce",
-                &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                &[sf(
+                    "003A00000000000AAA",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({}),
+                )],
                 None,
             )
             .unwrap();
@@ -390,7 +410,12 @@ mod inbound {
     fn import_ada_and_change_lead_status(e: &Engine) {
         e.import_page(
             "salesforce",
-            &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -484,9 +509,24 @@ mod inbound {
             .import_page(
                 "salesforce",
                 &[
-                    sf("003A00000000000AAA", json!(null), "2026-11-20T10:00:00Z", json!({})),
-                    sf("003B00000000000AAA", json!("555-01"), "2026-11-20T10:00:00Z", json!({})),
-                    sf("003C00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
+                    sf(
+                        "003A00000000000AAA",
+                        json!(null),
+                        "2026-11-20T10:00:00Z",
+                        json!({}),
+                    ),
+                    sf(
+                        "003B00000000000AAA",
+                        json!("555-01"),
+                        "2026-11-20T10:00:00Z",
+                        json!({}),
+                    ),
+                    sf(
+                        "003C00000000000AAA",
+                        json!(ADA),
+                        "2026-11-20T10:00:00Z",
+                        json!({}),
+                    ),
                     json!({"Phone": "+12125550102"}),
                 ],
                 None,
@@ -614,7 +654,9 @@ mod inbound {
         assert_eq!(ada.fields["first_name"], s("Latest"));
         assert_eq!(ada.links["salesforce"], "003LATEST000000AAA");
         assert_eq!(
-            e.store().phone_for_record("salesforce", "003NEW000000000AAA").unwrap(),
+            e.store()
+                .phone_for_record("salesforce", "003NEW000000000AAA")
+                .unwrap(),
             None
         );
     }
@@ -685,7 +727,12 @@ mod inbound {
 
         e.import_page(
             "salesforce",
-            &[sf("003A00000000000AAA", json!(GRACE), "2026-11-20T11:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(GRACE),
+                "2026-11-20T11:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -835,20 +882,30 @@ mod inbound {
         let e = &f.engine;
         e.import_page(
             "salesforce",
-            &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
         assert_eq!(
-            e.unlink("salesforce", &["003A00000000000AAA".into(), "003UNKNOWN00000AAA".into()])
-                .unwrap(),
+            e.unlink(
+                "salesforce",
+                &["003A00000000000AAA".into(), "003UNKNOWN00000AAA".into()]
+            )
+            .unwrap(),
             1
         );
         let ada = e.store().contact(ADA).unwrap().unwrap();
         assert!(ada.links.is_empty());
         assert_eq!(ada.fields["first_name"], s("Ada"));
         assert_eq!(
-            e.store().phone_for_record("salesforce", "003A00000000000AAA").unwrap(),
+            e.store()
+                .phone_for_record("salesforce", "003A00000000000AAA")
+                .unwrap(),
             None
         );
         let report = e
@@ -869,7 +926,12 @@ mod inbound {
         };
         e.import_page(
             "salesforce",
-            &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             Some(&c1),
         )
         .unwrap();
@@ -910,14 +972,24 @@ mod inbound {
     #[test]
     fn a_page_prepared_on_another_thread_commits_like_import_page() {
         let page = vec![
-            sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
             sf(
                 "003B00000000000AAA",
                 json!("415-555-0101"),
                 "2026-11-20T09:00:00Z",
                 json!({}),
             ),
-            sf("003C00000000000AAA", json!(null), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003C00000000000AAA",
+                json!(null),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
         ];
         let direct = fixture(Some("salesforce"));
         let expected = direct
@@ -996,7 +1068,12 @@ mod inbound {
                 "2026-11-20T09:00:00Z",
                 json!({"LastName": "Byron"}),
             ),
-            sf("003C00000000000AAA", json!(null), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003C00000000000AAA",
+                json!(null),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
             sf(
                 "003D00000000000AAA",
                 json!(ADA),
@@ -1047,8 +1124,18 @@ mod inbound {
         // Page 2 repeats a phone of page 1 (newer and older records) and moves a record of
         // page 1 to a new phone: contacts built ahead meet phones the batch already wrote.
         let page1 = vec![
-            sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
-            sf("003B00000000000AAA", json!(GRACE), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003B00000000000AAA",
+                json!(GRACE),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
             sf(
                 "003C00000000000AAA",
                 json!("415-555-0103"),
@@ -1063,7 +1150,12 @@ mod inbound {
                 "2026-11-20T11:00:00Z",
                 json!({"FirstName": "Augusta"}),
             ),
-            sf("003E00000000000AAA", json!(GRACE), "2026-11-20T09:00:00Z", json!({})),
+            sf(
+                "003E00000000000AAA",
+                json!(GRACE),
+                "2026-11-20T09:00:00Z",
+                json!({}),
+            ),
             sf(
                 "003C00000000000AAA",
                 json!("415-555-0104"),
@@ -2019,7 +2111,12 @@ mod manual_and_vars {
         let e = &f.engine;
         e.import_page(
             "salesforce",
-            &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -2166,7 +2263,12 @@ fn a_guarded_outbound_mapping_is_pushed_when_its_guard_holds() {
     engine
         .import_page(
             "salesforce",
-            &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -2207,7 +2309,12 @@ fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
     engine
         .import_page(
             "salesforce",
-            &[sf("003A00000000000AAA", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
