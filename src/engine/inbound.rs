@@ -43,9 +43,17 @@ pub struct ImportReport {
     pub unchanged: usize,
     pub skipped: Vec<Skipped>,
     pub field_errors: Vec<RecordFieldError>,
+    /// Records read that lost to a more recently modified record with the same phone.
     pub duplicates: Vec<Duplicate>,
-    /// Records unlinked because the CRM reports them archived.
+    /// Records read that the CRM reports archived: not imported.
     pub archived: usize,
+    /// Of the archived records, those that were linked and are unlinked now.
+    pub unlinked: usize,
+    /// Records NOT read in this page that held a phone and lost it to a more recently
+    /// modified record read now. WHY apart from `duplicates`: every record read is counted
+    /// once (created + updated + unchanged + skipped + duplicates + archived = read), and the
+    /// record displaced was counted when it was read (maybe earlier in the same sync).
+    pub displaced: Vec<Duplicate>,
     /// CRM changes to fields with a pending write, each decided by the connection's policy.
     pub conflicts: Vec<Conflict>,
     /// Existing contacts linked to a CRM record for the first time whose local values were
@@ -61,6 +69,8 @@ impl ImportReport {
         self.updated += other.updated;
         self.unchanged += other.unchanged;
         self.archived += other.archived;
+        self.unlinked += other.unlinked;
+        self.displaced.extend(other.displaced);
         self.skipped.extend(other.skipped);
         self.field_errors.extend(other.field_errors);
         self.duplicates.extend(other.duplicates);
@@ -453,9 +463,10 @@ impl Engine {
             archived,
             mut report,
         } = resolved;
+        report.archived = archived.len();
         for record_id in &archived {
             if tx.unlink(connection, record_id)?.is_some() {
-                report.archived += 1;
+                report.unlinked += 1;
             }
         }
         for resolved in candidates {
@@ -641,7 +652,7 @@ impl Engine {
                     });
                     return Ok(());
                 }
-                report.duplicates.push(Duplicate {
+                report.displaced.push(Duplicate {
                     record_id: owner.clone(),
                     phone: candidate.phone.clone(),
                     kept_record_id: candidate.record_id.clone(),
