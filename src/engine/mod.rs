@@ -34,7 +34,8 @@ use crate::value::phone::PhoneError;
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport, StaleField};
 pub use chat_contact::ResolvedEvent;
 pub use inbound::{
-    Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
+    is_record_id, Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys,
+    Skipped,
 };
 pub use manual::{ManualReport, OwnedField};
 pub use reconcile::FirstLink;

@@ -140,7 +140,14 @@ fn call(call: Option<&Value>) -> Result<Value, RetellError> {
     let start = timestamp(call, "call", "start_timestamp")?;
     let end = timestamp(call, "call", "end_timestamp")?;
     let duration = match call.get("duration_ms") {
-        Some(Value::Number(n)) => n.as_u64(),
+        // WHY refused, not dropped: the generic event refuses the same value (a 400), and a
+        // call applied without the duration it came with loses it silently.
+        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| {
+            shape(
+                "call.duration_ms",
+                format!("{n} is not a whole number of milliseconds, 0 or more"),
+            )
+        })?),
         Some(Value::Null) | None => duration(start, end),
         Some(_) => return Err(shape("call.duration_ms", "expected a number")),
     };
@@ -241,16 +248,17 @@ fn timestamp(
 ) -> Result<Option<DateTime<Utc>>, RetellError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .and_then(DateTime::from_timestamp_millis)
-            .map(Some)
-            .ok_or_else(|| {
-                shape(
-                    &format!("{parent}.{key}"),
-                    "not a valid epoch-milliseconds time",
-                )
-            }),
+        Some(Value::Number(n)) => match n.as_i64() {
+            // Only times the store can hold (named here: the generic event it becomes would
+            // not say which Retell field it was).
+            Some(ms) => crate::value::coerce::from_epoch_ms(ms as f64)
+                .map(Some)
+                .map_err(|reason| shape(&format!("{parent}.{key}"), reason)),
+            None => Err(shape(
+                &format!("{parent}.{key}"),
+                "not a valid epoch-milliseconds time",
+            )),
+        },
         Some(_) => Err(shape(
             &format!("{parent}.{key}"),
             "expected epoch milliseconds",
