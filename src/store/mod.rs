@@ -38,7 +38,10 @@
 //!   [`Store::dead_letter_activity`].
 //! - metrics: [`Store::outbox_counts`], [`Store::contact_count`].
 
+mod backup;
+mod catalog;
 mod chat_numbers;
+mod check;
 mod conflicts;
 mod contacts;
 mod conversations;
@@ -56,7 +59,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, ReadableTableMetadata};
 
+pub use backup::BackupReport;
 pub use chat_numbers::ChatNumbers;
+pub use check::CheckReport;
 pub use conflicts::{Conflict, ConflictPolicy, ConflictWinner, CrmTimeSource};
 pub use contacts::{crm_fingerprint, ContactRecord, EncodedContact, OutOfStep, Provenance, Source};
 pub use conversations::AppliedConversation;
