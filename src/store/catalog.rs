@@ -7,7 +7,7 @@ use std::path::Path;
 
 use redb::{Key, ReadTransaction, TableDefinition, TableError, TableHandle, Value, WriteTransaction};
 
-use super::meta::META;
+use super::meta::{META, PROBE};
 use super::tables::{
     ACTIVITIES, CHAT_NUMBERS, CONFLICTS, CONTACTS, CONVERSATIONS, CURSORS, DEAD_LETTERS,
     OPEN_ACTIVITIES, PENDING_WRITES, RECORD_INDEX,
@@ -15,7 +15,7 @@ use super::tables::{
 use super::StoreError;
 
 /// The names of the tables of the current format.
-pub(crate) const TABLES: [&str; 11] = [
+pub(crate) const TABLES: [&str; 12] = [
     "contacts_v2",
     "record_index_v2",
     "sync_cursors",
@@ -27,6 +27,7 @@ pub(crate) const TABLES: [&str; 11] = [
     "conflicts",
     "chat_numbers",
     "meta",
+    "health_probe",
 ];
 
 /// The tables in the store that this crmsync does not know.
@@ -57,6 +58,7 @@ pub(crate) fn copy_all(
         ("conflicts", copy(from, to, CONFLICTS, dest)?),
         ("chat_numbers", copy(from, to, CHAT_NUMBERS, dest)?),
         ("meta", copy(from, to, META, dest)?),
+        ("health_probe", copy(from, to, PROBE, dest)?),
     ])
 }
 

@@ -107,6 +107,7 @@ impl Store {
                 }),
             );
             walk("meta", rows(&txn, META, |_, _| None));
+            walk("health_probe", rows(&txn, meta::PROBE, |_, _| None));
             Ok(CheckReport {
                 format_version: meta::version(&txn)?,
                 tables,

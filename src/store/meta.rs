@@ -16,12 +16,17 @@ use super::StoreError;
 /// The format this crmsync reads and writes.
 pub const FORMAT_VERSION: u64 = 1;
 
-/// key → value. Keys: [`VERSION_KEY`], [`PROBE_KEY`].
+/// key → value. Keys: [`VERSION_KEY`].
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The format version of the store.
 pub(crate) const VERSION_KEY: &str = "format_version";
-/// Bumped by the health probe's write (a durable commit that proves the store can be written).
-const PROBE_KEY: &str = "write_probe";
+/// The health probe's row, written and removed again (empty between probes).
+pub(crate) const PROBE: TableDefinition<&str, &[u8]> = TableDefinition::new("health_probe");
+/// How much the health probe writes. WHY this much: a commit of a few bytes fits in the pages
+/// redb has free inside its file even when the disk is full, so it would report a store that
+/// cannot take the next event as writable; a mebibyte needs room on the disk, as a burst of
+/// events does.
+const PROBE_BYTES: usize = 1 << 20;
 
 /// The recorded format version (`None`: written before versions were recorded).
 pub(crate) fn version(txn: &ReadTransaction) -> Result<Option<u64>, StoreError> {
@@ -55,10 +60,13 @@ pub(crate) fn record_version(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A small write for the health probe.
-pub(crate) fn touch(txn: &WriteTransaction) -> Result<(), StoreError> {
-    let mut table = txn.open_table(META)?;
-    let next = table.get(PROBE_KEY)?.map_or(0, |guard| guard.value()) + 1;
-    table.insert(PROBE_KEY, next)?;
+/// The health probe's write ([`PROBE_BYTES`]); `false` removes it again.
+pub(crate) fn probe(txn: &WriteTransaction, write: bool) -> Result<(), StoreError> {
+    let mut table = txn.open_table(PROBE)?;
+    if write {
+        table.insert("probe", vec![0x5a; PROBE_BYTES].as_slice())?;
+    } else {
+        table.remove("probe")?;
+    }
     Ok(())
 }

@@ -255,9 +255,11 @@ impl Store {
     /// earlier one failed, so a caller that polls sees it recover), or why not.
     pub fn health(&self) -> Health {
         self.db.probe_write(|db| {
-            let txn = db.begin_write()?;
-            meta::touch(&txn)?;
-            txn.commit()?;
+            for write in [true, false] {
+                let txn = db.begin_write()?;
+                meta::probe(&txn, write)?;
+                txn.commit()?;
+            }
             Ok(())
         })
     }
