@@ -37,8 +37,19 @@ impl Store {
         store.check()
     }
 
-    /// Walks every table of this store (one read snapshot).
+    /// Walks every table of this store (one read snapshot). A failure to read is damage, and
+    /// names the file.
     pub fn check(&self) -> Result<CheckReport, StoreError> {
+        self.walk().map_err(|err| match err {
+            StoreError::Db(_) | StoreError::CorruptRow { .. } => StoreError::Damaged {
+                path: self.path().to_path_buf(),
+                detail: err.to_string(),
+            },
+            other => other,
+        })
+    }
+
+    fn walk(&self) -> Result<CheckReport, StoreError> {
         self.raw(false, |db| {
             let txn = db.begin_read()?;
             let mut problems = Vec::new();
