@@ -99,7 +99,11 @@ fn a_damaged_store_is_exit_3_naming_the_file_and_what_to_do_and_is_left_as_it_wa
             args.extend_from_slice(command);
             let output = crmsync(dir.path(), &args);
             let err = stderr(&output);
-            assert_eq!(output.status.code(), Some(3), "{damage}, {command:?}: {err}");
+            assert_eq!(
+                output.status.code(),
+                Some(3),
+                "{damage}, {command:?}: {err}"
+            );
             assert!(
                 err.contains(&format!("the store {name} is damaged")),
                 "{damage}, {command:?}: {err}"
@@ -120,7 +124,10 @@ fn a_damaged_store_is_exit_3_naming_the_file_and_what_to_do_and_is_left_as_it_wa
 fn store_check_lists_the_rows_of_every_table_of_a_sound_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = real_store(dir.path());
-    let output = crmsync(dir.path(), &["--store", "store.redb", "--json", "store", "check"]);
+    let output = crmsync(
+        dir.path(),
+        &["--store", "store.redb", "--json", "store", "check"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["format_version"], json!(FORMAT_VERSION));
@@ -156,7 +163,10 @@ fn store_check_lists_the_rows_of_every_table_of_a_sound_store() {
 
 /// Every contact, as the store holds them.
 fn contacts(path: &Path) -> Vec<crmsync::store::ContactRecord> {
-    Store::open(path).unwrap().contacts(None, usize::MAX).unwrap()
+    Store::open(path)
+        .unwrap()
+        .contacts(None, usize::MAX)
+        .unwrap()
 }
 
 #[test]
@@ -191,9 +201,8 @@ async fn store_backup_goes_through_the_daemon_that_holds_the_store_while_it_serv
     let dir = tempfile::tempdir().unwrap();
     let path = real_store(dir.path());
     let rules = crmsync::lang::compile_dir(Path::new("rules")).unwrap();
-    let engine = Arc::new(
-        Engine::new(Store::open(&path).unwrap(), rules, Some("salesforce")).unwrap(),
-    );
+    let engine =
+        Arc::new(Engine::new(Store::open(&path).unwrap(), rules, Some("salesforce")).unwrap());
     let running = daemon::start(DaemonOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         api_token: TOKEN.to_string(),
@@ -212,7 +221,9 @@ async fn store_backup_goes_through_the_daemon_that_holds_the_store_while_it_serv
     .unwrap();
     let base = running.base_url();
     // Without the token: refused.
-    let anonymous = reqwest::get(format!("{base}/v1/store/backup")).await.unwrap();
+    let anonymous = reqwest::get(format!("{base}/v1/store/backup"))
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
 
     let before = engine.store().contacts(None, usize::MAX).unwrap();
@@ -238,9 +249,11 @@ async fn store_backup_goes_through_the_daemon_that_holds_the_store_while_it_serv
         let response = http
             .post(format!("{base}/v1/conversations"))
             .bearer_auth(TOKEN)
-            .json(&json!({"id": format!("live-{n}"), "kind": "call", "direction": "inbound",
+            .json(
+                &json!({"id": format!("live-{n}"), "kind": "call", "direction": "inbound",
                           "from_number": format!("+1415555{:04}", 2000 + n),
-                          "analysis": {"demo_requested": true}}))
+                          "analysis": {"demo_requested": true}}),
+            )
             .send()
             .await
             .unwrap();
@@ -298,7 +311,10 @@ fn a_store_from_a_newer_crmsync_is_refused_and_left_alone() {
         assert!(err.contains("written by a newer crmsync"), "{err}");
         assert!(err.contains("restore the backup"), "{err}");
     }
-    assert!(std::fs::read(&store).unwrap() == before, "the store was changed");
+    assert!(
+        std::fs::read(&store).unwrap() == before,
+        "the store was changed"
+    );
     match Store::open(&store) {
         Err(StoreError::TooNew {
             found, supported, ..

@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use redb::{Key, ReadTransaction, TableDefinition, TableError, TableHandle, Value, WriteTransaction};
+use redb::{
+    Key, ReadTransaction, TableDefinition, TableError, TableHandle, Value, WriteTransaction,
+};
 
 use super::meta::{META, PROBE};
 use super::tables::{
@@ -54,7 +56,10 @@ pub(crate) fn copy_all(
         ("activities_v2", copy(from, to, ACTIVITIES, dest)?),
         ("open_activities_v2", copy(from, to, OPEN_ACTIVITIES, dest)?),
         ("dead_letters", copy(from, to, DEAD_LETTERS, dest)?),
-        ("applied_conversations", copy(from, to, CONVERSATIONS, dest)?),
+        (
+            "applied_conversations",
+            copy(from, to, CONVERSATIONS, dest)?,
+        ),
         ("conflicts", copy(from, to, CONFLICTS, dest)?),
         ("chat_numbers", copy(from, to, CHAT_NUMBERS, dest)?),
         ("meta", copy(from, to, META, dest)?),

@@ -89,7 +89,10 @@ impl Store {
                     decode::<ActivityIntent>("activities", k.value(), v.value()).err()
                 }),
             );
-            walk("open_activities_v2", rows(&txn, OPEN_ACTIVITIES, |_, _| None));
+            walk(
+                "open_activities_v2",
+                rows(&txn, OPEN_ACTIVITIES, |_, _| None),
+            );
             walk(
                 "dead_letters",
                 rows(&txn, DEAD_LETTERS, |k, v| {
@@ -141,7 +144,10 @@ fn rows<K: Key + 'static, V: Value + 'static>(
         Err(err) => return Err(StoreError::from(err).to_string()),
     };
     let mut count = 0;
-    for entry in source.iter().map_err(|err| StoreError::from(err).to_string())? {
+    for entry in source
+        .iter()
+        .map_err(|err| StoreError::from(err).to_string())?
+    {
         let (key, value) = entry.map_err(|err| StoreError::from(err).to_string())?;
         if let Some(err) = row_error(&key, &value) {
             return Err(err.to_string());

@@ -417,7 +417,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// Whether a source file is redb's (a registry, git or vendored copy of the crate).
 fn is_redb_source(file: &str) -> bool {
     let file = file.replace('\\', "/");
-    file.split('/').any(|part| part == "redb" || part.starts_with("redb-"))
+    file.split('/')
+        .any(|part| part == "redb" || part.starts_with("redb-"))
 }
 
 /// Installs (once per process) a panic hook that tells a panic raised in redb's source from any

@@ -58,7 +58,11 @@ impl ApiError {
     pub fn store_unavailable(message: impl Into<String>) -> Self {
         let message = message.into();
         tracing::error!(%message, "the store refused a request");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
     }
 
     /// 503: the daemon is shutting down or a dependency is missing.

@@ -36,13 +36,19 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Va
     match state.store_health().await {
         Ok(Health::Ok) => {}
         Ok(Health::Unwritable(reason)) => {
-            return unhealthy("unwritable", format!("the store cannot be written: {reason}"))
+            return unhealthy(
+                "unwritable",
+                format!("the store cannot be written: {reason}"),
+            )
         }
         Ok(Health::Damaged(detail)) => {
             return unhealthy("damaged", format!("the store is damaged: {detail}"))
         }
         Ok(Health::Unavailable(reason)) | Err(reason) => {
-            return unhealthy("unavailable", format!("the store is not available: {reason}"))
+            return unhealthy(
+                "unavailable",
+                format!("the store is not available: {reason}"),
+            )
         }
     }
     match state.store_probe().await {
