@@ -1,5 +1,7 @@
-//! `crmsync store check`: opens a store, has redb verify every page's checksum, then walks every
-//! table and decodes every row. Reports the rows per table, or what is damaged.
+//! `crmsync store check`: opens a store (redb recovers it if it was not closed cleanly), then
+//! walks every table and decodes every row. Reports the rows per table, or what is damaged.
+//! WHY not redb's `check_integrity` as well: it repairs what it finds, writing to the file, and
+//! a check should leave a damaged store as it was.
 
 use std::path::Path;
 
