@@ -139,6 +139,14 @@ impl AppState {
         .map_err(|err| err.message)
     }
 
+    /// Whether the store can be written (see [`Store::health`]).
+    pub async fn store_health(&self) -> Result<crate::store::Health, String> {
+        let engine = self.engine.clone();
+        self.blocking(move || Ok(engine.store().health()))
+            .await
+            .map_err(|err| err.message)
+    }
+
     /// Reads outbox depth, dead letters and contact count into the metrics gauges.
     pub async fn refresh_store_gauges(&self) -> ApiResult<()> {
         let engine = self.engine.clone();
@@ -163,9 +171,14 @@ impl AppState {
     }
 }
 
-/// A store failure as a 500.
+/// A store failure: 503 when the store itself cannot serve (unwritable, being reopened,
+/// damaged; the client may retry later), else 500.
 pub fn store_error(err: StoreError) -> ApiError {
-    ApiError::internal(err.to_string())
+    if err.is_unavailable() {
+        ApiError::store_unavailable(err.to_string())
+    } else {
+        ApiError::internal(err.to_string())
+    }
 }
 
 /// Why the daemon could not start or stopped with an error.

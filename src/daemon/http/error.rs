@@ -53,6 +53,18 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// 503: the store cannot do what was asked right now (it cannot be written, is being
+    /// reopened, or is damaged); the message says why. Logged like a 500.
+    pub fn store_unavailable(message: impl Into<String>) -> Self {
+        let message = message.into();
+        tracing::error!(%message, "the store refused a request");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
+    }
+
     /// 503: the daemon is shutting down or a dependency is missing.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

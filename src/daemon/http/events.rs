@@ -24,6 +24,7 @@ pub fn engine_error(err: EngineError) -> ApiError {
             ApiError::bad_request("unknown_connection", err.to_string())
         }
         EngineError::NoContact(_) => ApiError::not_found(err.to_string()),
+        EngineError::Store(err) if err.is_unavailable() => crate::daemon::store_error(err),
         // Store failures, and configuration problems that should have stopped the start.
         other => ApiError::internal(other.to_string()),
     }

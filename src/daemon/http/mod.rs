@@ -8,6 +8,7 @@
 //! | `GET /v1/contacts`, `GET/PATCH /v1/contacts/{phone}` | bearer |
 //! | `POST/GET /v1/sync` | bearer |
 //! | `GET /v1/conflicts` | bearer |
+//! | `GET /v1/store/backup` | bearer |
 //! | `GET /healthz`, `GET /metrics` | none |
 //!
 //! Bodies larger than the configured limit are refused with 413 before any handler runs.
@@ -23,6 +24,7 @@ pub mod inbound;
 pub mod metrics;
 mod paging;
 pub mod retell;
+pub mod store;
 pub mod sync;
 
 use std::sync::Arc;
@@ -46,6 +48,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/conversations", post(conversations::post))
         .route("/sync", post(sync::start).get(sync::status))
         .route("/conflicts", get(conflicts::list))
+        .route("/store/backup", get(store::backup))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,
