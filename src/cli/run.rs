@@ -32,6 +32,7 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> CliResult {
     secrets(&loaded)?;
     let (engine, config) = open::engine(global)?;
     let options = options(engine, &config, args.listen)?;
+    let shutdown_timeout = config.config.server.shutdown_timeout;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,11 +42,26 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> CliResult {
             .await
             .map_err(|err| CliError::runtime(err.to_string()))?;
         println!("crmsync listening on {}", running.base_url());
-        running
+        let stopped = running
             .wait()
             .await
             .map_err(|err| CliError::runtime(err.to_string()))?;
-        eprintln!("crmsync stopped cleanly");
+        if stopped.clean() {
+            eprintln!("crmsync stopped cleanly");
+        } else {
+            // Still a normal stop (exit 0): nothing cut short was acknowledged, and the outbox
+            // and sync cursor resume at the next start.
+            eprintln!(
+                "crmsync stopped at the shutdown timeout ({}): {} connection(s) closed unanswered{}",
+                humantime_serde::re::humantime::format_duration(shutdown_timeout),
+                stopped.connections_cut,
+                if stopped.background_cut {
+                    ", background sync/dispatch stopped"
+                } else {
+                    ""
+                }
+            );
+        }
         Ok(())
     })
 }
@@ -77,6 +93,12 @@ pub fn options(
         sync_interval: config.sync_interval,
         dispatch_interval: config.dispatch_interval,
         chat_number_keys: config.retell.chat_number_keys.clone(),
+        limits: crate::daemon::serve::Limits {
+            header_read_timeout: config.server.header_read_timeout,
+            body_read_timeout: config.server.body_read_timeout,
+            max_connections: config.server.max_connections,
+            shutdown_timeout: config.server.shutdown_timeout,
+        },
     })
 }
 

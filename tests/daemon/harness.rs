@@ -39,6 +39,8 @@ pub struct Setup {
     pub rules: Option<crmsync::lang::Compiled>,
     /// `retell.chat_number_keys`.
     pub chat_number_keys: Vec<String>,
+    /// Read deadlines, connection cap, shutdown deadline.
+    pub limits: crmsync::daemon::serve::Limits,
 }
 
 impl Default for Setup {
@@ -52,6 +54,7 @@ impl Default for Setup {
             group_commit: true,
             rules: None,
             chat_number_keys: RetellSettings::default().chat_number_keys,
+            limits: Default::default(),
         }
     }
 }
@@ -111,6 +114,7 @@ impl TestDaemon {
             sync_interval: setup.sync_interval,
             dispatch_interval: setup.dispatch_interval,
             chat_number_keys: setup.chat_number_keys,
+            limits: setup.limits,
         };
         let daemon = daemon::start(options).await.expect("daemon starts");
         TestDaemon {
