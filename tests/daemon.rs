@@ -36,3 +36,6 @@ mod conflicts;
 
 #[path = "daemon/event_ids.rs"]
 mod event_ids;
+
+#[path = "daemon/slow_clients.rs"]
+mod slow_clients;

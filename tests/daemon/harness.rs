@@ -162,3 +162,49 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from a raw connection: its
+/// status and body. `None` when the server closed the connection first.
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> Option<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buffer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head.split_whitespace().nth(1)?.parse().ok()?;
+                return Some((status, body[..length].to_string()));
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Waits until the server closes `stream` (end of file or a reset), discarding anything it
+/// sends first; panics after `bound` (a failure timeout, not a synchronisation).
+pub async fn closed_by_server(stream: &mut tokio::net::TcpStream, bound: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 1024];
+    tokio::time::timeout(bound, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
+}
