@@ -442,7 +442,10 @@ impl Config {
             ));
         }
         for (key, duration) in [
-            ("server.header_read_timeout", self.server.header_read_timeout),
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
             ("server.body_read_timeout", self.server.body_read_timeout),
             ("server.shutdown_timeout", self.server.shutdown_timeout),
         ] {
@@ -626,14 +629,29 @@ mod tests {
         assert_eq!(defaults.max_connections, 1024);
         assert_eq!(defaults.shutdown_timeout, Duration::from_secs(20));
         for (text, key) in [
-            ("server:\n  header_read_timeout: 0s\n", "server.header_read_timeout"),
-            ("server:\n  body_read_timeout: 0s\n", "server.body_read_timeout"),
-            ("server:\n  shutdown_timeout: 0s\n", "server.shutdown_timeout"),
+            (
+                "server:\n  header_read_timeout: 0s\n",
+                "server.header_read_timeout",
+            ),
+            (
+                "server:\n  body_read_timeout: 0s\n",
+                "server.body_read_timeout",
+            ),
+            (
+                "server:\n  shutdown_timeout: 0s\n",
+                "server.shutdown_timeout",
+            ),
             ("server:\n  max_connections: 0\n", "server.max_connections"),
-            ("server:\n  header_read_timeout: 10\n", "server.header_read_timeout"),
+            (
+                "server:\n  header_read_timeout: 10\n",
+                "server.header_read_timeout",
+            ),
         ] {
             let err = parse(text).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("crmsync.yaml: {key}:")), "{text}: {err}");
+            assert!(
+                err.starts_with(&format!("crmsync.yaml: {key}:")),
+                "{text}: {err}"
+            );
         }
     }
 

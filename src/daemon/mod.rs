@@ -309,7 +309,9 @@ pub async fn start_with_shutdown(
         let mut background_cut = false;
         for mut task in [sync_task, dispatch_task] {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                tracing::warn!("shutdown timeout: stopping a background task before its safe point");
+                tracing::warn!(
+                    "shutdown timeout: stopping a background task before its safe point"
+                );
                 task.abort();
                 let _ = task.await;
                 background_cut = true;

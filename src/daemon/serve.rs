@@ -168,13 +168,14 @@ async fn connection(
 /// the header deadline): closing a socket with unread data resets it, and the client would
 /// lose the answer.
 async fn refuse(stream: TcpStream, limits: Limits, _permit: OwnedSemaphorePermit) {
-    let service = hyper::service::service_fn(move |_request: hyper::Request<Incoming>| async move {
-        let error = super::http::error::ApiError::unavailable(format!(
-            "too many open connections (server.max_connections is {}); retry shortly",
-            limits.max_connections
-        ));
-        Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response(error))
-    });
+    let service =
+        hyper::service::service_fn(move |_request: hyper::Request<Incoming>| async move {
+            let error = super::http::error::ApiError::unavailable(format!(
+                "too many open connections (server.max_connections is {}); retry shortly",
+                limits.max_connections
+            ));
+            Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response(error))
+        });
     let mut builder = builder(limits);
     builder.keep_alive(false);
     log_end(

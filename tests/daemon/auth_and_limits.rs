@@ -99,20 +99,37 @@ async fn framework_rejections_answer_the_json_error_body() {
     // A method the route does not take: 405 naming the allowed ones, `Allow` kept.
     let response = t.v1(Method::DELETE, "/v1/contacts").send().await.unwrap();
     assert_eq!(response.headers()["allow"], "GET,HEAD");
-    let message = json_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let message = json_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
     assert!(message.contains("DELETE"), "{message}");
     let response = t.http.get(t.url("/webhooks/retell")).send().await.unwrap();
-    json_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    json_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
 
     // A query string that does not parse: 400 naming the parameter.
     for path in ["/v1/contacts?limit=lots", "/v1/conflicts?after=x"] {
         let response = t.v1(Method::GET, path).send().await.unwrap();
         let message = json_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
-        assert!(message.contains("limit") || message.contains("after"), "{path}: {message}");
+        assert!(
+            message.contains("limit") || message.contains("after"),
+            "{path}: {message}"
+        );
     }
 
     // A path segment that is not UTF-8 once decoded.
-    let response = t.v1(Method::GET, "/v1/contacts/%FF%FE").send().await.unwrap();
+    let response = t
+        .v1(Method::GET, "/v1/contacts/%FF%FE")
+        .send()
+        .await
+        .unwrap();
     json_error(response, StatusCode::BAD_REQUEST, "invalid_path").await;
 
     // Bodies over the limit, with a Content-Length and chunked.
@@ -270,6 +287,9 @@ async fn chunked_post_answer(t: &TestDaemon, path: &str, body: &[u8]) -> (u16, S
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or("");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or("");
     (status, body.to_string())
 }

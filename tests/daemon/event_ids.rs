@@ -57,9 +57,19 @@ async fn a_missing_or_blank_event_id_is_a_400_naming_the_field() {
         let call = call_analyzed(blank.clone());
         let chat = chat_analyzed(blank.clone());
         let response = t.signed("/webhooks/retell", &call).send().await.unwrap();
-        assert_refused(response, "call.call_id", &format!("webhook call_id {blank}")).await;
+        assert_refused(
+            response,
+            "call.call_id",
+            &format!("webhook call_id {blank}"),
+        )
+        .await;
         let response = t.signed("/webhooks/retell", &chat).send().await.unwrap();
-        assert_refused(response, "chat.chat_id", &format!("webhook chat_id {blank}")).await;
+        assert_refused(
+            response,
+            "chat.chat_id",
+            &format!("webhook chat_id {blank}"),
+        )
+        .await;
         // Replayed through the generic route.
         for (body, field) in [(call, "call.call_id"), (chat, "chat.chat_id")] {
             let response = t

@@ -105,7 +105,10 @@ async fn a_body_trickled_past_its_deadline_gets_408() {
     .expect("the server answers and closes before the body is complete");
     trickle.abort();
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("");
     let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{response}"));
     assert_eq!(body["error"]["code"], "request_timeout", "{body}");
     assert_eq!(t.engine.store().contact_count().unwrap(), 0);

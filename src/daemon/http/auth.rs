@@ -63,7 +63,14 @@ mod tests {
         for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k "] {
             assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
         }
-        for value in ["Bearert0k", "Basic t0k", "Bearer ", "Bearer", "Bearerx t0k", ""] {
+        for value in [
+            "Bearert0k",
+            "Basic t0k",
+            "Bearer ",
+            "Bearer",
+            "Bearerx t0k",
+            "",
+        ] {
             assert_eq!(bearer_token(value), None, "{value:?}");
         }
     }

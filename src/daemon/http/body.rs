@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::body::HttpBody as _;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::body::HttpBody as _;
 
 use super::error::ApiError;
 
@@ -44,7 +44,10 @@ pub async fn read_whole_body(
     )
     .await;
     match read {
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Ok(Err(err)) if is_length_limit(&err) => too_large(limits).into_response(),
         Ok(Err(err)) => ApiError::bad_request(
             "invalid_body",

@@ -80,7 +80,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// path, a method the route does not take) in the JSON error body every route documents, with
 /// the same status. Their plain-text bodies become the message; the code comes from the status,
 /// refined for the two rejections an integrator meets most (query and path).
-pub async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
@@ -102,8 +105,7 @@ pub async fn json_errors(request: axum::extract::Request, next: axum::middleware
     let mut mapped = ApiError::new(status, code, message).into_response();
     // Keep what the client may act on (`Allow` of a 405, `Retry-After`, ...).
     for (name, value) in &parts.headers {
-        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH
-        {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             mapped.headers_mut().insert(name.clone(), value.clone());
         }
     }
@@ -128,7 +130,9 @@ fn describe(
         // axum adds `Allow` after the route's middleware has run, so it is not known here.
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
-            format!("{method} is not allowed on {path}; the `Allow` header lists the methods it takes"),
+            format!(
+                "{method} is not allowed on {path}; the `Allow` header lists the methods it takes"
+            ),
         ),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", or_reason(text)),
         StatusCode::REQUEST_TIMEOUT => ("request_timeout", or_reason(text)),
