@@ -74,8 +74,9 @@ impl Stopped {
 
 /// Serves `router` on `listener` until `shutdown` turns true; then stops accepting (the
 /// listener is closed, so new connections are refused at once rather than left waiting), asks
-/// every connection to finish its request in hand, and waits until `deadline_after_stop` has
-/// passed. Returns when the stop began and how many connections had to be closed.
+/// every connection to finish its request in hand, and waits for them at most
+/// `limits.shutdown_timeout`. Returns when the stop began and how many connections had to be
+/// closed at the deadline.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
