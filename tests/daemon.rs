@@ -33,3 +33,9 @@ mod call_outcomes;
 
 #[path = "daemon/conflicts.rs"]
 mod conflicts;
+
+#[path = "daemon/event_ids.rs"]
+mod event_ids;
+
+#[path = "daemon/slow_clients.rs"]
+mod slow_clients;

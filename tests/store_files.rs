@@ -216,6 +216,7 @@ async fn store_backup_goes_through_the_daemon_that_holds_the_store_while_it_serv
         sync_interval: Duration::from_secs(3600),
         dispatch_interval: Duration::from_secs(3600),
         chat_number_keys: Vec::new(),
+        limits: Default::default(),
     })
     .await
     .unwrap();

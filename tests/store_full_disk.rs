@@ -130,6 +130,7 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_recovers_when_space
         sync_interval: Duration::from_secs(3600),
         dispatch_interval: Duration::from_secs(3600),
         chat_number_keys: Vec::new(),
+        limits: Default::default(),
     })
     .await
     .expect("daemon starts");

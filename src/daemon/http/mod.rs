@@ -11,9 +11,12 @@
 //! | `GET /v1/store/backup` | bearer |
 //! | `GET /healthz`, `GET /metrics` | none |
 //!
-//! Bodies larger than the configured limit are refused with 413 before any handler runs.
+//! A body is read whole before any handler runs: over `server.body_limit` it is refused with
+//! 413, and one that takes longer than `server.body_read_timeout` with 408 (`body.rs`). Every
+//! refusal, the framework's own included, answers the JSON error body (`error.rs`).
 
 pub mod auth;
+pub mod body;
 pub mod conflicts;
 pub mod contacts;
 pub mod conversations;
@@ -32,13 +35,12 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use super::AppState;
 use error::ApiError;
 
 /// The whole router.
-pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+pub fn router(state: Arc<AppState>, body: body::BodyLimits) -> Router {
     let v1 = Router::new()
         .route("/contacts", get(contacts::list_contacts))
         .route(
@@ -60,9 +62,13 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/webhooks/retell/inbound", post(inbound::inbound))
         .nest("/v1", v1)
         .fallback(|| async { ApiError::not_found("no such route") })
-        // axum's own 2 MB default would shadow the configured limit; the tower-http layer
-        // answers 413 from Content-Length up front and stops chunked bodies at the limit.
+        // The body arrives whole and within its limits (`body.rs`); axum's own 2 MB default
+        // would shadow the configured limit.
+        .layer(axum::middleware::from_fn_with_state(
+            body,
+            body::read_whole_body,
+        ))
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
