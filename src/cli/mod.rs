@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod records;
 pub mod run;
 pub mod sandbox;
+mod signals;
 pub mod store;
 pub mod sync;
 pub mod vars;

@@ -118,38 +118,11 @@ fn secrets(loaded: &LoadedConfig) -> Result<(String, String), CliError> {
     Ok((api_token, retell_api_key))
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called,
-/// not when the future is first polled: a supervisor may send SIGTERM as soon as it reads the
-/// "listening" line, and a signal with no handler yet would kill the process outright.
+/// [`super::signals::shutdown_signal`], then says so on stderr.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let (interrupt, terminate) = {
-        use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::interrupt()).ok(),
-            signal(SignalKind::terminate()).ok(),
-        )
-    };
+    let signal = super::signals::shutdown_signal();
     async move {
-        #[cfg(unix)]
-        {
-            let received = |signal: Option<tokio::signal::unix::Signal>| async move {
-                match signal {
-                    Some(mut signal) => {
-                        signal.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = received(interrupt) => {}
-                _ = received(terminate) => {}
-            }
-        }
-        #[cfg(not(unix))]
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        signal.await;
         eprintln!("crmsync: shutting down (finishing in-flight requests)");
     }
 }
