@@ -203,7 +203,13 @@ impl LoadOutcome {
 /// other), each tick sending one webhook without waiting for earlier answers. A tick the
 /// runtime could not serve on time is sent late, at once (tokio's `Burst`), so the offered
 /// rate holds on average.
-async fn drive(url: String, phase: &'static str, rate: f64, secs: u64, live: Arc<Live>) -> LoadOutcome {
+async fn drive(
+    url: String,
+    phase: &'static str,
+    rate: f64,
+    secs: u64,
+    live: Arc<Live>,
+) -> LoadOutcome {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -214,7 +220,8 @@ async fn drive(url: String, phase: &'static str, rate: f64, secs: u64, live: Arc
     let end = start + Duration::from_secs(secs);
     let mut clients = JoinSet::new();
     for client in 0..CLIENTS {
-        let (http, url, live, in_flight) = (http.clone(), url.clone(), live.clone(), in_flight.clone());
+        let (http, url, live, in_flight) =
+            (http.clone(), url.clone(), live.clone(), in_flight.clone());
         clients.spawn(async move {
             let mut outcome = LoadOutcome::default();
             let first = start + period.mul_f64(client as f64 / CLIENTS as f64);
@@ -304,7 +311,11 @@ async fn sample(
         };
         let metrics = daemon.metrics().await.unwrap_or_default();
         let depth = |kind: &str| {
-            metric(&metrics, &format!("crmsync_outbox_depth{{kind=\"{kind}\"}}")).unwrap_or(-1.0)
+            metric(
+                &metrics,
+                &format!("crmsync_outbox_depth{{kind=\"{kind}\"}}"),
+            )
+            .unwrap_or(-1.0)
         };
         let s = Sample {
             at: start.elapsed(),
@@ -445,7 +456,9 @@ async fn run_phase(settings: &Settings, phase: Phase) -> Result<PhaseReport, Str
     first_sync(&daemon).await?;
     let contacts = metric(&daemon.metrics().await?, "crmsync_contacts").unwrap_or(0.0);
     if contacts as u64 != CONTACTS {
-        return Err(format!("the first sync linked {contacts} contacts, not {CONTACTS}"));
+        return Err(format!(
+            "the first sync linked {contacts} contacts, not {CONTACTS}"
+        ));
     }
     // Faults start once the contacts are linked: the load is about delivery, not the first sync.
     crm.set_faults(FaultConfig {
@@ -579,7 +592,10 @@ impl PhaseReport {
         };
         vec![
             ("load duration, s", self.secs.to_string()),
-            ("CRM faults injected", format!("{:.0}%", self.faults * 100.0)),
+            (
+                "CRM faults injected",
+                format!("{:.0}%", self.faults * 100.0),
+            ),
             ("conversations sent", self.load.sent().to_string()),
             (
                 "  offered rate achieved, /s",
@@ -589,10 +605,16 @@ impl PhaseReport {
             ("  refused (non-2xx)", refused),
             ("  no answer (error, timeout)", self.load.errors.to_string()),
             ("  skipped (2,000 in flight)", self.load.skipped.to_string()),
-            ("webhook latency p50 / p99, ms", format!("{} / {}", at(0.5), at(0.99))),
+            (
+                "webhook latency p50 / p99, ms",
+                format!("{} / {}", at(0.5), at(0.99)),
+            ),
             ("acknowledged lost (target 0)", self.lost.to_string()),
             ("CRM activities", self.activities.to_string()),
-            ("duplicate activities (target 0)", self.duplicates.to_string()),
+            (
+                "duplicate activities (target 0)",
+                self.duplicates.to_string(),
+            ),
             (
                 "acknowledged without activity nor dead letter",
                 self.missing_activities.to_string(),
@@ -624,7 +646,10 @@ impl PhaseReport {
                 "daemon RSS after drain, MiB",
                 format!("{:.1}", mib(self.rss_after_drain_kib)),
             ),
-            ("daemon RSS peak (VmHWM), MiB", format!("{:.1}", mib(self.peak_kib))),
+            (
+                "daemon RSS peak (VmHWM), MiB",
+                format!("{:.1}", mib(self.peak_kib)),
+            ),
             (
                 "RSS slope, whole load, MiB/min",
                 format!("{:+.2}", slope_mib_per_min(load)),

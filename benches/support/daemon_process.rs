@@ -56,9 +56,19 @@ impl DaemonProcess {
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
-            .map_err(|_| format!("the daemon printed no address in 60 s (log: {})", log.display()))?
+            .map_err(|_| {
+                format!(
+                    "the daemon printed no address in 60 s (log: {})",
+                    log.display()
+                )
+            })?
             .map_err(|e| format!("cannot read the daemon's stdout: {e}"))?
-            .ok_or_else(|| format!("the daemon exited before listening (log: {})", log.display()))?;
+            .ok_or_else(|| {
+                format!(
+                    "the daemon exited before listening (log: {})",
+                    log.display()
+                )
+            })?;
         let url = first
             .strip_prefix("crmsync listening on ")
             .ok_or_else(|| format!("unexpected first line {first:?}"))?
