@@ -12,6 +12,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+pub mod daemon_process;
+pub mod sandbox_crm;
+
 /// The rule set the benchmarks run: the DESIGN.md §2 example (Salesforce connection active).
 pub const RULES: &str = r#"
 field email: string
