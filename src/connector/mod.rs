@@ -379,6 +379,15 @@ pub trait Connector: Send + Sync {
         activity: &ActivityInput,
     ) -> impl Future<Output = Result<Option<String>, ConnectorError>> + Send;
 
+    /// [`Connector::find_activity`] for each of `batch`, in order. WHY a batch: after a failed
+    /// batch create every activity of it is "outcome unknown"; looking them up one request
+    /// each made a dispatcher under sustained CRM faults spend its requests on lookups and fall
+    /// behind for good (BENCHMARKS.md, "Soak"). A CRM that can ask once does.
+    fn find_activities(
+        &self,
+        batch: &[ActivityInput],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, ConnectorError>> + Send;
+
     /// Per record id, when each of `properties` got its value, in the CRM's own shape
     /// (HubSpot's `propertiesWithHistory`); empty for a CRM that keeps no per-field times
     /// (Salesforce gives a record's modification time only). Sync reads it for records with a
@@ -466,6 +475,12 @@ impl Connector for AnyConnector {
         activity: &ActivityInput,
     ) -> Result<Option<String>, ConnectorError> {
         delegate!(self, c => c.find_activity(activity).await)
+    }
+    async fn find_activities(
+        &self,
+        batch: &[ActivityInput],
+    ) -> Result<Vec<Option<String>>, ConnectorError> {
+        delegate!(self, c => c.find_activities(batch).await)
     }
     async fn read_property_history(
         &self,

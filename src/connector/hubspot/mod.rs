@@ -658,6 +658,19 @@ impl Connector for HubspotConnector {
         Ok(out)
     }
 
+    /// One contact's associations are read per activity: HubSpot's search cannot filter calls
+    /// by their association, and the activities of a failed batch belong to different contacts.
+    async fn find_activities(
+        &self,
+        batch: &[ActivityInput],
+    ) -> Result<Vec<Option<String>>, ConnectorError> {
+        let mut found = Vec::with_capacity(batch.len());
+        for activity in batch {
+            found.push(self.find_activity(activity).await?);
+        }
+        Ok(found)
+    }
+
     async fn find_activity(&self, a: &ActivityInput) -> Result<Option<String>, ConnectorError> {
         let (object, property) = match a.kind {
             ActivityKind::Call => ("calls", "hs_call_title"),

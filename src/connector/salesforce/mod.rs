@@ -218,6 +218,10 @@ fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 /// Quote a SOQL string literal.
+/// Activities looked up by one query: at most this many subjects and contact ids in its `IN`
+/// lists keeps the query's URL well under Salesforce's 16,384-character limit for a GET.
+const FIND_ACTIVITIES_CHUNK: usize = 100;
+
 fn soql_string(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
@@ -407,6 +411,50 @@ impl Connector for SalesforceConnector {
         let req = ApiRequest::with_json("composite_create", Method::POST, &path, &body, false);
         let resp = self.client.send(&req).await?;
         self.results_of("composite_create", &resp.body, batch.len())
+    }
+
+    /// One query per [`FIND_ACTIVITIES_CHUNK`] activities (`Subject IN (...)`), matched back
+    /// by contact and subject.
+    async fn find_activities(
+        &self,
+        batch: &[ActivityInput],
+    ) -> Result<Vec<Option<String>>, ConnectorError> {
+        let mut found = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(FIND_ACTIVITIES_CHUNK) {
+            let subjects: Vec<String> = chunk.iter().map(|a| soql_string(&a.subject())).collect();
+            let who: Vec<String> = chunk
+                .iter()
+                .map(|a| soql_string(&a.contact_record_id))
+                .collect();
+            let q = format!(
+                "SELECT Id, WhoId, Subject FROM Task WHERE Subject IN ({}) AND WhoId IN ({}) \
+                 ORDER BY Id",
+                subjects.join(","),
+                who.join(",")
+            );
+            let path = self.data_path("/query");
+            let resp = self
+                .client
+                .send(&ApiRequest::get("task_query", &path).query("q", q))
+                .await?;
+            let r: QueryResponse = resp.json(&self.settings.name, "task_query")?;
+            for a in chunk {
+                let subject = a.subject();
+                found.push(
+                    r.records
+                        .iter()
+                        .find(|t| {
+                            t.get("Subject").and_then(Value::as_str) == Some(subject.as_str())
+                                && t.get("WhoId").and_then(Value::as_str)
+                                    == Some(a.contact_record_id.as_str())
+                        })
+                        .and_then(|t| t.get("Id"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                );
+            }
+        }
+        Ok(found)
     }
 
     async fn find_activity(&self, a: &ActivityInput) -> Result<Option<String>, ConnectorError> {
