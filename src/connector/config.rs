@@ -14,6 +14,8 @@ use super::ConnectorKind;
 
 /// Default Salesforce REST API version.
 pub const DEFAULT_SALESFORCE_API_VERSION: &str = "v62.0";
+/// How long transient failures are ridden out before an outbox entry is dead-lettered.
+pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Default HubSpot API host.
 pub const DEFAULT_HUBSPOT_BASE_URL: &str = "https://api.hubapi.com";
 /// Default Salesforce login host (client-credentials needs the org's My Domain in practice).
@@ -167,6 +169,9 @@ pub struct ConnectionSettings {
     pub timeout: Duration,
     pub overlap: Duration,
     pub max_delivery_attempts: u32,
+    /// How long an outbox entry is kept deferred through transient failures (throttling, 5xx,
+    /// timeouts, connection errors) before it becomes a dead letter.
+    pub give_up_after: Duration,
 }
 
 /// A connection config that cannot be used.
@@ -203,6 +208,7 @@ impl ConnectionSettings {
             timeout: Duration::from_secs(30),
             overlap: Duration::from_secs(120),
             max_delivery_attempts: 5,
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
         }
     }
 }

@@ -27,6 +27,11 @@ pub struct PendingWrite {
     pub last_error: Option<String>,
     /// When the oldest still-pending change was enqueued.
     pub enqueued_at: DateTime<Utc>,
+    /// When the current run of transient failures began (`None` while none failed): the entry
+    /// is deferred, and dead-lettered once this is older than the connection's
+    /// `give_up_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_since: Option<DateTime<Utc>>,
 }
 
 /// Where an activity intent stands.
@@ -96,6 +101,9 @@ pub struct ActivityIntent {
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the current run of transient failures began (see [`PendingWrite::deferred_since`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_since: Option<DateTime<Utc>>,
 }
 
 /// What a dead letter was.
@@ -207,6 +215,12 @@ pub struct OutboxCounts {
     pub sending_activities: u64,
     pub done_activities: u64,
     pub dead_letters: u64,
+    /// Pending writes waiting out transient failures (throttling, 5xx, timeouts, connection
+    /// errors), and the same for activities.
+    #[serde(default)]
+    pub deferred_writes: u64,
+    #[serde(default)]
+    pub deferred_activities: u64,
 }
 
 /// Merges `fields` into a pending write (latest value per CRM field wins).
@@ -233,6 +247,7 @@ pub(crate) fn coalesce(
             next_attempt_at: now,
             last_error: None,
             enqueued_at: now,
+            deferred_since: None,
         },
     }
 }
