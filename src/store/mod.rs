@@ -434,12 +434,22 @@ impl Store {
                 ..OutboxCounts::default()
             };
             // Only open intents are decoded; every other row is a done one.
+            for entry in tx.pending.iter()? {
+                let (key, value) = entry?;
+                let write: PendingWrite = decode("pending_writes", key.value().1, value.value())?;
+                if write.deferred_since.is_some() {
+                    counts.deferred_writes += 1;
+                }
+            }
             let open = tx.open_activities.len()?;
             counts.done_activities = tx.activities.len()?.saturating_sub(open);
             for entry in tx.open_activities.iter()? {
                 let (key, _) = entry?;
                 let (conn, _, id) = key.value();
                 if let Some(intent) = tx.activity(conn, id)? {
+                    if intent.deferred_since.is_some() {
+                        counts.deferred_activities += 1;
+                    }
                     match intent.state {
                         ActivityState::Pending => counts.pending_activities += 1,
                         ActivityState::Sending { .. } => counts.sending_activities += 1,
@@ -501,6 +511,7 @@ impl Store {
                     write.attempts = 0;
                     write.last_error = None;
                     write.next_attempt_at = at;
+                    write.deferred_since = None;
                     tx.put_pending(&write)?;
                 }
             }
@@ -521,6 +532,7 @@ impl Store {
                 write.attempts += 1;
                 write.last_error = Some(error.to_string());
                 write.next_attempt_at = retry_at;
+                write.deferred_since.get_or_insert_with(Utc::now);
                 tx.put_pending(&write)?;
             }
             Ok(())
@@ -549,6 +561,7 @@ impl Store {
                     attempts: write.attempts + 1,
                     at,
                     field: None,
+                    outcome_unknown: false,
                 })?;
             }
             Ok(())
@@ -644,6 +657,7 @@ impl Store {
                 intent.state = ActivityState::Pending;
                 intent.last_error = Some(error.to_string());
                 intent.next_attempt_at = retry_at;
+                intent.deferred_since.get_or_insert_with(Utc::now);
             })
         })
     }
@@ -664,6 +678,7 @@ impl Store {
                 }
                 intent.last_error = Some(error.to_string());
                 intent.next_attempt_at = retry_at;
+                intent.deferred_since.get_or_insert_with(Utc::now);
             })
         })
     }
@@ -675,6 +690,19 @@ impl Store {
         conversation_id: &str,
         message: &str,
         at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.dead_letter_activity_as(connection, conversation_id, message, at, false)
+    }
+
+    /// Dead-letters the activity; `outcome_unknown` when its create may have reached the CRM,
+    /// so that a retry looks it up before sending it again.
+    pub fn dead_letter_activity_as(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+        message: &str,
+        at: DateTime<Utc>,
+        outcome_unknown: bool,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
             if let Some(intent) = tx.activity(connection, conversation_id)? {
@@ -693,6 +721,7 @@ impl Store {
                     attempts: intent.attempts,
                     at,
                     field: None,
+                    outcome_unknown,
                 })?;
             }
             Ok(())
@@ -940,6 +969,7 @@ impl<'t> WriteTx<'t> {
             attempts: 0,
             at,
             field: None,
+            outcome_unknown: false,
         })
     }
 

@@ -138,6 +138,10 @@ pub struct DeadLetter {
     /// write (its other fields were sent without it); `None` for a whole write or an activity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// An activity whose create may have reached the CRM (its answer never came back): a retry
+    /// looks it up before sending it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
 }
 
 impl super::Store {
@@ -177,6 +181,7 @@ impl super::Store {
                     attempts: write.attempts + 1,
                     at,
                     field: Some(field.clone()),
+                    outcome_unknown: false,
                 })?;
                 if let Some(contact) = contact.as_mut() {
                     contact
