@@ -163,7 +163,8 @@ async fn a_throttling_spell_defers_and_then_delivers() {
     let env = Env::new(settings(&sf));
     env.sync().await;
     let (contact, rid) = env.first_linked();
-    env.call("throttled-call", &contact.phone, "said hello").await;
+    env.call("throttled-call", &contact.phone, "said hello")
+        .await;
     let seen = sf.faults().requests_seen();
     let spell_end = seen + 60;
     sf.faults()
@@ -191,7 +192,10 @@ async fn a_throttling_spell_defers_and_then_delivers() {
     assert!(error.contains("REQUEST_LIMIT_EXCEEDED"), "{error}");
     assert!(write.deferred_since.is_some(), "{write:?}");
     assert_ne!(notes(&sf, &rid).as_deref(), Some("said hello"));
-    assert!(subjects(&sf, &rid).is_empty(), "nothing landed during the spell");
+    assert!(
+        subjects(&sf, &rid).is_empty(),
+        "nothing landed during the spell"
+    );
 
     // The spell ends within the next passes.
     let mut total = DispatchReport::default();
@@ -324,4 +328,121 @@ async fn a_long_conversation_id_logs_a_task_with_a_truncated_subject() {
     assert_eq!(report.activities_found, 1, "{report:?}");
     assert_eq!(report.activities_logged, 0, "{report:?}");
     assert_eq!(sf.tasks_for(&rid).len(), 2);
+}
+
+/// A refused field, retried after the contact changed, queues the field's CURRENT value, which
+/// lands; the dead letter is then resolved and a second retry is refused (never queued twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_refused_field_queues_its_current_value() {
+    let sf = start().await;
+    let env = Env::new(settings(&sf));
+    env.sync().await;
+    let (contact, rid) = env.first_linked();
+    env.call("too-long", &contact.phone, &"x".repeat(40_000))
+        .await;
+    env.dispatch().await;
+    let dead = env.store().dead_letters().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let id = dead[0].id;
+    assert!(!env
+        .store()
+        .contact(&contact.phone)
+        .unwrap()
+        .unwrap()
+        .out_of_step
+        .is_empty());
+
+    // The notes are edited down to something the CRM takes, then the dead letter is retried.
+    let mut fields = crmsync::value::Fields::new();
+    fields.insert(
+        "interaction_summary".into(),
+        crmsync::value::Value::String("short now".into()),
+    );
+    env.engine.manual_set(&contact.phone, fields).unwrap();
+    env.dispatch().await;
+    let retried = env.engine.retry_dead_letter(id).unwrap();
+    assert_eq!(retried.queued, ["Notes__c"]);
+    assert_eq!(retried.record_id, rid);
+    assert!(env.store().dead_letters().unwrap().is_empty());
+    let report = env.dispatch().await;
+    assert_eq!(report.written, 1, "{report:?}");
+    assert_eq!(notes(&sf, &rid).as_deref(), Some("short now"));
+    assert!(env
+        .store()
+        .contact(&contact.phone)
+        .unwrap()
+        .unwrap()
+        .out_of_step
+        .is_empty());
+
+    let again = env.engine.retry_dead_letter(id).unwrap_err().to_string();
+    assert!(again.contains("already retried"), "{again}");
+    let history = env.store().dead_letter_history().unwrap();
+    assert!(
+        matches!(
+            history[0].resolution,
+            Some(crmsync::store::Resolution::Retried { .. })
+        ),
+        "{history:?}"
+    );
+}
+
+/// An activity given up on while its outcome was unknown (the CRM's answers named no record)
+/// is looked up when retried, and found: one Task, never two. A dead letter discarded with a
+/// reason leaves the open list and keeps the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_activity_with_unknown_outcome_is_found_not_duplicated() {
+    let sf = start().await;
+    let mut s = settings(&sf);
+    s.give_up_after = Duration::ZERO;
+    let env = Env::new(s);
+    env.sync().await;
+    let (contact, rid) = env.first_linked();
+    env.call("unknown-outcome", &contact.phone, "hello").await;
+    sf.faults().update(|f| f.omit_write_ids = true);
+    env.dispatch().await;
+    let report = env.dispatch().await;
+    assert_eq!(report.dead_lettered.len(), 2, "{report:?}");
+    assert_eq!(sf.tasks_for(&rid).len(), 1, "the CRM did create the Task");
+    sf.faults().update(|f| f.omit_write_ids = false);
+    let dead = env.store().dead_letters().unwrap();
+    let activity = dead
+        .iter()
+        .find(|d| d.kind == DeadLetterKind::Activity)
+        .unwrap();
+    assert!(activity.outcome_unknown, "{activity:?}");
+    let write = dead
+        .iter()
+        .find(|d| d.kind == DeadLetterKind::FieldWrite)
+        .unwrap();
+
+    env.engine.retry_dead_letter(activity.id).unwrap();
+    let report = env.dispatch().await;
+    assert_eq!(
+        (report.activities_found, report.activities_logged),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_eq!(sf.tasks_for(&rid).len(), 1);
+
+    let discarded = env
+        .store()
+        .discard_dead_letter(write.id, "  ", chrono::Utc::now())
+        .unwrap_err()
+        .to_string();
+    assert!(discarded.contains("needs a reason"), "{discarded}");
+    env.store()
+        .discard_dead_letter(
+            write.id,
+            "notes fixed by hand in Salesforce",
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    assert!(env.store().dead_letters().unwrap().is_empty());
+    assert_eq!(env.store().outbox_counts().unwrap().dead_letters, 0);
+    let history = env.store().dead_letter_history().unwrap();
+    assert!(
+        format!("{:?}", history).contains("notes fixed by hand in Salesforce"),
+        "{history:?}"
+    );
 }

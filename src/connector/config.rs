@@ -370,8 +370,7 @@ impl ConnectionConfig {
                 message,
             };
             // NaN fails the range test too.
-            if !(MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND)
-                .contains(&r.requests_per_second)
+            if !(MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND).contains(&r.requests_per_second)
             {
                 return Err(invalid(format!(
                     "rate_limit.requests_per_second {} is out of range \

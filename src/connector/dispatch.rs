@@ -121,18 +121,19 @@ fn past_horizon<C: Connector>(
     at: DateTime<Utc>,
 ) -> bool {
     let horizon = connector.settings().give_up_after;
-    since.is_some_and(|since| {
-        (at - since)
-            .to_std()
-            .is_ok_and(|waited| waited >= horizon)
-    })
+    since.is_some_and(|since| (at - since).to_std().is_ok_and(|waited| waited >= horizon))
 }
 
 /// The message of an entry given up on at the horizon.
 fn gave_up(attempts: u32, since: Option<DateTime<Utc>>, at: DateTime<Utc>, last: &str) -> String {
     let waited = since
         .and_then(|since| (at - since).to_std().ok())
-        .map(|d| humantime_serde::re::humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string())
+        .map(|d| {
+            humantime_serde::re::humantime::format_duration(std::time::Duration::from_secs(
+                d.as_secs(),
+            ))
+            .to_string()
+        })
         .unwrap_or_else(|| "0s".into());
     format!("gave up after {waited} of transient errors ({attempts} attempts): {last}")
 }
@@ -192,7 +193,7 @@ async fn dispatch_writes<C: Connector>(
                         Failure::Undecodable(message) if attempts >= max_attempts => {
                             Some(format!("gave up after {attempts} attempts: {message}"))
                         }
-                        Failure::Transient(message)
+                        Failure::Transient(message) | Failure::Undecodable(message)
                             if past_horizon(connector, write.deferred_since, at) =>
                         {
                             Some(gave_up(attempts, write.deferred_since, at, message))
@@ -211,7 +212,14 @@ async fn dispatch_writes<C: Connector>(
                     } else {
                         let message = failure.message();
                         let when = retry_at(connector, write.attempts, at);
-                        log_deferral(conn, "field write", &write.record_id, write.deferred_since, message, when);
+                        log_deferral(
+                            conn,
+                            "field write",
+                            &write.record_id,
+                            write.deferred_since,
+                            message,
+                            when,
+                        );
                         store.mark_write_failed(conn, &write.record_id, message, when)?;
                         report.deferred += 1;
                     }
@@ -502,7 +510,9 @@ async fn dispatch_activities<C: Connector>(
                             permanent: true,
                         } => dead_letter_activity(store, conn, intent, message, false, report)?,
                         WriteResult::Rejected { message, .. } => {
-                            defer_activity(connector, store, conn, intent, &message, false, report)?;
+                            defer_activity(
+                                connector, store, conn, intent, &message, false, report,
+                            )?;
                         }
                         // An activity cannot be created in part: refused as a whole.
                         WriteResult::FieldsRejected { fields } => {
@@ -526,7 +536,12 @@ async fn dispatch_activities<C: Connector>(
                     if intent.deferred_since.is_none() {
                         tracing::warn!(connection = conn, conversation = %intent.conversation_id, error = %e, "activity create outcome unknown; it is looked up before it is sent again");
                     }
-                    store.mark_activity_unknown(conn, &intent.conversation_id, &e.to_string(), now)?;
+                    store.mark_activity_unknown(
+                        conn,
+                        &intent.conversation_id,
+                        &e.to_string(),
+                        now,
+                    )?;
                 }
             }
             // An answer that cannot be read: the Tasks may exist.
@@ -537,7 +552,15 @@ async fn dispatch_activities<C: Connector>(
             }
             Err(e) if e.is_transient() => {
                 for intent in &to_send {
-                    defer_activity(connector, store, conn, intent, &e.to_string(), false, report)?;
+                    defer_activity(
+                        connector,
+                        store,
+                        conn,
+                        intent,
+                        &e.to_string(),
+                        false,
+                        report,
+                    )?;
                 }
             }
             Err(e) => {
@@ -562,7 +585,14 @@ fn defer_activity<C: Connector>(
 ) -> Result<(), DispatchError> {
     let id = &intent.conversation_id;
     let when = retry_at(connector, intent.attempts, Utc::now());
-    log_deferral(connection, "activity", id, intent.deferred_since, error, when);
+    log_deferral(
+        connection,
+        "activity",
+        id,
+        intent.deferred_since,
+        error,
+        when,
+    );
     if may_exist {
         store.mark_activity_unknown(connection, id, error, when)?;
     } else {

@@ -60,8 +60,8 @@ pub use contacts::{crm_fingerprint, ContactRecord, EncodedContact, OutOfStep, Pr
 pub use conversations::AppliedConversation;
 pub use cursors::SyncCursor;
 pub use outbox::{
-    ActivityIntent, ActivityPayload, ActivityState, ConversationKind, DeadLetter, DeadLetterKind,
-    OutboxCounts, PendingWrite,
+    ActivityIntent, ActivityPayload, ActivityState, ConversationKind, DeadLetter, DeadLetterError,
+    DeadLetterKind, OutboxCounts, PendingWrite, Resolution,
 };
 
 use tables::{decode, encode};
@@ -379,20 +379,11 @@ impl Store {
         })
     }
 
-    /// Every dead letter, oldest first.
+    /// The open dead letters (not retried or discarded), oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.read(|tx| {
-            let mut out = Vec::new();
-            for entry in tx.dead.iter()? {
-                let (key, value) = entry?;
-                out.push(decode::<DeadLetter>(
-                    "dead_letters",
-                    &key.value().to_string(),
-                    value.value(),
-                )?);
-            }
-            Ok(out)
-        })
+        let mut all = self.dead_letter_history()?;
+        all.retain(DeadLetter::is_open);
+        Ok(all)
     }
 
     /// Up to `limit` recorded conflicts with an id above `after`, oldest first (all
@@ -430,9 +421,17 @@ impl Store {
         self.read(|tx| {
             let mut counts = OutboxCounts {
                 pending_writes: tx.pending.len()?,
-                dead_letters: tx.dead.len()?,
                 ..OutboxCounts::default()
             };
+            // Retried and discarded dead letters keep their rows: count the open ones.
+            for entry in tx.dead.iter()? {
+                let (key, value) = entry?;
+                let letter: DeadLetter =
+                    decode("dead_letters", &key.value().to_string(), value.value())?;
+                if letter.is_open() {
+                    counts.dead_letters += 1;
+                }
+            }
             // Only open intents are decoded; every other row is a done one.
             for entry in tx.pending.iter()? {
                 let (key, value) = entry?;
@@ -562,6 +561,7 @@ impl Store {
                     at,
                     field: None,
                     outcome_unknown: false,
+                    resolution: None,
                 })?;
             }
             Ok(())
@@ -722,6 +722,7 @@ impl Store {
                     at,
                     field: None,
                     outcome_unknown,
+                    resolution: None,
                 })?;
             }
             Ok(())
@@ -970,6 +971,7 @@ impl<'t> WriteTx<'t> {
             at,
             field: None,
             outcome_unknown: false,
+            resolution: None,
         })
     }
 
