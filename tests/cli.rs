@@ -364,13 +364,7 @@ fn outbox_retry_and_discard_act_on_dead_letters() {
     let view = ws.json(&["outbox"]);
     assert_eq!(view["counts"]["dead_letters"], 1, "{view}");
     assert_eq!(view["dead_letters"][0]["id"], 2, "{view}");
-    let discarded = ws.ok(&[
-        "outbox",
-        "discard",
-        "2",
-        "--reason",
-        "n/a is a placeholder",
-    ]);
+    let discarded = ws.ok(&["outbox", "discard", "2", "--reason", "n/a is a placeholder"]);
     let listed = ws.ok(&["outbox"]);
     insta::assert_snapshot!(format!(
         "$ crmsync outbox retry 1  (the notes are no number yet)\n{still_fails}\
@@ -384,10 +378,15 @@ fn outbox_retry_and_discard_act_on_dead_letters() {
     assert_eq!(history.len(), 1, "{history:?}");
 
     let again = ws.bad(&["outbox", "retry", "1"]);
-    assert!(again.contains("dead letter #1 was already retried at"), "{again}");
+    assert!(
+        again.contains("dead letter #1 was already retried at"),
+        "{again}"
+    );
     let again = ws.bad(&["outbox", "discard", "2", "--reason", "twice"]);
     assert!(again.contains("already discarded"), "{again}");
-    assert!(ws.bad(&["outbox", "retry", "9"]).contains("no dead letter #9"));
+    assert!(ws
+        .bad(&["outbox", "retry", "9"])
+        .contains("no dead letter #9"));
     let none = ws.ok(&["outbox", "retry", "--all"]);
     assert_eq!(none, "retried 0, not retried 0\n");
 }

@@ -33,3 +33,6 @@ mod call_outcomes;
 
 #[path = "daemon/conflicts.rs"]
 mod conflicts;
+
+#[path = "daemon/outbox.rs"]
+mod outbox;

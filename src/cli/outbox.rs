@@ -188,7 +188,11 @@ fn human(view: &serde_json::Value) -> String {
         if let Some(err) = w["last_error"].as_str() {
             let _ = write!(out, " [attempts {}, last error: {err}", w["attempts"]);
             if w["deferred_since"].is_string() {
-                let _ = write!(out, "; deferred, next attempt {}", str_of(&w["next_attempt_at"]));
+                let _ = write!(
+                    out,
+                    "; deferred, next attempt {}",
+                    str_of(&w["next_attempt_at"])
+                );
             }
             out.push(']');
         }

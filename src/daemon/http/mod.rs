@@ -8,6 +8,7 @@
 //! | `GET /v1/contacts`, `GET/PATCH /v1/contacts/{phone}` | bearer |
 //! | `POST/GET /v1/sync` | bearer |
 //! | `GET /v1/conflicts` | bearer |
+//! | `GET /v1/outbox`, `POST /v1/outbox/dead-letters/...` (retry, retry-all, discard) | bearer |
 //! | `GET /healthz`, `GET /metrics` | none |
 //!
 //! Bodies larger than the configured limit are refused with 413 before any handler runs.
@@ -21,6 +22,7 @@ pub mod events;
 pub mod health;
 pub mod inbound;
 pub mod metrics;
+pub mod outbox;
 pub mod retell;
 pub mod sync;
 
@@ -45,6 +47,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/conversations", post(conversations::post))
         .route("/sync", post(sync::start).get(sync::status))
         .route("/conflicts", get(conflicts::list))
+        .merge(outbox::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,
