@@ -201,13 +201,13 @@ pub fn classify_salesforce(status: StatusCode, headers: &HeaderMap, body: &[u8])
             sent: false,
             reason: format!("403 {message}"),
         },
-        // Salesforce itself never sends these, a proxy in front of it may: the request was
-        // not handled, so it is tried again rather than dead-lettered.
-        408 | 429 => Verdict::Retry {
+        // A proxy in front of Salesforce gave up waiting for the request: nothing was done,
+        // so it is tried again rather than dead-lettered.
+        408 => Verdict::Retry {
             hint: retry_after(headers),
-            pause_connection: status.as_u16() == 429,
+            pause_connection: false,
             sent: false,
-            reason: format!("{} {message}", status.as_u16()),
+            reason: format!("408 {message}"),
         },
         400 if message.contains("UNABLE_TO_LOCK_ROW") => Verdict::Retry {
             hint: None,
@@ -334,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_timeout_or_a_proxy_429_is_retried_not_refused() {
+    fn a_request_timeout_is_retried_not_refused() {
         for status in [StatusCode::REQUEST_TIMEOUT, StatusCode::TOO_MANY_REQUESTS] {
             assert!(
                 matches!(
