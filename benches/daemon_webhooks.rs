@@ -163,6 +163,7 @@ async fn over_http(engine: Arc<Engine>, bodies: Vec<String>, group_commit: bool)
         sync_interval: Duration::from_secs(3600),
         dispatch_interval: Duration::from_secs(3600),
         chat_number_keys: Vec::new(),
+        limits: Default::default(),
     })
     .await
     .expect("daemon");

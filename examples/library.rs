@@ -58,7 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let report = engine.apply_conversation_blocking(&event, &FallbackMerger)?;
                 println!("conversation: {}", serde_json::to_string(&report)?);
             }
-            ResolvedEvent::NoNumber(report) => println!("not applied: {}", report.reason),
+            ResolvedEvent::NoNumber(report) => {
+                println!("not applied: {}", serde_json::to_string(&report)?)
+            }
         }
     }
 

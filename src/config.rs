@@ -126,6 +126,20 @@ pub struct ServerSettings {
     pub retell_api_key_env: SecretEnv,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub body_limit: usize,
+    /// Time a client has to send a request's head (request line and headers), from when the
+    /// connection is opened or its previous response was sent; then the connection is closed.
+    /// Also how long an idle keep-alive connection stays open.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's whole body, once its head arrived; then 408.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Open connections served at once; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// After SIGTERM/SIGINT, the longest the daemon waits for requests in flight and the
+    /// background sync and dispatch before it closes what is left and exits.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -135,6 +149,10 @@ impl Default for ServerSettings {
             api_token_env: SecretEnv("CRMSYNC_API_TOKEN".to_string()),
             retell_api_key_env: SecretEnv("RETELL_API_KEY".to_string()),
             body_limit: 1024 * 1024,
+            header_read_timeout: crate::daemon::serve::Limits::DEFAULT.header_read_timeout,
+            body_read_timeout: crate::daemon::serve::Limits::DEFAULT.body_read_timeout,
+            max_connections: crate::daemon::serve::Limits::DEFAULT.max_connections,
+            shutdown_timeout: crate::daemon::serve::Limits::DEFAULT.shutdown_timeout,
         }
     }
 }
@@ -423,6 +441,24 @@ impl Config {
                 "expected a size in bytes of at least 1024".to_string(),
             ));
         }
+        for (key, duration) in [
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.body_read_timeout", self.server.body_read_timeout),
+            ("server.shutdown_timeout", self.server.shutdown_timeout),
+        ] {
+            if duration.is_zero() {
+                return Err(invalid(key, "expected a duration above zero".to_string()));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "expected at least 1".to_string(),
+            ));
+        }
         for (key, env) in [
             ("server.api_token_env", &self.server.api_token_env),
             ("server.retell_api_key_env", &self.server.retell_api_key_env),
@@ -574,6 +610,49 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn server_limits_parse_as_durations_and_are_checked() {
+        let config = parse(
+            "server:\n  header_read_timeout: 5s\n  body_read_timeout: 1m\n  max_connections: 64\n\
+             \x20 shutdown_timeout: 500ms\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.server.body_read_timeout, Duration::from_secs(60));
+        assert_eq!(config.server.max_connections, 64);
+        assert_eq!(config.server.shutdown_timeout, Duration::from_millis(500));
+        let defaults = ServerSettings::default();
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.max_connections, 1024);
+        assert_eq!(defaults.shutdown_timeout, Duration::from_secs(20));
+        for (text, key) in [
+            (
+                "server:\n  header_read_timeout: 0s\n",
+                "server.header_read_timeout",
+            ),
+            (
+                "server:\n  body_read_timeout: 0s\n",
+                "server.body_read_timeout",
+            ),
+            (
+                "server:\n  shutdown_timeout: 0s\n",
+                "server.shutdown_timeout",
+            ),
+            ("server:\n  max_connections: 0\n", "server.max_connections"),
+            (
+                "server:\n  header_read_timeout: 10\n",
+                "server.header_read_timeout",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("crmsync.yaml: {key}:")),
+                "{text}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -157,13 +157,6 @@ fn sample_events(examples: &Path) -> Result<Vec<(String, SampleEvent)>, DemoErro
     Ok(events)
 }
 
-fn sample_id(sample: &SampleEvent) -> String {
-    match sample {
-        SampleEvent::Retell(event) => event.id().to_string(),
-        SampleEvent::Generic(event) => event.id.clone(),
-    }
-}
-
 /// The sample CRM records of `examples/records/<file>`.
 fn sample_records(examples: &Path, file: &str) -> Result<Vec<Json>, DemoError> {
     let path = examples.join("records").join(file);
@@ -387,7 +380,7 @@ async fn run_one(
                 .map_err(|err| runtime(format!("{file}: {err}")))?
             {
                 ResolvedEvent::Ready(event) => Ok(event),
-                ResolvedEvent::NoNumber(report) => Err(report.reason),
+                ResolvedEvent::NoNumber(report) => Err(report),
             },
         };
         let report = match event.map(just_ended) {
@@ -395,13 +388,7 @@ async fn run_one(
                 .apply_conversation(&event, &FallbackMerger)
                 .await
                 .map_err(|err| runtime(format!("{file}: {err}")))?,
-            Err(reason) => ConversationReport {
-                conversation_id: sample_id(sample),
-                outcome: ConversationOutcome::NoNumber { reason },
-                field_errors: Vec::new(),
-                merge_fallbacks: Vec::new(),
-                stale: Vec::new(),
-            },
+            Err(report) => report,
         };
         let changed_values = match &report.outcome {
             ConversationOutcome::Applied { phone, changed, .. } => {

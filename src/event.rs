@@ -48,6 +48,10 @@ impl Direction {
 /// One finished, analysed conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationEvent {
+    /// The conversation's unique id: a second event with the same id is "already applied". A
+    /// blank one is refused when read, or every later blank-id event would count as a
+    /// redelivery of the first and never be applied.
+    #[serde(deserialize_with = "conversation_id")]
     pub id: String,
     pub kind: ConversationKind,
     pub direction: Direction,
@@ -203,6 +207,25 @@ impl CallOutcome {
     }
 }
 
+/// Why a conversation id is refused, for every route that reads one (the caller prefixes the
+/// field's path).
+pub const BLANK_ID: &str =
+    "is blank: every event needs its own id (a second event with the same id is a no-op)";
+
+/// Whether `id` can identify a conversation.
+pub fn is_usable_id(id: &str) -> bool {
+    !id.trim().is_empty()
+}
+
+fn conversation_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let id = String::deserialize(d)?;
+    if is_usable_id(&id) {
+        Ok(id)
+    } else {
+        Err(serde::de::Error::custom(BLANK_ID))
+    }
+}
+
 fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     let json = serde_json::Value::deserialize(d)?;
     if json.is_null() {
@@ -334,6 +357,22 @@ mod tests {
             serde_json::from_value(json!({"id": "c", "kind": "chat", "direction": "inbound"}))
                 .unwrap();
         assert_eq!((chat.call_outcome(), chat.connected()), (None, true));
+    }
+
+    #[test]
+    fn a_blank_id_is_refused() {
+        for id in ["", " ", "\t\n"] {
+            let err = serde_json::from_value::<ConversationEvent>(
+                json!({"id": id, "kind": "call", "direction": "inbound"}),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("is blank"), "{id:?}: {err}");
+        }
+        let err = serde_json::from_value::<ConversationEvent>(
+            json!({"kind": "call", "direction": "inbound"}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("missing field `id`"), "{err}");
     }
 
     #[test]

@@ -215,6 +215,44 @@ fn analyze_applies_once_and_queues_intents() {
 }
 
 #[test]
+fn analyze_refuses_an_event_without_an_id() {
+    let ws = Workspace::new();
+    let generic = |id: Option<&str>| {
+        let mut event = serde_json::json!({"kind": "call", "direction": "inbound",
+            "from_number": "+14155550123", "analysis": {"customer_notes": "no id"}});
+        if let Some(id) = id {
+            event["id"] = serde_json::json!(id);
+        }
+        event.to_string()
+    };
+    for (name, body, field) in [
+        ("missing.json", generic(None), "id"),
+        ("empty.json", generic(Some("")), "`id`"),
+        ("blank.json", generic(Some("  ")), "`id`"),
+        (
+            "call.json",
+            serde_json::json!({"event": "call_analyzed", "call": {"call_id": " ",
+                "direction": "inbound", "from_number": "+14155550123"}})
+            .to_string(),
+            "call.call_id",
+        ),
+        (
+            "chat.json",
+            serde_json::json!({"event": "chat_analyzed", "chat": {"chat_id": "",
+                "metadata": {"customer_phone": "+14155550123"}}})
+            .to_string(),
+            "chat.chat_id",
+        ),
+    ] {
+        ws.write(name, &body);
+        let err = ws.bad(&["analyze", name]);
+        assert!(err.contains(name), "{name}: {err}");
+        assert!(err.contains(field), "{name}: {err}");
+    }
+    assert_eq!(ws.contact_count(), 0);
+}
+
+#[test]
 fn an_outbound_value_that_cannot_be_computed_is_listed_by_outbox() {
     let ws = Workspace::new();
     let rules = RULES.replace(

@@ -36,3 +36,9 @@ mod conflicts;
 
 #[path = "daemon/outbox.rs"]
 mod outbox;
+
+#[path = "daemon/event_ids.rs"]
+mod event_ids;
+
+#[path = "daemon/slow_clients.rs"]
+mod slow_clients;

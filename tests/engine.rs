@@ -147,7 +147,7 @@ mod store {
             tx.put_contact(&crmsync::store::ContactRecord::new(ADA, Utc::now()))?;
             tx.enqueue_write(
                 "salesforce",
-                "003A",
+                "003A00000000000AAA",
                 ADA,
                 BTreeMap::from([("X".into(), json!(1))]),
                 Utc::now(),
@@ -166,11 +166,11 @@ mod store {
         let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
         let c1 = SyncCursor {
             modstamp: t0,
-            last_id: "003B".into(),
+            last_id: "003B00000000000AAA".into(),
         };
         let c0 = SyncCursor {
             modstamp: t0,
-            last_id: "003A".into(),
+            last_id: "003A00000000000AAA".into(),
         };
         let c2 = SyncCursor {
             modstamp: t0 + Duration::seconds(1),
@@ -196,7 +196,12 @@ mod store {
         f.engine
             .import_page(
                 "salesforce",
-                &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                &[sf(
+                    "003A00000000000AAA",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({}),
+                )],
                 None,
             )
             .unwrap();
@@ -204,14 +209,14 @@ mod store {
             .write(|tx| {
                 tx.enqueue_write(
                     "salesforce",
-                    "003A",
+                    "003A00000000000AAA",
                     ADA,
                     BTreeMap::from([("A".into(), json!(1)), ("B".into(), json!("x"))]),
                     now,
                 )?;
                 tx.enqueue_write(
                     "salesforce",
-                    "003A",
+                    "003A00000000000AAA",
                     ADA,
                     BTreeMap::from([("A".into(), json!(2))]),
                     now,
@@ -232,7 +237,7 @@ mod store {
             .write(|tx| {
                 tx.enqueue_write(
                     "salesforce",
-                    "003A",
+                    "003A00000000000AAA",
                     ADA,
                     BTreeMap::from([("A".into(), json!(3))]),
                     now,
@@ -240,7 +245,7 @@ mod store {
             })
             .unwrap();
         store
-            .mark_write_sent("salesforce", &[("003A".into(), sent)], now)
+            .mark_write_sent("salesforce", &[("003A00000000000AAA".into(), sent)], now)
             .unwrap();
         let left = store.pending_writes(Some("salesforce")).unwrap();
         assert_eq!(left.len(), 1);
@@ -252,19 +257,24 @@ mod store {
         // Failure → not due until the retry time; then dead-lettered with the CRM's message.
         let later = now + Duration::seconds(30);
         store
-            .mark_write_failed("salesforce", "003A", "HTTP 503", later)
+            .mark_write_failed("salesforce", "003A00000000000AAA", "HTTP 503", later)
             .unwrap();
         assert!(store.due_writes("salesforce", now, 10).unwrap().is_empty());
         let due = store.due_writes("salesforce", later, 10).unwrap();
         assert_eq!(due[0].attempts, 1);
         assert_eq!(due[0].last_error.as_deref(), Some("HTTP 503"));
         store
-            .dead_letter_write("salesforce", "003A", "INVALID_FIELD: A", later)
+            .dead_letter_write(
+                "salesforce",
+                "003A00000000000AAA",
+                "INVALID_FIELD: A",
+                later,
+            )
             .unwrap();
         assert!(store.pending_writes(None).unwrap().is_empty());
         let dead = store.dead_letters().unwrap();
         assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].key, "003A");
+        assert_eq!(dead[0].key, "003A00000000000AAA");
         assert_eq!(dead[0].message, "INVALID_FIELD: A");
         assert_eq!(dead[0].payload, json!({"A": 3}));
         assert_eq!(store.outbox_counts().unwrap().dead_letters, 1);
@@ -278,7 +288,12 @@ mod store {
         engine
             .import_page(
                 "salesforce",
-                &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                &[sf(
+                    "003A00000000000AAA",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({}),
+                )],
                 None,
             )
             .unwrap();
@@ -288,7 +303,7 @@ mod store {
         let now = Utc::now() + Duration::seconds(1);
         let due = store.due_activities("salesforce", now, 10).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].record_id, "003A");
+        assert_eq!(due[0].record_id, "003A00000000000AAA");
         assert_eq!(due[0].payload.duration_ms, Some(180000));
         assert_eq!(due[0].payload.direction, "inbound");
         assert_eq!(due[0].state, ActivityState::Pending);
@@ -358,7 +373,12 @@ mod store {
         engine
             .import_page(
                 "salesforce",
-                &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+                &[sf(
+                    "003A00000000000AAA",
+                    json!(ADA),
+                    "2026-11-20T10:00:00Z",
+                    json!({}),
+                )],
                 None,
             )
             .unwrap();
@@ -390,7 +410,12 @@ mod inbound {
     fn import_ada_and_change_lead_status(e: &Engine) {
         e.import_page(
             "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -407,13 +432,13 @@ mod inbound {
                 "salesforce",
                 &[
                     sf(
-                        "003A",
+                        "003A00000000000AAA",
                         json!("(415) 555-0101"),
                         "2026-11-20T10:00:00.000+0000",
                         json!({"Renewal_Date__c": "2027-03-31"}),
                     ),
                     sf(
-                        "003B",
+                        "003B00000000000AAA",
                         json!("+1 212 555 0102"),
                         "2026-11-20T10:00:00Z",
                         json!({"FirstName": "Grace", "Lead_Status__c": "Nurture"}),
@@ -441,7 +466,7 @@ mod inbound {
             ada.fields["renewal_date"],
             Value::Date(chrono::NaiveDate::from_ymd_opt(2027, 3, 31).unwrap())
         );
-        assert_eq!(ada.links["salesforce"], "003A");
+        assert_eq!(ada.links["salesforce"], "003A00000000000AAA");
         assert_eq!(
             ada.provenance["email"].source,
             Source::Inbound {
@@ -450,7 +475,7 @@ mod inbound {
         );
         assert_eq!(
             e.store()
-                .phone_for_record("salesforce", "003A")
+                .phone_for_record("salesforce", "003A00000000000AAA")
                 .unwrap()
                 .as_deref(),
             Some(ADA)
@@ -465,7 +490,7 @@ mod inbound {
             .import_page(
                 "salesforce",
                 &[sf(
-                    "003A",
+                    "003A00000000000AAA",
                     json!("(415) 555-0101"),
                     "2026-11-20T10:00:00.000+0000",
                     json!({"Renewal_Date__c": "2027-03-31"}),
@@ -484,9 +509,24 @@ mod inbound {
             .import_page(
                 "salesforce",
                 &[
-                    sf("003A", json!(null), "2026-11-20T10:00:00Z", json!({})),
-                    sf("003B", json!("555-01"), "2026-11-20T10:00:00Z", json!({})),
-                    sf("003C", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
+                    sf(
+                        "003A00000000000AAA",
+                        json!(null),
+                        "2026-11-20T10:00:00Z",
+                        json!({}),
+                    ),
+                    sf(
+                        "003B00000000000AAA",
+                        json!("555-01"),
+                        "2026-11-20T10:00:00Z",
+                        json!({}),
+                    ),
+                    sf(
+                        "003C00000000000AAA",
+                        json!(ADA),
+                        "2026-11-20T10:00:00Z",
+                        json!({}),
+                    ),
                     json!({"Phone": "+12125550102"}),
                 ],
                 None,
@@ -498,7 +538,7 @@ mod inbound {
             .iter()
             .map(|s| s.record_id.as_str())
             .collect();
-        assert_eq!(skipped, ["#3", "003A", "003B"]);
+        assert_eq!(skipped, ["#3", "003A00000000000AAA", "003B00000000000AAA"]);
         assert!(
             report.skipped[1].reason.contains("no phone"),
             "{:?}",
@@ -520,7 +560,7 @@ mod inbound {
             .import_page(
                 "salesforce",
                 &[sf(
-                    "003A",
+                    "003A00000000000AAA",
                     json!(ADA),
                     "2026-11-20T10:00:00Z",
                     json!({"AnnualRevenue": "a lot", "Renewal_Date__c": "next spring"}),
@@ -538,8 +578,8 @@ mod inbound {
         assert_eq!(
             errors,
             [
-                ("003A", "deal_size", &json!("a lot")),
-                ("003A", "renewal_date", &json!("next spring"))
+                ("003A00000000000AAA", "deal_size", &json!("a lot")),
+                ("003A00000000000AAA", "renewal_date", &json!("next spring"))
             ]
         );
         let ada = f.engine.store().contact(ADA).unwrap().unwrap();
@@ -556,13 +596,13 @@ mod inbound {
                 "salesforce",
                 &[
                     sf(
-                        "003NEW",
+                        "003NEW000000000AAA",
                         json!(ADA),
                         "2026-11-20T12:00:00Z",
                         json!({"FirstName": "Newest"}),
                     ),
                     sf(
-                        "003OLD",
+                        "003OLD000000000AAA",
                         json!("415-555-0101"),
                         "2026-11-20T08:00:00Z",
                         json!({"FirstName": "Oldest"}),
@@ -573,18 +613,18 @@ mod inbound {
             .unwrap();
         assert_eq!(report.created, 1);
         assert_eq!(report.duplicates.len(), 1);
-        assert_eq!(report.duplicates[0].record_id, "003OLD");
-        assert_eq!(report.duplicates[0].kept_record_id, "003NEW");
+        assert_eq!(report.duplicates[0].record_id, "003OLD000000000AAA");
+        assert_eq!(report.duplicates[0].kept_record_id, "003NEW000000000AAA");
         let ada = e.store().contact(ADA).unwrap().unwrap();
         assert_eq!(ada.fields["first_name"], s("Newest"));
-        assert_eq!(ada.links["salesforce"], "003NEW");
+        assert_eq!(ada.links["salesforce"], "003NEW000000000AAA");
 
         // Across pages: an older record loses, a newer one takes over the link.
         let older = e
             .import_page(
                 "salesforce",
                 &[sf(
-                    "003OTHER",
+                    "003OTHER0000000AAA",
                     json!(ADA),
                     "2026-11-19T00:00:00Z",
                     json!({"FirstName": "Older"}),
@@ -592,7 +632,7 @@ mod inbound {
                 None,
             )
             .unwrap();
-        assert_eq!(older.duplicates[0].record_id, "003OTHER");
+        assert_eq!(older.duplicates[0].record_id, "003OTHER0000000AAA");
         assert_eq!(
             e.store().contact(ADA).unwrap().unwrap().fields["first_name"],
             s("Newest")
@@ -601,7 +641,7 @@ mod inbound {
             .import_page(
                 "salesforce",
                 &[sf(
-                    "003LATEST",
+                    "003LATEST000000AAA",
                     json!(ADA),
                     "2026-11-21T00:00:00Z",
                     json!({"FirstName": "Latest"}),
@@ -609,12 +649,16 @@ mod inbound {
                 None,
             )
             .unwrap();
-        assert_eq!(newer.duplicates[0].record_id, "003NEW");
+        assert!(newer.duplicates.is_empty(), "{newer:?}");
+        assert_eq!(newer.updated, 1, "{newer:?}");
+        assert_eq!(newer.displaced[0].record_id, "003NEW000000000AAA");
         let ada = e.store().contact(ADA).unwrap().unwrap();
         assert_eq!(ada.fields["first_name"], s("Latest"));
-        assert_eq!(ada.links["salesforce"], "003LATEST");
+        assert_eq!(ada.links["salesforce"], "003LATEST000000AAA");
         assert_eq!(
-            e.store().phone_for_record("salesforce", "003NEW").unwrap(),
+            e.store()
+                .phone_for_record("salesforce", "003NEW000000000AAA")
+                .unwrap(),
             None
         );
     }
@@ -627,7 +671,7 @@ mod inbound {
         let intent = |summary: &str| ActivityIntent {
             connection: "salesforce".into(),
             conversation_id: "call_1".into(),
-            record_id: "003A".into(),
+            record_id: "003A00000000000AAA".into(),
             phone: ADA.into(),
             payload: ActivityPayload {
                 conversation_id: "call_1".into(),
@@ -686,7 +730,12 @@ mod inbound {
 
         e.import_page(
             "salesforce",
-            &[sf("003A", json!(GRACE), "2026-11-20T11:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(GRACE),
+                "2026-11-20T11:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -696,10 +745,10 @@ mod inbound {
         // The old contact keeps its data.
         assert_eq!(old.fields["first_name"], s("Ada"));
         let new = store.contact(GRACE).unwrap().unwrap();
-        assert_eq!(new.links["salesforce"], "003A");
+        assert_eq!(new.links["salesforce"], "003A00000000000AAA");
         assert_eq!(
             store
-                .phone_for_record("salesforce", "003A")
+                .phone_for_record("salesforce", "003A00000000000AAA")
                 .unwrap()
                 .as_deref(),
             Some(GRACE)
@@ -716,7 +765,7 @@ mod inbound {
         e.import_page(
             "salesforce",
             &[sf(
-                "003A",
+                "003A00000000000AAA",
                 json!(ADA),
                 "2026-11-20T10:00:00Z",
                 json!({"DoNotCall": true, "AnnualRevenue": "lots"}),
@@ -731,7 +780,7 @@ mod inbound {
         e.import_page(
             "salesforce",
             &[sf(
-                "003A",
+                "003A00000000000AAA",
                 json!(ADA),
                 "2026-11-20T11:00:00Z",
                 json!({"DoNotCall": false}),
@@ -760,7 +809,7 @@ mod inbound {
         store
             .mark_write_sent(
                 "salesforce",
-                &[("003A".into(), due[0].fields.clone())],
+                &[("003A00000000000AAA".into(), due[0].fields.clone())],
                 Utc::now(),
             )
             .unwrap();
@@ -770,7 +819,7 @@ mod inbound {
         // The poll reads our earlier write back (an echo): the newer local value stays, and the
         // pending write is untouched.
         let echo = sf(
-            "003A",
+            "003A00000000000AAA",
             json!(ADA),
             "2026-11-20T10:05:00Z",
             json!({"Lead_Status__c": "Working - Contacted"}),
@@ -791,7 +840,7 @@ mod inbound {
         store
             .mark_write_sent(
                 "salesforce",
-                &[("003A".into(), pending[0].fields.clone())],
+                &[("003A00000000000AAA".into(), pending[0].fields.clone())],
                 Utc::now(),
             )
             .unwrap();
@@ -799,7 +848,7 @@ mod inbound {
             .import_page(
                 "salesforce",
                 &[sf(
-                    "003A",
+                    "003A00000000000AAA",
                     json!(ADA),
                     "2026-11-20T10:06:00Z",
                     json!({"Lead_Status__c": "Closed - Converted"}),
@@ -813,7 +862,7 @@ mod inbound {
         e.import_page(
             "salesforce",
             &[sf(
-                "003A",
+                "003A00000000000AAA",
                 json!(ADA),
                 "2026-11-20T11:00:00Z",
                 json!({"Lead_Status__c": "Working - Contacted"}),
@@ -836,20 +885,30 @@ mod inbound {
         let e = &f.engine;
         e.import_page(
             "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
         assert_eq!(
-            e.unlink("salesforce", &["003A".into(), "003UNKNOWN".into()])
-                .unwrap(),
+            e.unlink(
+                "salesforce",
+                &["003A00000000000AAA".into(), "003UNKNOWN00000AAA".into()]
+            )
+            .unwrap(),
             1
         );
         let ada = e.store().contact(ADA).unwrap().unwrap();
         assert!(ada.links.is_empty());
         assert_eq!(ada.fields["first_name"], s("Ada"));
         assert_eq!(
-            e.store().phone_for_record("salesforce", "003A").unwrap(),
+            e.store()
+                .phone_for_record("salesforce", "003A00000000000AAA")
+                .unwrap(),
             None
         );
         let report = e
@@ -866,18 +925,23 @@ mod inbound {
         let t = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
         let c1 = SyncCursor {
             modstamp: t,
-            last_id: "003A".into(),
+            last_id: "003A00000000000AAA".into(),
         };
         e.import_page(
             "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             Some(&c1),
         )
         .unwrap();
         assert_eq!(e.store().cursor("salesforce").unwrap(), Some(c1.clone()));
         let back = SyncCursor {
             modstamp: t - Duration::hours(1),
-            last_id: "003Z".into(),
+            last_id: "003Z00000000000AAA".into(),
         };
         e.import_page("salesforce", &[], Some(&back)).unwrap();
         assert_eq!(e.store().cursor("salesforce").unwrap(), Some(c1));
@@ -911,14 +975,24 @@ mod inbound {
     #[test]
     fn a_page_prepared_on_another_thread_commits_like_import_page() {
         let page = vec![
-            sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
             sf(
-                "003B",
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003B00000000000AAA",
                 json!("415-555-0101"),
                 "2026-11-20T09:00:00Z",
                 json!({}),
             ),
-            sf("003C", json!(null), "2026-11-20T10:00:00Z", json!({})),
+            sf(
+                "003C00000000000AAA",
+                json!(null),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
         ];
         let direct = fixture(Some("salesforce"));
         let expected = direct
@@ -972,13 +1046,13 @@ mod inbound {
         // and phones already in the store (so a contact built ahead must be thrown away).
         let stored = vec![
             sf(
-                "003S",
+                "003S00000000000AAA",
                 json!("415-555-0103"),
                 "2026-11-19T10:00:00Z",
                 json!({}),
             ),
             sf(
-                "003T",
+                "003T00000000000AAA",
                 json!("415-555-0104"),
                 "2026-11-19T10:00:00Z",
                 json!({"FirstName": "Tess"}),
@@ -986,32 +1060,37 @@ mod inbound {
         ];
         let page = vec![
             sf(
-                "003A",
+                "003A00000000000AAA",
                 json!(ADA),
                 "2026-11-20T10:00:00Z",
                 json!({"AnnualRevenue": "lots"}),
             ),
             sf(
-                "003B",
+                "003B00000000000AAA",
                 json!("415-555-0103"),
                 "2026-11-20T09:00:00Z",
                 json!({"LastName": "Byron"}),
             ),
-            sf("003C", json!(null), "2026-11-20T10:00:00Z", json!({})),
             sf(
-                "003D",
+                "003C00000000000AAA",
+                json!(null),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003D00000000000AAA",
                 json!(ADA),
                 "2026-11-20T11:00:00Z",
                 json!({"FirstName": "Augusta"}),
             ),
             sf(
-                "003T",
+                "003T00000000000AAA",
                 json!("415-555-0105"),
                 "2026-11-20T10:00:00Z",
                 json!({}),
             ),
             sf(
-                "003E",
+                "003E00000000000AAA",
                 json!("415-555-0106"),
                 "2026-11-20T10:00:00Z",
                 json!({"DoNotCall": true, "AnnualRevenue": "a lot"}),
@@ -1031,7 +1110,9 @@ mod inbound {
         assert_eq!(expected_report.created, 3, "{expected_report:?}");
         assert_eq!(expected_report.updated, 1, "{expected_report:?}");
         assert_eq!(expected_report.field_errors.len(), 1);
-        assert_eq!(expected_report.duplicates.len(), 2);
+        // One loses within the page; one record linked before is displaced by a newer one.
+        assert_eq!(expected_report.duplicates.len(), 1, "{expected_report:?}");
+        assert_eq!(expected_report.displaced.len(), 1, "{expected_report:?}");
         assert_eq!(expected_report.skipped.len(), 1);
         for fresh in 1..=page.len() + 1 {
             let (report, contents, f) = run(fresh);
@@ -1048,10 +1129,20 @@ mod inbound {
         // Page 2 repeats a phone of page 1 (newer and older records) and moves a record of
         // page 1 to a new phone: contacts built ahead meet phones the batch already wrote.
         let page1 = vec![
-            sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({})),
-            sf("003B", json!(GRACE), "2026-11-20T10:00:00Z", json!({})),
             sf(
-                "003C",
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003B00000000000AAA",
+                json!(GRACE),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003C00000000000AAA",
                 json!("415-555-0103"),
                 "2026-11-20T10:00:00Z",
                 json!({}),
@@ -1059,20 +1150,25 @@ mod inbound {
         ];
         let page2 = vec![
             sf(
-                "003D",
+                "003D00000000000AAA",
                 json!(ADA),
                 "2026-11-20T11:00:00Z",
                 json!({"FirstName": "Augusta"}),
             ),
-            sf("003E", json!(GRACE), "2026-11-20T09:00:00Z", json!({})),
             sf(
-                "003C",
+                "003E00000000000AAA",
+                json!(GRACE),
+                "2026-11-20T09:00:00Z",
+                json!({}),
+            ),
+            sf(
+                "003C00000000000AAA",
                 json!("415-555-0104"),
                 "2026-11-20T12:00:00Z",
                 json!({}),
             ),
             sf(
-                "003F",
+                "003F00000000000AAA",
                 json!("415-555-0105"),
                 "2026-11-20T10:00:00Z",
                 json!({"AnnualRevenue": "a lot"}),
@@ -1103,12 +1199,13 @@ mod inbound {
             .unwrap();
         assert_eq!(report, expected_report);
         assert_eq!(report.created, 5, "{report:?}");
-        assert_eq!(report.duplicates.len(), 2, "{report:?}");
+        assert_eq!(report.duplicates.len(), 1, "{report:?}");
+        assert_eq!(report.displaced.len(), 1, "{report:?}");
         assert_eq!(contents(engine), contents(&expected.engine));
         assert_eq!(
             engine
                 .store()
-                .phone_for_record("salesforce", "003C")
+                .phone_for_record("salesforce", "003C00000000000AAA")
                 .unwrap(),
             Some("+14155550104".to_string())
         );
@@ -1138,13 +1235,13 @@ mod inbound {
         // The same page with every other key removed imports to the same store.
         let full = vec![
             sf(
-                "003A",
+                "003A00000000000AAA",
                 json!(ADA),
                 "2026-11-20T10:00:00Z",
                 json!({"Title": "CEO"}),
             ),
             sf(
-                "003B",
+                "003B00000000000AAA",
                 json!(GRACE),
                 "2026-11-20T10:00:00Z",
                 json!({"AnnualRevenue": "lots"}),
@@ -1185,7 +1282,7 @@ mod analysis {
             .import_page(
                 "salesforce",
                 &[sf(
-                    "003A",
+                    "003A00000000000AAA",
                     json!(ADA),
                     "2026-11-20T10:00:00Z",
                     json!({"Email": "ada@old.example"}),
@@ -1781,7 +1878,7 @@ mod analysis {
         e.import_page(
             "salesforce",
             &[sf(
-                "003A",
+                "003A00000000000AAA",
                 json!(ADA),
                 "2026-11-21T12:00:00Z",
                 json!({"Lead_Status__c": "Closed - Converted"}),
@@ -1825,7 +1922,7 @@ mod analysis {
         e.import_page(
             "salesforce",
             &[sf(
-                "003A",
+                "003A00000000000AAA",
                 json!(ADA),
                 "2026-11-20T10:00:00Z",
                 json!({"Lead_Status__c": "Closed - Converted"}),
@@ -2020,7 +2117,12 @@ mod manual_and_vars {
         let e = &f.engine;
         e.import_page(
             "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -2167,7 +2269,12 @@ fn a_guarded_outbound_mapping_is_pushed_when_its_guard_holds() {
     engine
         .import_page(
             "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -2208,7 +2315,12 @@ fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
     engine
         .import_page(
             "salesforce",
-            &[sf("003A", json!(ADA), "2026-11-20T10:00:00Z", json!({}))],
+            &[sf(
+                "003A00000000000AAA",
+                json!(ADA),
+                "2026-11-20T10:00:00Z",
+                json!({}),
+            )],
             None,
         )
         .unwrap();
@@ -2227,7 +2339,7 @@ fn an_outbound_mapping_that_fails_to_evaluate_is_a_dead_letter_not_silence() {
         crmsync::store::DeadLetterKind::OutboundMapping
     );
     assert_eq!(dead[0].connection, "salesforce");
-    assert_eq!(dead[0].key, "003A");
+    assert_eq!(dead[0].key, "003A00000000000AAA");
     assert_eq!(dead[0].phone.as_deref(), Some(ADA));
     assert_eq!(
         dead[0].payload,

@@ -52,17 +52,21 @@ pub fn run(global: &GlobalOpts, args: AnalyzeArgs) -> CliResult {
                 if global.json {
                     return print_json(&report);
                 }
-                println!(
-                    "conversation {}: not applied: {}",
-                    report.conversation_id, report.reason
-                );
+                print!("{}", human(&report));
                 return Ok(());
             }
         }
     } else {
-        // Parsed again from the text so errors carry line and column.
-        let event = serde_json::from_slice::<ConversationEvent>(&text)
-            .map_err(|err| CliError::input(format!("{place}: not a conversation event: {err}")))?;
+        // Parsed again from the text so errors carry line and column, and the field's path.
+        let deserializer = &mut serde_json::Deserializer::from_slice(&text);
+        let event = serde_path_to_error::deserialize::<_, ConversationEvent>(deserializer)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                CliError::input(format!(
+                    "{place}: not a conversation event: `{path}`: {}",
+                    err.into_inner()
+                ))
+            })?;
         (event, None)
     };
     let merger = merger_for(llm_config(&config).as_ref());

@@ -1,5 +1,8 @@
 //! `crmsync check [PATH...]`: compile rule files and print diagnostics.
 //!
+//! Without paths, the rules are found like every other subcommand finds them: `--rules`, else
+//! the config's `rules:` (`--config FILE`, else `./crmsync.yaml`), else `./rules`.
+//!
 //! Diagnostics go to stderr, rendered like rustc (colours only on a terminal, never with
 //! `NO_COLOR`); the one-line summary goes to stdout. With `--json`, one JSON document goes to
 //! stdout instead. Exit 0 when the rules compile (warnings allowed), 1 on errors.
@@ -15,16 +18,18 @@ use crate::lang::{self, check::CheckedProgram};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Rule files or directories (default: --rules, else ./rules).
+    /// Rule files or directories (default: --rules, else the config's `rules:`, else ./rules).
     pub paths: Vec<PathBuf>,
 }
 
 pub fn run(global: &GlobalOpts, args: CheckArgs) -> CliResult {
     let paths = if args.paths.is_empty() {
-        vec![global
-            .rules
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("rules"))]
+        // WHY through the config: `check` must judge the rules the daemon will load, and a
+        // config whose `rules:` points elsewhere than ./rules would otherwise pass unchecked.
+        let config = global
+            .load_config()
+            .map_err(|err| CliError::input(err.to_string()))?;
+        vec![global.rules_path(&config)]
     } else {
         args.paths
     };

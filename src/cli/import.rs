@@ -124,7 +124,11 @@ pub fn human(connection: &str, report: &ImportReport) -> String {
         report.field_errors.len(),
     );
     if report.archived > 0 {
-        let _ = writeln!(out, "unlinked {} archived records", report.archived);
+        let _ = writeln!(
+            out,
+            "archived {} (unlinked {})",
+            report.archived, report.unlinked
+        );
     }
     list(&mut out, "skipped", &report.skipped, |s| {
         format!("{}: {}", s.record_id, s.reason)

@@ -18,6 +18,8 @@ pub mod outbox;
 pub mod records;
 pub mod run;
 pub mod sandbox;
+mod signals;
+pub mod store;
 pub mod sync;
 pub mod vars;
 
@@ -80,6 +82,8 @@ pub enum Command {
     /// Salesforce- and HubSpot-compatible servers on 127.0.0.1 with seeded contacts; prints
     /// their URLs and credentials and runs until interrupted.
     Sandbox(sandbox::SandboxArgs),
+    /// The store file: `check` it, or `backup` it (consistently, also while the daemon runs).
+    Store(store::StoreArgs),
 }
 
 /// A failed command: the exit code to use and what to tell the user.
@@ -141,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&cli.global, args),
         Command::Demo(args) => demo::run(&cli.global, args),
         Command::Sandbox(args) => sandbox::run(&cli.global, args),
+        Command::Store(args) => store::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,6 +32,7 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> CliResult {
     secrets(&loaded)?;
     let (engine, config) = open::engine(global)?;
     let options = options(engine, &config, args.listen)?;
+    let shutdown_timeout = config.config.server.shutdown_timeout;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,11 +42,26 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> CliResult {
             .await
             .map_err(|err| CliError::runtime(err.to_string()))?;
         println!("crmsync listening on {}", running.base_url());
-        running
+        let stopped = running
             .wait()
             .await
             .map_err(|err| CliError::runtime(err.to_string()))?;
-        eprintln!("crmsync stopped cleanly");
+        if stopped.clean() {
+            eprintln!("crmsync stopped cleanly");
+        } else {
+            // Still a normal stop (exit 0): nothing cut short was acknowledged, and the outbox
+            // and sync cursor resume at the next start.
+            eprintln!(
+                "crmsync stopped at the shutdown timeout ({}): {} connection(s) closed unanswered{}",
+                humantime_serde::re::humantime::format_duration(shutdown_timeout),
+                stopped.connections_cut,
+                if stopped.background_cut {
+                    ", background sync/dispatch stopped"
+                } else {
+                    ""
+                }
+            );
+        }
         Ok(())
     })
 }
@@ -77,6 +93,12 @@ pub fn options(
         sync_interval: config.sync_interval,
         dispatch_interval: config.dispatch_interval,
         chat_number_keys: config.retell.chat_number_keys.clone(),
+        limits: crate::daemon::serve::Limits {
+            header_read_timeout: config.server.header_read_timeout,
+            body_read_timeout: config.server.body_read_timeout,
+            max_connections: config.server.max_connections,
+            shutdown_timeout: config.server.shutdown_timeout,
+        },
     })
 }
 
@@ -96,29 +118,13 @@ fn secrets(loaded: &LoadedConfig) -> Result<(String, String), CliError> {
     Ok((api_token, retell_api_key))
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
+/// [`super::signals::shutdown_signal`], then says so on stderr.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let signal = super::signals::shutdown_signal();
+    async move {
+        signal.await;
+        eprintln!("crmsync: shutting down (finishing in-flight requests)");
     }
-    eprintln!("crmsync: shutting down (finishing in-flight requests)");
 }
 
 /// Logs to stderr; `CRMSYNC_LOG` (e.g. `debug`, `crmsync=trace`) overrides the `info` default.

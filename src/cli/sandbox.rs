@@ -48,6 +48,8 @@ async fn serve(json_output: bool, args: SandboxArgs) -> CliResult {
     })
     .await
     .map_err(|e| CliError::runtime(e.to_string()))?;
+    // Before the banner: a script may send SIGTERM as soon as it has read it.
+    let shutdown = super::signals::shutdown_signal();
     let sf = &sandboxes.salesforce;
     let hs = &sandboxes.hubspot;
     let banner = if json_output {
@@ -89,22 +91,7 @@ async fn serve(json_output: bool, args: SandboxArgs) -> CliResult {
     writeln!(stdout, "{banner}")
         .and_then(|()| stdout.flush())
         .map_err(|e| CliError::runtime(format!("cannot write to stdout: {e}")))?;
-    wait_for_shutdown().await;
+    shutdown.await;
     sandboxes.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

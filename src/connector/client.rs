@@ -155,11 +155,16 @@ impl ApiClient {
         loop {
             self.limiter.acquire().await;
             self.metrics.call(req.endpoint);
-            let url = if req.path.starts_with("http://") || req.path.starts_with("https://") {
-                req.path.to_string()
-            } else {
-                format!("{}{}", session.base_url, req.path)
-            };
+            // Only the session's own origin gets the token (a CRM-given next-page URL may
+            // name another host).
+            let url = super::endpoint::resolve(&session.base_url, req.path).map_err(|message| {
+                self.metrics.failed();
+                ConnectorError::Api {
+                    connection: self.connection.clone(),
+                    endpoint: req.endpoint,
+                    message,
+                }
+            })?;
             let mut rb = self
                 .http
                 .request(req.method.clone(), url)

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod dispatch;
+pub mod endpoint;
 pub mod hubspot;
 pub mod metrics;
 pub mod ratelimit;

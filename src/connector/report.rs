@@ -22,8 +22,13 @@ pub struct InboundReport {
     pub unchanged: usize,
     /// Records not imported, each with its reason (missing or unparsable phone, ...).
     pub skipped: Vec<Skipped>,
-    /// Records that lost to a more recently modified record with the same phone.
+    /// Records read that lost to a more recently modified record with the same phone.
     pub duplicates: Vec<Duplicate>,
+    /// Records read that the CRM reports archived (not imported; unlinked when linked).
+    pub archived: usize,
+    /// Records that held a phone and lost it to a more recently modified record read in this
+    /// sync; each is counted where it was read (if it was), not again here.
+    pub displaced: Vec<Duplicate>,
     /// Fields that could not be coerced; the rest of the record applied.
     pub field_errors: Vec<RecordFieldError>,
     /// Links removed because the CRM deleted, archived or merged the record.
@@ -38,13 +43,26 @@ pub struct InboundReport {
 }
 
 impl InboundReport {
+    /// Every record read, counted once: created + updated + unchanged + skipped + duplicates
+    /// + archived. Equals `read` (tests/sync_counts.rs).
+    pub fn accounted(&self) -> usize {
+        self.created
+            + self.updated
+            + self.unchanged
+            + self.skipped.len()
+            + self.duplicates.len()
+            + self.archived
+    }
+
     pub(crate) fn absorb(&mut self, page: ImportReport) {
         self.pages += 1;
         self.read += page.read;
         self.created += page.created;
         self.updated += page.updated;
         self.unchanged += page.unchanged;
-        self.unlinked += page.archived;
+        self.archived += page.archived;
+        self.unlinked += page.unlinked;
+        self.displaced.extend(page.displaced);
         self.skipped.extend(page.skipped);
         self.duplicates.extend(page.duplicates);
         self.field_errors.extend(page.field_errors);
@@ -102,15 +120,23 @@ impl SyncReport {
         );
         let _ = writeln!(
             s,
-            "  read {}  created {}  updated {}  unchanged {}  skipped {}  duplicates {}  unlinked {}",
+            "  read {}  created {}  updated {}  unchanged {}  skipped {}  duplicates {}  archived {}  unlinked {}",
             i.read,
             i.created,
             i.updated,
             i.unchanged,
             i.skipped.len(),
             i.duplicates.len(),
+            i.archived,
             i.unlinked
         );
+        for d in i.displaced.iter().take(10) {
+            let _ = writeln!(
+                s,
+                "    record {} lost {} to the more recently modified {}",
+                d.record_id, d.phone, d.kept_record_id
+            );
+        }
         for (reason, n) in i.skipped_by_reason().iter().take(10) {
             let _ = writeln!(s, "    skipped {n}: {reason}");
         }

@@ -10,16 +10,25 @@
 //! concurrent posts are applied exactly once each, in some order, and a duplicate delivery of
 //! the same conversation is a no-op.
 //!
+//! # Slow clients
+//! Connections are served by [`serve`]: a request's head must arrive within
+//! `server.header_read_timeout` and its body within `server.body_read_timeout`, and at most
+//! `server.max_connections` are open at once (one more is answered 503).
+//!
 //! # Shutdown
 //! [`RunningDaemon::shutdown`] (or SIGINT/SIGTERM in `crmsync run`) stops accepting connections,
 //! lets in-flight requests finish, stops the scheduler between pages (a page's transaction either
 //! committed or never started; the cursor only moves after a commit) and lets the dispatcher
 //! finish the batch in hand. Whatever was not sent stays in the outbox for the next start.
+//! All of it within `server.shutdown_timeout`: what is still running then is stopped, and a
+//! request cut that way was never answered, so its sender retries it (a redelivered event is a
+//! no-op, a store transaction that had begun runs to its end).
 
 pub mod backend;
 pub mod counters;
 pub mod http;
 pub mod scheduler;
+pub mod serve;
 pub mod signature;
 pub mod writer;
 
@@ -69,6 +78,8 @@ pub struct DaemonOptions {
     pub dispatch_interval: Duration,
     /// Where a Retell chat's number is looked for (`retell.chat_number_keys`).
     pub chat_number_keys: Vec<String>,
+    /// Read deadlines, the connection cap and the shutdown deadline.
+    pub limits: serve::Limits,
 }
 
 /// How many store/engine calls may run on the blocking pool at once. redb has one writer, so
@@ -139,6 +150,14 @@ impl AppState {
         .map_err(|err| err.message)
     }
 
+    /// Whether the store can be written (see [`Store::health`]).
+    pub async fn store_health(&self) -> Result<crate::store::Health, String> {
+        let engine = self.engine.clone();
+        self.blocking(move || Ok(engine.store().health()))
+            .await
+            .map_err(|err| err.message)
+    }
+
     /// Reads outbox depth, dead letters and contact count into the metrics gauges.
     pub async fn refresh_store_gauges(&self) -> ApiResult<()> {
         let engine = self.engine.clone();
@@ -165,9 +184,14 @@ impl AppState {
     }
 }
 
-/// A store failure as a 500.
+/// A store failure: 503 when the store itself cannot serve (unwritable, being reopened,
+/// damaged; the client may retry later), else 500.
 pub fn store_error(err: StoreError) -> ApiError {
-    ApiError::internal(err.to_string())
+    if err.is_unavailable() {
+        ApiError::store_unavailable(err.to_string())
+    } else {
+        ApiError::internal(err.to_string())
+    }
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -179,8 +203,6 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
     #[error("a daemon task failed: {0}")]
     Task(String),
 }
@@ -190,7 +212,7 @@ pub struct RunningDaemon {
     addr: SocketAddr,
     state: Arc<AppState>,
     stop: watch::Sender<bool>,
-    server: JoinHandle<Result<(), std::io::Error>>,
+    server: JoinHandle<serve::Stopped>,
 }
 
 impl RunningDaemon {
@@ -208,19 +230,18 @@ impl RunningDaemon {
         &self.state
     }
 
-    /// Stops cleanly (see the module docs) and waits until everything has stopped.
-    pub async fn shutdown(self) -> Result<(), DaemonError> {
+    /// Stops (see the module docs) and waits until everything has stopped.
+    pub async fn shutdown(self) -> Result<serve::Stopped, DaemonError> {
         let _ = self.stop.send(true);
         self.wait().await
     }
 
-    /// Waits until the daemon stops (after `stop_on` fired, for [`start_with_shutdown`]).
-    pub async fn wait(self) -> Result<(), DaemonError> {
-        match self.server.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(DaemonError::Serve(err)),
-            Err(err) => Err(DaemonError::Task(err.to_string())),
-        }
+    /// Waits until the daemon stops (after `stop_on` fired, for [`start_with_shutdown`]), and
+    /// says what the shutdown deadline cut short.
+    pub async fn wait(self) -> Result<serve::Stopped, DaemonError> {
+        self.server
+            .await
+            .map_err(|err| DaemonError::Task(err.to_string()))
     }
 }
 
@@ -276,7 +297,14 @@ pub async fn start_with_shutdown(
         blocking_permits: Semaphore::new(BLOCKING_PERMITS),
         shutdown: shutdown.clone(),
     });
-    let router = http::router(state.clone(), options.body_limit);
+    let limits = options.limits;
+    let router = http::router(
+        state.clone(),
+        http::body::BodyLimits {
+            max_bytes: options.body_limit,
+            read_timeout: limits.body_read_timeout,
+        },
+    );
 
     // An external stop (signal) flips the same switch as `RunningDaemon::shutdown`.
     let external = stop.clone();
@@ -287,18 +315,27 @@ pub async fn start_with_shutdown(
 
     let sync_task = tokio::spawn(scheduler.clone().run_sync_loop(shutdown.clone()));
     let dispatch_task = tokio::spawn(scheduler.run_dispatch_loop(shutdown.clone()));
-    let mut server_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = server_shutdown.wait_for(|stopping| *stopping).await;
-            })
-            .await;
-        // The HTTP server has finished its in-flight requests; wait for the background loops
-        // to reach a safe point too, so the store can be closed by the caller.
-        let _ = sync_task.await;
-        let _ = dispatch_task.await;
-        served
+        let (stop, connections_cut) =
+            serve::serve(listener, router, limits, shutdown.clone()).await;
+        // The HTTP server is done; wait for the background loops to reach a safe point too, so
+        // the store can be closed by the caller, but no later than the shutdown deadline.
+        let deadline = stop + limits.shutdown_timeout;
+        let mut background_cut = false;
+        for mut task in [sync_task, dispatch_task] {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(
+                    "shutdown timeout: stopping a background task before its safe point"
+                );
+                task.abort();
+                let _ = task.await;
+                background_cut = true;
+            }
+        }
+        serve::Stopped {
+            connections_cut,
+            background_cut,
+        }
     });
     tracing::info!(%addr, "crmsync daemon listening");
     Ok(RunningDaemon {

@@ -120,10 +120,11 @@ impl ConversationWriter {
                             }
                         }
                         Err(err) => {
-                            let message = err.to_string();
-                            tracing::error!(%message, events = events.len(), "a batch of conversations failed");
+                            tracing::error!(error = %err, events = events.len(), "a batch of conversations failed");
+                            // A store that cannot be written answers 503, like every route.
+                            let error = engine_error(err);
                             for reply in replies {
-                                let _ = reply.send(Err(ApiError::internal(message.clone())));
+                                let _ = reply.send(Err(error.clone()));
                             }
                         }
                     }

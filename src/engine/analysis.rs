@@ -605,7 +605,10 @@ impl Engine {
     }
 }
 
-fn empty_report(event: &ConversationEvent, outcome: ConversationOutcome) -> ConversationReport {
+pub(super) fn empty_report(
+    event: &ConversationEvent,
+    outcome: ConversationOutcome,
+) -> ConversationReport {
     ConversationReport {
         conversation_id: event.id.clone(),
         outcome,

@@ -13,11 +13,11 @@
 //! is found nowhere is not applied: it is answered `no_number` with the reason, so it is
 //! counted and visible rather than dropped.
 
-use serde::Serialize;
 use serde_json::Value;
 
+use super::analysis::empty_report;
 use super::retell::{RetellChat, RetellEvent};
-use super::{Engine, EngineError};
+use super::{ConversationOutcome, ConversationReport, Engine, EngineError};
 use crate::event::{ConversationEvent, Direction};
 
 /// A Retell event ready to apply, or a chat that has no contact.
@@ -25,19 +25,10 @@ use crate::event::{ConversationEvent, Direction};
 pub enum ResolvedEvent {
     /// A call, or a chat whose number was found.
     Ready(ConversationEvent),
-    /// A chat whose number was found nowhere.
-    NoNumber(NoNumberReport),
-}
-
-/// The report of a chat with no number (the shape of a conversation report, outcome
-/// `no_number`, with the reason).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NoNumberReport {
-    pub conversation_id: String,
-    /// Always `no_number`.
-    pub outcome: &'static str,
-    /// Where the number was looked for, and why each place gave none.
-    pub reason: String,
+    /// A chat whose number was found nowhere: its report, outcome `no_number` with the reason
+    /// (where the number was looked for, and why each place gave none). Not applied and not
+    /// recorded: a `chat_inbound` that arrives late still lets a redelivery apply it.
+    NoNumber(ConversationReport),
 }
 
 impl Engine {
@@ -124,11 +115,10 @@ impl Engine {
         if !passed_over.is_empty() {
             reason.push_str(&format!("; passed over: {}", passed_over.join("; ")));
         }
-        Ok(ResolvedEvent::NoNumber(NoNumberReport {
-            conversation_id: event.id,
-            outcome: "no_number",
-            reason,
-        }))
+        Ok(ResolvedEvent::NoNumber(empty_report(
+            &event,
+            ConversationOutcome::NoNumber { reason },
+        )))
     }
 
     /// After a chat was applied: its `chat_inbound` record is no longer needed (a redelivery

@@ -1,6 +1,7 @@
 //! Inbound import: one page of CRM records → contacts, in one store transaction.
 //!
-//! Per record: the record id is Salesforce `Id` / HubSpot `id`; HubSpot objects are evaluated
+//! Per record: the record id is Salesforce `Id` / HubSpot `id`, and must have that CRM's shape
+//! ([`is_record_id`]) else the record is skipped and reported; HubSpot objects are evaluated
 //! against their `properties`. The phone (mapped to `phone_number`) must normalize to E.164,
 //! else the record is skipped and reported. Several records with one phone (in a page or
 //! across pages) resolve to the most recently modified one (Salesforce `SystemModstamp` /
@@ -42,9 +43,17 @@ pub struct ImportReport {
     pub unchanged: usize,
     pub skipped: Vec<Skipped>,
     pub field_errors: Vec<RecordFieldError>,
+    /// Records read that lost to a more recently modified record with the same phone.
     pub duplicates: Vec<Duplicate>,
-    /// Records unlinked because the CRM reports them archived.
+    /// Records read that the CRM reports archived: not imported.
     pub archived: usize,
+    /// Of the archived records, those that were linked and are unlinked now.
+    pub unlinked: usize,
+    /// Records NOT read in this page that held a phone and lost it to a more recently
+    /// modified record read now. WHY apart from `duplicates`: every record read is counted
+    /// once (created + updated + unchanged + skipped + duplicates + archived = read), and the
+    /// record displaced was counted when it was read (maybe earlier in the same sync).
+    pub displaced: Vec<Duplicate>,
     /// CRM changes to fields with a pending write, each decided by the connection's policy.
     pub conflicts: Vec<Conflict>,
     /// Existing contacts linked to a CRM record for the first time whose local values were
@@ -60,6 +69,8 @@ impl ImportReport {
         self.updated += other.updated;
         self.unchanged += other.unchanged;
         self.archived += other.archived;
+        self.unlinked += other.unlinked;
+        self.displaced.extend(other.displaced);
         self.skipped.extend(other.skipped);
         self.field_errors.extend(other.field_errors);
         self.duplicates.extend(other.duplicates);
@@ -345,6 +356,10 @@ impl Engine {
                 });
                 continue;
             };
+            if let Some(reason) = bad_record_id(kind, record) {
+                out.report.skipped.push(Skipped { record_id, reason });
+                continue;
+            }
             if record.get("archived").and_then(Json::as_bool) == Some(true) {
                 out.archived.push(record_id);
                 continue;
@@ -448,9 +463,10 @@ impl Engine {
             archived,
             mut report,
         } = resolved;
+        report.archived = archived.len();
         for record_id in &archived {
             if tx.unlink(connection, record_id)?.is_some() {
-                report.archived += 1;
+                report.unlinked += 1;
             }
         }
         for resolved in candidates {
@@ -636,7 +652,7 @@ impl Engine {
                     });
                     return Ok(());
                 }
-                report.duplicates.push(Duplicate {
+                report.displaced.push(Duplicate {
                     record_id: owner.clone(),
                     phone: candidate.phone.clone(),
                     kept_record_id: candidate.record_id.clone(),
@@ -840,12 +856,50 @@ fn id_key(kind: ConnectionKind) -> &'static str {
     }
 }
 
+/// The record's id as the CRM gave it (a HubSpot id may come as a JSON number), `None` when it
+/// has none.
 fn record_id(kind: ConnectionKind, record: &Json) -> Option<String> {
     match record.get(id_key(kind))? {
         Json::String(s) if !s.is_empty() => Some(s.clone()),
         Json::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// Whether `id` has the shape of a record id of `kind`: Salesforce, 15 or 18 ASCII letters and
+/// digits; HubSpot, 1 to 20 digits. WHY checked: ids go into request paths, SOQL and the store's
+/// links, and one a CRM (or something between it and crmsync) answered with any other shape
+/// is not a record crmsync can address (docs/sync-semantics.md).
+pub fn is_record_id(kind: ConnectionKind, id: &str) -> bool {
+    match kind {
+        ConnectionKind::Salesforce => {
+            matches!(id.len(), 15 | 18) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        ConnectionKind::Hubspot => {
+            (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+        }
+    }
+}
+
+/// Why a record's id is refused, when it is.
+fn bad_record_id(kind: ConnectionKind, record: &Json) -> Option<String> {
+    let id = record.get(id_key(kind))?;
+    let well_formed = match (kind, id) {
+        (ConnectionKind::Salesforce, Json::String(s)) => is_record_id(kind, s),
+        (ConnectionKind::Hubspot, Json::String(s)) => is_record_id(kind, s),
+        (ConnectionKind::Hubspot, Json::Number(n)) => n.as_u64().is_some(),
+        _ => false,
+    };
+    (!well_formed).then(|| {
+        let shape = match kind {
+            ConnectionKind::Salesforce => "a Salesforce id is 15 or 18 letters and digits",
+            ConnectionKind::Hubspot => "a HubSpot id is digits",
+        };
+        format!(
+            "field `{}`: {id} is not a record id ({shape})",
+            id_key(kind)
+        )
+    })
 }
 
 /// What the inbound rules read: HubSpot objects keep their fields under `properties`.
@@ -875,7 +929,7 @@ fn modstamp(kind: ConnectionKind, record: &Json) -> Option<DateTime<Utc>> {
 pub(super) fn parse_stamp(value: &Json) -> Option<DateTime<Utc>> {
     match value {
         Json::String(text) => crate::value::coerce::parse_datetime(text).ok(),
-        Json::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
+        Json::Number(n) => crate::value::coerce::from_epoch_ms(n.as_f64()?).ok(),
         _ => None,
     }
 }

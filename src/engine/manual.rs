@@ -158,6 +158,15 @@ fn describe(ty: &FieldType) -> String {
 }
 
 fn check_type(name: &str, ty: &FieldType, value: &Value) -> Result<(), EngineError> {
+    if let Value::Datetime(t) = value {
+        // A datetime the store cannot hold is refused here, not bent when written.
+        coerce::storable_datetime(*t).map_err(|reason| EngineError::WrongType {
+            field: name.to_string(),
+            expected: describe(ty),
+            value: t.to_rfc3339(),
+            reason,
+        })?;
+    }
     let fits = match (ty, value) {
         (_, Value::Null) => true,
         (FieldType::String, Value::String(_)) => true,

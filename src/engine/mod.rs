@@ -33,10 +33,11 @@ use crate::store::{ConflictPolicy, Store, StoreError};
 use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport, StaleField};
-pub use chat_contact::{NoNumberReport, ResolvedEvent};
+pub use chat_contact::ResolvedEvent;
 pub use dead_letters::{RefusedRetry, Retried, RetryAllReport};
 pub use inbound::{
-    Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys, Skipped,
+    is_record_id, Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys,
+    Skipped,
 };
 pub use manual::{ManualReport, OwnedField};
 pub use reconcile::FirstLink;

@@ -126,7 +126,7 @@ fn call(call: Option<&Value>) -> Result<Value, RetellError> {
     let call = call
         .and_then(Value::as_object)
         .ok_or_else(|| shape("call", "missing or not an object"))?;
-    let id = string(call, "call", "call_id")?.ok_or_else(|| shape("call.call_id", "missing"))?;
+    let id = conversation_id(call, "call", "call_id")?;
     let analysis = object(call, "call", "call_analysis")?;
     let web = call.get("call_type").and_then(Value::as_str) == Some("web_call");
     let (from, to) = if web {
@@ -140,7 +140,14 @@ fn call(call: Option<&Value>) -> Result<Value, RetellError> {
     let start = timestamp(call, "call", "start_timestamp")?;
     let end = timestamp(call, "call", "end_timestamp")?;
     let duration = match call.get("duration_ms") {
-        Some(Value::Number(n)) => n.as_u64(),
+        // WHY refused, not dropped: the generic event refuses the same value (a 400), and a
+        // call applied without the duration it came with loses it silently.
+        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| {
+            shape(
+                "call.duration_ms",
+                format!("{n} is not a whole number of milliseconds, 0 or more"),
+            )
+        })?),
         Some(Value::Null) | None => duration(start, end),
         Some(_) => return Err(shape("call.duration_ms", "expected a number")),
     };
@@ -174,7 +181,7 @@ fn chat(chat: Option<&Value>) -> Result<RetellChat, RetellError> {
     let chat = chat
         .and_then(Value::as_object)
         .ok_or_else(|| shape("chat", "missing or not an object"))?;
-    let id = string(chat, "chat", "chat_id")?.ok_or_else(|| shape("chat.chat_id", "missing"))?;
+    let id = conversation_id(chat, "chat", "chat_id")?;
     let analysis = object(chat, "chat", "chat_analysis")?;
     let start = timestamp(chat, "chat", "start_timestamp")?;
     let end = timestamp(chat, "chat", "end_timestamp")?;
@@ -200,6 +207,22 @@ fn chat(chat: Option<&Value>) -> Result<RetellChat, RetellError> {
         metadata: loose_object(chat.get("metadata")),
         dynamic_variables: loose_object(chat.get("retell_llm_dynamic_variables")),
     })
+}
+
+/// The call's or chat's id: present, a string, and not blank (it is what makes a redelivery a
+/// no-op).
+fn conversation_id(
+    obj: &Map<String, Value>,
+    parent: &str,
+    key: &str,
+) -> Result<String, RetellError> {
+    let path = format!("{parent}.{key}");
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(shape(&path, "missing")),
+        Some(Value::String(id)) if crate::event::is_usable_id(id) => Ok(id.clone()),
+        Some(Value::String(_)) => Err(shape(&path, crate::event::BLANK_ID)),
+        Some(_) => Err(shape(&path, "expected a string")),
+    }
 }
 
 fn loose_object(value: Option<&Value>) -> Map<String, Value> {
@@ -241,16 +264,17 @@ fn timestamp(
 ) -> Result<Option<DateTime<Utc>>, RetellError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .and_then(DateTime::from_timestamp_millis)
-            .map(Some)
-            .ok_or_else(|| {
-                shape(
-                    &format!("{parent}.{key}"),
-                    "not a valid epoch-milliseconds time",
-                )
-            }),
+        Some(Value::Number(n)) => match n.as_i64() {
+            // Only times the store can hold (named here: the generic event it becomes would
+            // not say which Retell field it was).
+            Some(ms) => crate::value::coerce::from_epoch_ms(ms as f64)
+                .map(Some)
+                .map_err(|reason| shape(&format!("{parent}.{key}"), reason)),
+            None => Err(shape(
+                &format!("{parent}.{key}"),
+                "not a valid epoch-milliseconds time",
+            )),
+        },
         Some(_) => Err(shape(
             &format!("{parent}.{key}"),
             "expected epoch milliseconds",

@@ -14,11 +14,13 @@ pub mod hubspot;
 pub mod salesforce;
 pub mod seed;
 pub mod server;
+pub mod tamper;
 
 pub use counters::Counters;
 pub use faults::{FaultConfig, Faults, HoldWhen};
 pub use seed::{LeadStage, Person, Population};
 pub use server::Listener;
+pub use tamper::{Tamper, TamperConfig};
 
 /// Credentials the sandboxes accept (DESIGN.md §4).
 pub mod credentials {

@@ -36,28 +36,32 @@ impl Store {
         numbers: &ChatNumbers,
     ) -> Result<(), StoreError> {
         let row = encode(numbers)?;
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(CHAT_NUMBERS)?;
-            table.insert(chat_id, row.as_slice())?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.raw(true, |db| {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(CHAT_NUMBERS)?;
+                table.insert(chat_id, row.as_slice())?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     /// The numbers `chat_inbound` gave for this chat, if it was seen.
     pub fn chat_numbers(&self, chat_id: &str) -> Result<Option<ChatNumbers>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = match txn.open_table(CHAT_NUMBERS) {
-            Ok(table) => table,
-            // No chat_inbound was ever recorded in this store.
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(err) => return Err(err.into()),
-        };
-        match table.get(chat_id)? {
-            Some(row) => Ok(Some(decode("chat_numbers", chat_id, row.value())?)),
-            None => Ok(None),
-        }
+        self.raw(false, |db| {
+            let txn = db.begin_read()?;
+            let table = match txn.open_table(CHAT_NUMBERS) {
+                Ok(table) => table,
+                // No chat_inbound was ever recorded in this store.
+                Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(err) => return Err(err.into()),
+            };
+            match table.get(chat_id)? {
+                Some(row) => Ok(Some(decode("chat_numbers", chat_id, row.value())?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Drops a chat's row once the chat was applied. Not synced to disk by itself (atomic; the
@@ -68,14 +72,16 @@ impl Store {
         if self.chat_numbers(chat_id)?.is_none() {
             return Ok(());
         }
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(redb::Durability::Eventual);
-        {
-            let mut table = txn.open_table(CHAT_NUMBERS)?;
-            table.remove(chat_id)?;
-        }
-        txn.commit()?;
-        Ok(())
+        self.raw(true, |db| {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(redb::Durability::Eventual);
+            {
+                let mut table = txn.open_table(CHAT_NUMBERS)?;
+                table.remove(chat_id)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })
     }
 }
 

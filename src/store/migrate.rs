@@ -210,9 +210,10 @@ mod tests {
         assert!(store.conversation_applied("call_1").unwrap());
         assert!(store.conversation_applied("call_2").unwrap());
         assert!(!store.conversation_applied("call_3").unwrap());
-        let reader = store.db.begin_read().unwrap();
-        assert!(!needed(&reader).unwrap(), "the old tables are gone");
-        drop(reader);
+        let gone = store
+            .raw(false, |db| needed(&db.begin_read()?).map(|needed| !needed))
+            .unwrap();
+        assert!(gone, "the old tables are gone");
         drop(store);
         // Opening again finds nothing to migrate and changes nothing.
         let store = Store::open(&path).unwrap();

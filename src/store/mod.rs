@@ -38,11 +38,16 @@
 //!   [`Store::dead_letter_activity`].
 //! - metrics: [`Store::outbox_counts`], [`Store::contact_count`].
 
+mod backup;
+mod catalog;
 mod chat_numbers;
+mod check;
 mod conflicts;
 mod contacts;
 mod conversations;
 mod cursors;
+mod db;
+mod meta;
 mod migrate;
 mod outbox;
 mod row;
@@ -52,13 +57,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 
+pub use backup::BackupReport;
 pub use chat_numbers::ChatNumbers;
+pub use check::CheckReport;
 pub use conflicts::{Conflict, ConflictPolicy, ConflictWinner, CrmTimeSource};
 pub use contacts::{crm_fingerprint, ContactRecord, EncodedContact, OutOfStep, Provenance, Source};
 pub use conversations::AppliedConversation;
 pub use cursors::SyncCursor;
+pub use db::{Health, WRITE_RETRY};
+pub use meta::FORMAT_VERSION;
 pub use outbox::{
     ActivityIntent, ActivityPayload, ActivityState, ConversationKind, DeadLetter, DeadLetterError,
     DeadLetterKind, OutboxCounts, PendingWrite, Resolution,
@@ -85,13 +94,57 @@ pub enum StoreError {
     Encode(serde_json::Error),
     #[error("no contact with phone {0}")]
     NoContact(String),
+    #[error(
+        "the store {} is damaged ({detail}): restore it from a backup (`crmsync store backup` \
+         makes one), or run `crmsync --store {} store check` to see what can still be read",
+        path.display(),
+        path.display()
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the store {} cannot be written ({reason}): writes are refused until one succeeds \
+         again (free disk space), reads still work",
+        path.display()
+    )]
+    Unwritable { path: PathBuf, reason: String },
+    #[error("the store {} is not available: {reason}", path.display())]
+    Unavailable { path: PathBuf, reason: String },
+    #[error(
+        "the store {} has format version {found}, but this crmsync ({}) reads versions up to \
+         {supported}: it was written by a newer crmsync. Run that version, or restore the backup \
+         taken before the upgrade (docs/operations.md)",
+        path.display(),
+        env!("CARGO_PKG_VERSION")
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error("there is no store at {}", path.display())]
+    Missing { path: PathBuf },
+}
+
+impl StoreError {
+    /// A failure of the store itself (damaged, unwritable, unavailable), as opposed to a
+    /// problem with what was asked of it: the daemon answers 503 for these.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Damaged { .. }
+                | StoreError::Unwritable { .. }
+                | StoreError::Unavailable { .. }
+        )
+    }
 }
 
 macro_rules! from_redb {
     ($($ty:ty),*) => {$(
         impl From<$ty> for StoreError {
             fn from(err: $ty) -> Self {
-                StoreError::Db(Box::new(err.into()))
+                let err: redb::Error = err.into();
+                db::note_redb_error(&err);
+                StoreError::Db(Box::new(err))
             }
         }
     )*};
@@ -108,8 +161,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// The contact store (cheap to share behind an `Arc`; redb serializes writers).
 pub struct Store {
-    db: Database,
-    path: PathBuf,
+    db: db::Db,
 }
 
 /// The tables of one write transaction.
@@ -140,7 +192,8 @@ pub struct ReadTx {
 
 impl Store {
     /// Opens the store at `path`, creating it (and its tables) when missing. A file that is not
-    /// a redb store, is corrupt, or is held by another process is an error naming the path.
+    /// a redb store, is damaged, was written by a newer crmsync, or is held by another process
+    /// is an error naming the path.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
     }
@@ -151,33 +204,64 @@ impl Store {
         path: impl AsRef<Path>,
         cache_bytes: usize,
     ) -> Result<Store, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|err| match err {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    StoreError::Locked { path: path.clone() }
-                }
-                other => StoreError::Open {
-                    path: path.clone(),
-                    message: other.to_string(),
-                },
-            })?;
-        let store = Store { db, path };
-        if migrate::needed(&store.db.begin_read().map_err(StoreError::from)?)? {
-            let txn = store.db.begin_write().map_err(StoreError::from)?;
-            migrate::run(&txn)?;
-            txn.commit().map_err(StoreError::from)?;
+        Self::open_inner(path.as_ref(), cache_bytes, true)
+    }
+
+    /// Opens an existing store; a missing file is [`StoreError::Missing`] (nothing is created).
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            });
         }
-        // Create every table up front so read transactions never meet a missing table.
-        store.write(|_| Ok::<_, StoreError>(()))?;
+        Self::open_inner(path, DEFAULT_CACHE_BYTES, false)
+    }
+
+    fn open_inner(path: &Path, cache_bytes: usize, create: bool) -> Result<Store, StoreError> {
+        let store = Store {
+            db: db::Db::open(path, cache_bytes, create)?,
+        };
+        // Refuse a newer format before anything is written to it.
+        store.db.run(db::Access::Read, |db| {
+            meta::check_version(path, &db.begin_read()?)
+        })?;
+        store.db.run(db::Access::Write, |db| {
+            if migrate::needed(&db.begin_read()?)? {
+                let txn = db.begin_write()?;
+                migrate::run(&txn)?;
+                txn.commit()?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        // Create every table up front so read transactions never meet a missing table, and
+        // record the format version.
+        store.db.run(db::Access::Write, |db| {
+            let txn = db.begin_write()?;
+            WriteTx::open(&txn)?;
+            meta::record_version(&txn)?;
+            txn.commit()?;
+            Ok::<_, StoreError>(())
+        })?;
         Ok(store)
     }
 
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.db.path()
+    }
+
+    /// The store's health: whether it can be written (trying a small durable write when an
+    /// earlier one failed, so a caller that polls sees it recover), or why not.
+    pub fn health(&self) -> Health {
+        self.db.probe_write(|db| {
+            for write in [true, false] {
+                let txn = db.begin_write()?;
+                meta::probe(&txn, write)?;
+                txn.commit()?;
+            }
+            Ok(())
+        })
     }
 
     /// Runs `f` in one write transaction; commits when it returns `Ok`, aborts on `Err`. The
@@ -197,26 +281,28 @@ impl Store {
         durable: bool,
         f: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
-        if !durable {
-            txn.set_durability(redb::Durability::Eventual);
-        }
-        let result = {
-            let mut tx = WriteTx::open(&txn)?;
-            f(&mut tx)
-        };
-        match result {
-            Ok(value) => {
-                txn.commit().map_err(StoreError::from)?;
-                Ok(value)
+        self.db.run(db::Access::Write, |db| {
+            let mut txn = db.begin_write().map_err(StoreError::from)?;
+            if !durable {
+                txn.set_durability(redb::Durability::Eventual);
             }
-            Err(err) => {
-                // Dropping an uncommitted transaction aborts it; abort explicitly to surface
-                // storage errors only when there is no better error to report.
-                let _ = txn.abort();
-                Err(err)
+            let result = {
+                let mut tx = WriteTx::open(&txn)?;
+                f(&mut tx)
+            };
+            match result {
+                Ok(value) => {
+                    txn.commit().map_err(StoreError::from)?;
+                    Ok(value)
+                }
+                Err(err) => {
+                    // Dropping an uncommitted transaction aborts it; abort explicitly to surface
+                    // storage errors only when there is no better error to report.
+                    let _ = txn.abort();
+                    Err(err)
+                }
             }
-        }
+        })
     }
 
     /// Makes every earlier commit durable (an empty durable commit).
@@ -229,9 +315,26 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.db.begin_read().map_err(StoreError::from)?;
-        let tx = ReadTx::open(&txn)?;
-        f(&tx)
+        self.db.run(db::Access::Read, |db| {
+            let txn = db.begin_read().map_err(StoreError::from)?;
+            let tx = ReadTx::open(&txn)?;
+            f(&tx)
+        })
+    }
+
+    /// Runs `f` on the raw database (for the modules of this one that use tables of their
+    /// own), with the same failure handling as [`Store::read`] and [`Store::write`].
+    pub(crate) fn raw<T, E: From<StoreError>>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&redb::Database) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let access = if write {
+            db::Access::Write
+        } else {
+            db::Access::Read
+        };
+        self.db.run(access, f)
     }
 
     // ----- convenience reads (one snapshot each) -----

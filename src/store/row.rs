@@ -33,13 +33,33 @@ use super::contacts::{ContactRecord, OutOfStep, Provenance, Source};
 use super::StoreError;
 use crate::value::Value;
 
-fn nanos(t: DateTime<Utc>) -> i64 {
-    // Out of range only after the year 2262.
-    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+/// `t` as nanoseconds since the epoch, or why it cannot be stored. WHY an error and not the
+/// nearest end of the range: a value bent on the way in is handed back (to the agent, to the
+/// CRM) as a fact nobody gave. Coercion refuses such datetimes first
+/// (`crate::value::coerce::storable_datetime`); this is the last line.
+fn nanos(t: DateTime<Utc>, what: &dyn Fn() -> String) -> Result<i64, String> {
+    t.timestamp_nanos_opt().ok_or_else(|| {
+        format!(
+            "{}: {} is outside the datetimes the store can hold ({})",
+            what(),
+            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            crate::value::coerce::STORABLE_DATETIMES
+        )
+    })
 }
 
 fn time(n: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(n)
+}
+
+/// Per-connection times as nanoseconds, or why one cannot be stored.
+fn stamps<'a>(
+    map: &'a BTreeMap<String, DateTime<Utc>>,
+    what: &str,
+) -> Result<BTreeMap<&'a str, i64>, String> {
+    map.iter()
+        .map(|(k, v)| Ok((k.as_str(), nanos(*v, &|| format!("{what} `{k}`"))?)))
+        .collect()
 }
 
 /// Serializes one value in the compact form without building a JSON tree.
@@ -59,9 +79,11 @@ impl Serialize for Compact<'_> {
                 seq.end()
             }
             Value::Datetime(t) => {
+                let n = nanos(*t, &|| "a datetime value".to_string())
+                    .map_err(serde::ser::Error::custom)?;
                 let mut seq = s.serialize_seq(Some(2))?;
                 seq.serialize_element("t")?;
-                seq.serialize_element(&nanos(*t))?;
+                seq.serialize_element(&n)?;
                 seq.end()
             }
             Value::Enum(v) => {
@@ -80,6 +102,10 @@ impl Serialize for CompactFields<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for (name, value) in self.0 {
+            if let Value::Datetime(t) = value {
+                // Named here, where the field is known.
+                nanos(*t, &|| format!("field `{name}`")).map_err(serde::ser::Error::custom)?;
+            }
             map.serialize_entry(name, &Compact(value))?;
         }
         map.end()
@@ -165,6 +191,12 @@ struct RowIn {
 }
 
 pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
+    let refuse = |message: String| {
+        StoreError::Encode(serde::ser::Error::custom(format!(
+            "contact {}: {message}",
+            contact.phone
+        )))
+    };
     let mut sources: Vec<&Source> = Vec::new();
     let mut groups: Vec<Group<'_>> = Vec::new();
     // `fields` and `provenance` are both sorted by name, so one merge walk finds each
@@ -183,7 +215,8 @@ pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
                 sources.len() - 1
             }
         };
-        let at = nanos(p.at);
+        let at =
+            nanos(p.at, &|| format!("the time field `{field}` was written")).map_err(refuse)?;
         match groups.iter_mut().find(|g| g.source == source && g.at == at) {
             Some(group) => group.fields.push(field_ref),
             None => groups.push(Group {
@@ -193,30 +226,24 @@ pub(crate) fn encode(contact: &ContactRecord) -> Result<Vec<u8>, StoreError> {
             }),
         }
     }
-    let created = nanos(contact.created_at);
-    let updated = nanos(contact.updated_at);
+    let created = nanos(contact.created_at, &|| "created_at".to_string()).map_err(refuse)?;
+    let updated = nanos(contact.updated_at, &|| "updated_at".to_string()).map_err(refuse)?;
+    let im = stamps(&contact.inbound_modstamp, "the CRM modification time of").map_err(refuse)?;
+    let cf = stamps(&contact.confirmed_at, "the confirmation time of").map_err(refuse)?;
     let row = RowOut {
         f: CompactFields(&contact.fields),
         s: sources,
         pv: groups,
         l: &contact.links,
         lp: &contact.last_pushed,
-        im: contact
-            .inbound_modstamp
-            .iter()
-            .map(|(k, v)| (k.as_str(), nanos(*v)))
-            .collect(),
-        cf: contact
-            .confirmed_at
-            .iter()
-            .map(|(k, v)| (k.as_str(), nanos(*v)))
-            .collect(),
+        im,
+        cf,
         os: &contact.out_of_step,
         cs: &contact.crm_seen,
         c: created,
         u: (updated != created).then_some(updated),
     };
-    rmp_serde::to_vec_named(&row).map_err(|err| StoreError::Encode(serde::ser::Error::custom(err)))
+    rmp_serde::to_vec_named(&row).map_err(|err| refuse(err.to_string()))
 }
 
 pub(crate) fn decode(phone: &str, bytes: &[u8]) -> Result<ContactRecord, StoreError> {
@@ -406,7 +433,7 @@ mod tests {
         c.set_field("lead_status", Value::Enum("new".into()), Source::Manual, at);
         let bytes = encode(&c).unwrap();
         let row: Json = rmp_serde::from_slice(&bytes).unwrap();
-        let ns = nanos(at);
+        let ns = nanos(at, &String::new).unwrap();
         assert_eq!(row["pv"], serde_json::json!([[0, ns, 0, 1, 2], [1, ns, 3]]));
         // `updated_at` equals `created_at`: not stored.
         assert!(row.get("u").is_none(), "{row}");
@@ -460,6 +487,30 @@ mod tests {
         assert_eq!(decode("+14155550101", &as_json).unwrap(), c);
         let err = decode("+14155550101", &[0x81, 0xa1]).unwrap_err();
         assert!(err.to_string().contains("+14155550101"), "{err}");
+    }
+
+    #[test]
+    fn a_datetime_the_store_cannot_hold_is_an_error_not_bent() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 21, 10, 3, 0).unwrap();
+        let far = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        let early = Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap();
+        for t in [far, early] {
+            let mut c = ContactRecord::new("+14155550101", at);
+            c.set_field("next_call", Value::Datetime(t), Source::Manual, at);
+            let err = encode(&c).unwrap_err().to_string();
+            assert!(err.contains("+14155550101"), "{err}");
+            assert!(err.contains("`next_call`"), "{err}");
+            assert!(err.contains("outside the datetimes"), "{err}");
+
+            let mut c = ContactRecord::new("+14155550101", at);
+            c.inbound_modstamp.insert("hubspot".into(), t);
+            let err = encode(&c).unwrap_err().to_string();
+            assert!(err.contains("`hubspot`"), "{err}");
+
+            let c = ContactRecord::new("+14155550101", t);
+            let err = encode(&c).unwrap_err().to_string();
+            assert!(err.contains("created_at"), "{err}");
+        }
     }
 
     #[test]

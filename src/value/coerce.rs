@@ -5,6 +5,11 @@
 //! (datetimes converted to UTC); picklist text to an enum variant (exact match first, then
 //! case-insensitive). Anything else is an error carrying the value and the reason — never a
 //! silent default.
+//!
+//! A datetime must also be one the store can hold: it keeps nanoseconds since the epoch in an
+//! `i64`, so [`STORABLE_DATETIMES`] (1677-09-21 to 2262-04-11) is the range, and a datetime
+//! outside it is refused here, on every path that makes one, rather than bent to the nearest
+//! end when written.
 
 use std::borrow::Cow;
 
@@ -151,10 +156,11 @@ pub fn to_date(value: &DynValue<'_>) -> Result<NaiveDate, String> {
             if let Some(d) = parse_iso_date(t) {
                 return Ok(d);
             }
-            parse_datetime(t).map_err(|_| format!("{s:?} is not a date (expected YYYY-MM-DD)"))?
+            parse_datetime_any(t)
+                .map_err(|_| format!("{s:?} is not a date (expected YYYY-MM-DD)"))?
         }
         DynValue::Datetime(d) => *d,
-        DynValue::Number(n) => from_epoch_ms(*n)?,
+        DynValue::Number(n) => epoch_ms_any(*n)?,
         other => return Err(format!("expected a date, found {}", other.described())),
     };
     if dt.time() == NaiveTime::MIN {
@@ -167,26 +173,50 @@ pub fn to_date(value: &DynValue<'_>) -> Result<NaiveDate, String> {
     }
 }
 
-/// A datetime (stored in UTC) from RFC 3339 / ISO-8601 text with an offset (`Z`, `+02:00`,
-/// Salesforce's `+0000`), ISO text without offset (taken as UTC), a bare date (midnight UTC),
-/// or epoch milliseconds as a number or digit string.
-pub fn to_datetime(value: &DynValue<'_>) -> Result<DateTime<Utc>, String> {
-    match value {
-        DynValue::Datetime(d) => Ok(*d),
-        DynValue::Date(d) => Ok(Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN))),
-        DynValue::Number(n) => from_epoch_ms(*n),
-        DynValue::Str(s) => parse_datetime(s.trim()),
-        other => Err(format!("expected a datetime, found {}", other.described())),
+/// The datetimes the store can hold, as people read the bounds (nanoseconds since the epoch in
+/// an `i64`).
+pub const STORABLE_DATETIMES: &str =
+    "1677-09-21T00:12:43.145224192Z to 2262-04-11T23:47:16.854775807Z";
+
+/// `t` when the store can hold it, else why not.
+pub fn storable_datetime(t: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    match t.timestamp_nanos_opt() {
+        Some(_) => Ok(t),
+        None => Err(format!(
+            "{} is outside the datetimes crmsync can store ({STORABLE_DATETIMES})",
+            t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        )),
     }
 }
 
-/// Parse datetime text (see [`to_datetime`]).
+/// A datetime (stored in UTC) from RFC 3339 / ISO-8601 text with an offset (`Z`, `+02:00`,
+/// Salesforce's `+0000`), ISO text without offset (taken as UTC), a bare date (midnight UTC),
+/// or epoch milliseconds as a number or digit string. Only datetimes the store can hold
+/// ([`storable_datetime`]).
+pub fn to_datetime(value: &DynValue<'_>) -> Result<DateTime<Utc>, String> {
+    let t = match value {
+        DynValue::Datetime(d) => *d,
+        DynValue::Date(d) => Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN)),
+        DynValue::Number(n) => epoch_ms_any(*n)?,
+        DynValue::Str(s) => parse_datetime_any(s.trim())?,
+        other => return Err(format!("expected a datetime, found {}", other.described())),
+    };
+    storable_datetime(t)
+}
+
+/// Parse datetime text (see [`to_datetime`]); only datetimes the store can hold.
 pub fn parse_datetime(t: &str) -> Result<DateTime<Utc>, String> {
+    parse_datetime_any(t).and_then(storable_datetime)
+}
+
+/// [`parse_datetime`] over chrono's whole range: a date field takes `9999-12-31T00:00:00Z`
+/// (dates are stored as text).
+fn parse_datetime_any(t: &str) -> Result<DateTime<Utc>, String> {
     let digits = t.strip_prefix('-').unwrap_or(t);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         // Epoch milliseconds as text (HubSpot sends every property as a string).
         if let Ok(ms) = t.parse::<i64>() {
-            return from_epoch_ms(ms as f64);
+            return epoch_ms_any(ms as f64);
         }
     }
     if let Ok(d) = DateTime::parse_from_rfc3339(t) {
@@ -244,8 +274,13 @@ pub fn parse_iso_date(t: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
 }
 
-/// Epoch milliseconds to UTC; must be a whole number in chrono's range.
+/// Epoch milliseconds to UTC; must be a whole number whose datetime the store can hold.
 pub fn from_epoch_ms(ms: f64) -> Result<DateTime<Utc>, String> {
+    epoch_ms_any(ms).and_then(storable_datetime)
+}
+
+/// Epoch milliseconds in chrono's range (dates; see [`parse_datetime_any`]).
+fn epoch_ms_any(ms: f64) -> Result<DateTime<Utc>, String> {
     if ms.fract() != 0.0 || !ms.is_finite() || ms.abs() > 8.0e15 {
         return Err(format!("{} is not epoch milliseconds", format_number(ms)));
     }
@@ -413,6 +448,40 @@ mod tests {
         ] {
             assert!(c(bad.clone(), FieldType::Datetime).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn datetimes_the_store_cannot_hold_are_refused_not_bent() {
+        for bad in [
+            json!("9999-12-31T23:59:59Z"),
+            json!("0000-01-01T00:00:00Z"),
+            json!("1677-09-21T00:12:43Z"),
+            json!("2262-04-11T23:47:17Z"),
+            json!(-99_999_999_999_999_i64),
+            json!("-99999999999999"),
+            json!(253_402_300_799_000_i64),
+            json!("9999-12-31"),
+        ] {
+            let e = c(bad.clone(), FieldType::Datetime).unwrap_err();
+            assert!(
+                e.reason.contains("outside the datetimes"),
+                "{bad}: {}",
+                e.reason
+            );
+            assert!(e.reason.contains("2262-04-11"), "{bad}: {}", e.reason);
+        }
+        // A datetime value made elsewhere (a rule's expression) meets the same check.
+        let far = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        assert!(coerce(DynValue::Datetime(far), &FieldType::Datetime).is_err());
+        // The ends themselves are storable.
+        for good in ["1677-09-21T00:12:44Z", "2262-04-11T23:47:16Z"] {
+            assert!(c(json!(good), FieldType::Datetime).is_ok(), "{good}");
+        }
+        // A date is stored as text: the far future is a valid date.
+        assert_eq!(
+            c(json!("9999-12-31"), FieldType::Date),
+            Ok(Value::Date(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap()))
+        );
     }
 
     #[test]

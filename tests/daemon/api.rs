@@ -519,7 +519,7 @@ async fn an_outbound_value_that_cannot_be_computed_shows_in_metrics() {
             "salesforce",
             &[json!({
                 "attributes": {"type": "Contact"},
-                "Id": "003A", "Phone": caller, "LastName": "Lovelace",
+                "Id": "003A00000000000AAA", "Phone": caller, "LastName": "Lovelace",
                 "SystemModstamp": "2026-11-20T10:00:00.000+0000"
             })],
             None,

@@ -43,6 +43,113 @@ async fn v1_routes_need_the_bearer_token() {
     t.daemon.shutdown().await.unwrap();
 }
 
+/// RFC 7235: the auth scheme is case-insensitive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let t = TestDaemon::start().await;
+    for header in [
+        format!("bearer {TOKEN}"),
+        format!("BEARER {TOKEN}"),
+        format!("Bearer   {TOKEN}"),
+    ] {
+        let response = t
+            .http
+            .get(t.url("/v1/contacts"))
+            .header("authorization", &header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{header:?}");
+    }
+    for header in [format!("Bearer{TOKEN}"), format!("Bearerx {TOKEN}")] {
+        let response = t
+            .http
+            .get(t.url("/v1/contacts"))
+            .header("authorization", &header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{header:?}");
+    }
+    t.daemon.shutdown().await.unwrap();
+}
+
+/// Asserts the documented JSON error body with this status and code, and returns its message.
+async fn json_error(response: reqwest::Response, status: StatusCode, code: &str) -> String {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = response.text().await.unwrap();
+    assert_eq!(content_type, "application/json", "{status}: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{body}");
+    message.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn framework_rejections_answer_the_json_error_body() {
+    let t = TestDaemon::start().await;
+
+    // A method the route does not take: 405 naming the allowed ones, `Allow` kept.
+    let response = t.v1(Method::DELETE, "/v1/contacts").send().await.unwrap();
+    assert_eq!(response.headers()["allow"], "GET,HEAD");
+    let message = json_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    assert!(message.contains("DELETE"), "{message}");
+    let response = t.http.get(t.url("/webhooks/retell")).send().await.unwrap();
+    json_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+
+    // A query string that does not parse: 400 naming the parameter.
+    for path in ["/v1/contacts?limit=lots", "/v1/conflicts?after=x"] {
+        let response = t.v1(Method::GET, path).send().await.unwrap();
+        let message = json_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+        assert!(
+            message.contains("limit") || message.contains("after"),
+            "{path}: {message}"
+        );
+    }
+
+    // A path segment that is not UTF-8 once decoded.
+    let response = t
+        .v1(Method::GET, "/v1/contacts/%FF%FE")
+        .send()
+        .await
+        .unwrap();
+    json_error(response, StatusCode::BAD_REQUEST, "invalid_path").await;
+
+    // Bodies over the limit, with a Content-Length and chunked.
+    let big = "x".repeat(64 * 1024 + 1);
+    let response = t
+        .v1(Method::POST, "/v1/conversations")
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let message = json_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    assert!(message.contains("65536"), "{message}");
+    let (status, body) = chunked_post_answer(&t, "/v1/conversations", big.as_bytes()).await;
+    assert_eq!(status, 413, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    t.daemon.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_and_metrics_need_no_token() {
     let t = TestDaemon::start().await;
@@ -149,6 +256,11 @@ async fn contact_lookup_normalizes_the_phone_and_answers_404_and_400() {
 
 /// POSTs `body` with `Transfer-Encoding: chunked` and returns the response status code.
 async fn chunked_post(t: &TestDaemon, path: &str, body: &[u8]) -> u16 {
+    chunked_post_answer(t, path, body).await.0
+}
+
+/// POSTs `body` with `Transfer-Encoding: chunked`; the response status code and body.
+async fn chunked_post_answer(t: &TestDaemon, path: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(t.daemon.addr())
         .await
@@ -170,8 +282,14 @@ async fn chunked_post(t: &TestDaemon, path: &str, body: &[u8]) -> u16 {
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response);
-    text.split_whitespace()
+    let status = text
+        .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or("");
+    (status, body.to_string())
 }

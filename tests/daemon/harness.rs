@@ -39,6 +39,8 @@ pub struct Setup {
     pub rules: Option<crmsync::lang::Compiled>,
     /// `retell.chat_number_keys`.
     pub chat_number_keys: Vec<String>,
+    /// Read deadlines, connection cap, shutdown deadline.
+    pub limits: crmsync::daemon::serve::Limits,
 }
 
 impl Default for Setup {
@@ -52,6 +54,7 @@ impl Default for Setup {
             group_commit: true,
             rules: None,
             chat_number_keys: RetellSettings::default().chat_number_keys,
+            limits: Default::default(),
         }
     }
 }
@@ -111,6 +114,7 @@ impl TestDaemon {
             sync_interval: setup.sync_interval,
             dispatch_interval: setup.dispatch_interval,
             chat_number_keys: setup.chat_number_keys,
+            limits: setup.limits,
         };
         let daemon = daemon::start(options).await.expect("daemon starts");
         TestDaemon {
@@ -157,4 +161,50 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Reads one HTTP/1.1 response (head and a `Content-Length` body) from a raw connection: its
+/// status and body. `None` when the server closed the connection first.
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> Option<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buffer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                let status = head.split_whitespace().nth(1)?.parse().ok()?;
+                return Some((status, body[..length].to_string()));
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Waits until the server closes `stream` (end of file or a reset), discarding anything it
+/// sends first; panics after `bound` (a failure timeout, not a synchronisation).
+pub async fn closed_by_server(stream: &mut tokio::net::TcpStream, bound: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 1024];
+    tokio::time::timeout(bound, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server closes the connection");
 }

@@ -396,3 +396,48 @@ async fn a_chat_inbound_survives_a_killed_daemon() {
         Some(&crmsync::value::Value::Enum("qualified".to_string()))
     );
 }
+
+/// SIGTERM while a client holds a half-sent request: the daemon stops at
+/// `server.shutdown_timeout` (the request never answered), instead of waiting for the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_half_sent_request_held_open_exits_at_the_shutdown_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("crmsync.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules: {}\nstore: store.redb\nserver:\n  listen: 127.0.0.1:0\n\
+             \x20 header_read_timeout: 10m\n  shutdown_timeout: 1s\n",
+            rules_dir()
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&config).await;
+    let addr = daemon.url.strip_prefix("http://").expect("an http URL");
+    // The connection's first request (after a served one, hyper counts a connection waiting
+    // for its next head as idle, and a shutdown closes it at once).
+    let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A round trip on another connection, so the daemon has surely read the half-sent head.
+    let health = daemon
+        .http
+        .get(format!("{}/healthz", daemon.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // `terminate` fails the test if the process is still running after 30 s.
+    let (code, stderr) = daemon.terminate().await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "crmsync stopped at the shutdown timeout (1s): 1 connection(s) closed unanswered"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(crate::harness::read_response(&mut held).await, None);
+}

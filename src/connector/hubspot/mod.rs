@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{ApiClient, ApiRequest};
 use super::config::ConnectionSettings;
+use super::endpoint::segment;
 use super::retry::classify_hubspot;
 use super::{
     parse_crm_datetime, ActivityInput, ActivityKind, Connector, ConnectorError, CrmField,
@@ -88,10 +89,9 @@ impl HubspotConnector {
     }
 
     fn record_of(&self, object: &str, raw: Value) -> Result<CrmRecord, ConnectorError> {
-        let id = raw
-            .get("id")
-            .and_then(id_string)
-            .ok_or_else(|| self.decode_err("contacts", "a record without `id`"))?;
+        // Whatever the `id` is, the record goes on to the import, which skips and reports one
+        // whose id is not a HubSpot id: one bad record is not a failed sync.
+        let id = raw.get("id").and_then(id_string).unwrap_or_default();
         let stamp = raw
             .get("properties")
             .and_then(|p| p.get(modified_property(object)))
@@ -130,7 +130,7 @@ impl HubspotConnector {
         fields: &[String],
         after: Option<&str>,
     ) -> Result<Page, ConnectorError> {
-        let path = format!("/crm/v3/objects/{object}");
+        let path = format!("/crm/v3/objects/{}", segment(object));
         let mut req = ApiRequest::get(endpoint_label(object, "list"), &path)
             .query("limit", self.settings.page_size.min(LIST_PAGE).to_string())
             .query(
@@ -182,7 +182,7 @@ impl HubspotConnector {
             limit: SEARCH_PAGE,
             after: after.map(str::to_owned),
         };
-        let path = format!("/crm/v3/objects/{object}/search");
+        let path = format!("/crm/v3/objects/{}/search", segment(object));
         let endpoint = endpoint_label(object, "search");
         // A search changes nothing: safe to retry.
         let req = ApiRequest::with_json(endpoint, Method::POST, &path, &body, true);
@@ -315,7 +315,7 @@ impl HubspotConnector {
                 object_write_trace_id: a.conversation_id.clone(),
             })
             .collect();
-        let path = format!("/crm/v3/objects/{object}/batch/create");
+        let path = format!("/crm/v3/objects/{}/batch/create", segment(object));
         let req = ApiRequest::with_json(
             endpoint,
             Method::POST,
@@ -343,7 +343,20 @@ impl HubspotConnector {
     }
 
     async fn associated_ids(&self, contact: &str, to: &str) -> Result<Vec<String>, ConnectorError> {
-        let path = format!("/crm/v4/objects/contacts/{contact}/associations/{to}");
+        // A link stored by an older crmsync may hold any id a CRM answered; only a HubSpot id
+        // is looked up, and escaped as one segment anyway.
+        if !crate::engine::is_record_id(crate::lang::eval::ConnectionKind::Hubspot, contact) {
+            return Err(ConnectorError::Api {
+                connection: self.settings.name.clone(),
+                endpoint: "associations_read",
+                message: format!("`{contact}` is not a HubSpot record id (digits)"),
+            });
+        }
+        let path = format!(
+            "/crm/v4/objects/contacts/{}/associations/{}",
+            segment(contact),
+            segment(to)
+        );
         let mut ids = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -456,7 +469,7 @@ impl Connector for HubspotConnector {
     }
 
     async fn describe(&self, object: &str) -> Result<Schema, ConnectorError> {
-        let path = format!("/crm/v3/properties/{object}");
+        let path = format!("/crm/v3/properties/{}", segment(object));
         let endpoint = endpoint_label(object, "properties");
         let resp = self.client.send(&ApiRequest::get(endpoint, &path)).await?;
         let p: PropertiesResponse = resp.json(&self.settings.name, endpoint)?;
@@ -503,7 +516,7 @@ impl Connector for HubspotConnector {
         object: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<DeletedRecord>, ConnectorError> {
-        let path = format!("/crm/v3/objects/{object}");
+        let path = format!("/crm/v3/objects/{}", segment(object));
         let endpoint = endpoint_label(object, "archived");
         let mut out = Vec::new();
         let mut after: Option<String> = None;
@@ -556,7 +569,7 @@ impl Connector for HubspotConnector {
                     .collect(),
             })
             .collect();
-        let path = format!("/crm/v3/objects/{object}/batch/update");
+        let path = format!("/crm/v3/objects/{}/batch/update", segment(object));
         let endpoint = endpoint_label(object, "batch_update");
         let req =
             ApiRequest::with_json(endpoint, Method::POST, &path, &BatchInputs { inputs }, true);
@@ -622,7 +635,7 @@ impl Connector for HubspotConnector {
             return Ok(out);
         }
         let endpoint = endpoint_label(object, "history");
-        let path = format!("/crm/v3/objects/{object}/batch/read");
+        let path = format!("/crm/v3/objects/{}/batch/read", segment(object));
         for chunk in ids.chunks(50) {
             let body = BatchReadRequest {
                 properties: Vec::new(),
@@ -660,7 +673,7 @@ impl Connector for HubspotConnector {
                 properties_with_history: Vec::new(),
                 inputs: chunk.iter().map(|id| IdInput { id: id.clone() }).collect(),
             };
-            let path = format!("/crm/v3/objects/{object}/batch/read");
+            let path = format!("/crm/v3/objects/{}/batch/read", segment(object));
             let req =
                 ApiRequest::with_json("activities_batch_read", Method::POST, &path, &body, true);
             let resp = self.client.send(&req).await?;

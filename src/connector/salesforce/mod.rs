@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 
 use super::client::{ApiClient, ApiRequest};
 use super::config::ConnectionSettings;
+use super::endpoint::segment;
 use super::retry::classify_salesforce;
 use super::{
     parse_crm_datetime, ActivityInput, ActivityKind, Connector, ConnectorError, CrmField,
@@ -70,11 +71,14 @@ impl SalesforceConnector {
     }
 
     fn record_of(&self, raw: Value) -> Result<CrmRecord, ConnectorError> {
-        let id = raw
-            .get("Id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.decode_err("query", "a record without `Id`"))?
-            .to_string();
+        // Whatever the `Id` is, the record goes on to the import, which skips and reports one
+        // whose id is not a Salesforce id (`crate::engine` record ids): one bad record is not
+        // a failed sync.
+        let id = match raw.get("Id") {
+            Some(Value::String(id)) => id.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
         let stamp = raw
             .get("SystemModstamp")
             .and_then(Value::as_str)
@@ -234,7 +238,7 @@ impl Connector for SalesforceConnector {
     }
 
     async fn describe(&self, object: &str) -> Result<Schema, ConnectorError> {
-        let path = self.data_path(&format!("/sobjects/{object}/describe"));
+        let path = self.data_path(&format!("/sobjects/{}/describe", segment(object)));
         let resp = self
             .client
             .send(&ApiRequest::get("describe", &path))
@@ -325,7 +329,7 @@ impl Connector for SalesforceConnector {
         // current second are inside the window (the org caps `end` at its own clock anyway).
         let end =
             (Utc::now() + chrono::Duration::seconds(1)).max(since + chrono::Duration::minutes(1));
-        let path = self.data_path(&format!("/sobjects/{object}/deleted/"));
+        let path = self.data_path(&format!("/sobjects/{}/deleted/", segment(object)));
         let req = ApiRequest::get("deleted", &path)
             .query("start", since.to_rfc3339_opts(SecondsFormat::Secs, false))
             .query("end", end.to_rfc3339_opts(SecondsFormat::Secs, false));

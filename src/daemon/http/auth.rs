@@ -24,8 +24,7 @@ pub async fn require_bearer(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     match presented {
         Some(token) if tokens_match(token, &state.api_token) => next.run(request).await,
         Some(_) => ApiError::unauthorized("the bearer token is not valid").into_response(),
@@ -35,6 +34,14 @@ pub async fn require_bearer(
         )
         .into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive and
+/// separated from the token by one or more spaces (RFC 7235 §2.1, RFC 6750 §2.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn tokens_match(presented: &str, expected: &str) -> bool {
@@ -49,7 +56,24 @@ fn tokens_match(presented: &str, expected: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::tokens_match;
+    use super::{bearer_token, tokens_match};
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k "] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        for value in [
+            "Bearert0k",
+            "Basic t0k",
+            "Bearer ",
+            "Bearer",
+            "Bearerx t0k",
+            "",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 
     #[test]
     fn compares_whole_tokens() {

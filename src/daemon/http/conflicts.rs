@@ -9,7 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value as JsonValue};
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use crate::daemon::{store_error, AppState};
 
 /// Paging of `GET /v1/conflicts`.
@@ -24,20 +24,11 @@ pub struct ConflictQuery {
     pub connection: Option<String>,
 }
 
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
-
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ConflictQuery>,
 ) -> ApiResult<Json<JsonValue>> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
-        ));
-    }
+    let limit = super::paging::page_limit(query.limit)?;
     let engine = state.engine.clone();
     let after = query.after.unwrap_or(0);
     let connection = query.connection.clone();

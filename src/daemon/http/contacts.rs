@@ -88,22 +88,13 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
-
 /// `GET /v1/contacts?after=&limit=` → `{"contacts": [...], "next": "+1..." | null}`, in phone
 /// order.
 pub async fn list_contacts(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<JsonValue>> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE}, got {limit}"),
-        ));
-    }
+    let limit = super::paging::page_limit(query.limit)?;
     let engine = state.engine.clone();
     let after = query.after.clone();
     // Fetch one extra row to know whether another page exists.

@@ -24,6 +24,7 @@ pub fn engine_error(err: EngineError) -> ApiError {
             ApiError::bad_request("unknown_connection", err.to_string())
         }
         EngineError::NoContact(_) => ApiError::not_found(err.to_string()),
+        EngineError::Store(err) if err.is_unavailable() => crate::daemon::store_error(err),
         // Store failures, and configuration problems that should have stopped the start.
         other => ApiError::internal(other.to_string()),
     }
@@ -108,11 +109,13 @@ pub async fn apply_retell(
     let event = match resolved {
         ResolvedEvent::Ready(event) => event,
         ResolvedEvent::NoNumber(report) => {
-            tracing::warn!(
-                chat = %report.conversation_id,
-                reason = %report.reason,
-                "a Retell chat has no phone number; not applied"
-            );
+            if let ConversationOutcome::NoNumber { reason } = &report.outcome {
+                tracing::warn!(
+                    chat = %report.conversation_id,
+                    %reason,
+                    "a Retell chat has no phone number; not applied"
+                );
+            }
             state.counters.event(source, "no_number");
             return Ok(json!({"status": "ok", "report": report}));
         }

@@ -9,11 +9,15 @@
 //! | `POST/GET /v1/sync` | bearer |
 //! | `GET /v1/conflicts` | bearer |
 //! | `GET /v1/outbox`, `POST /v1/outbox/dead-letters/...` (retry, retry-all, discard) | bearer |
+//! | `GET /v1/store/backup` | bearer |
 //! | `GET /healthz`, `GET /metrics` | none |
 //!
-//! Bodies larger than the configured limit are refused with 413 before any handler runs.
+//! A body is read whole before any handler runs: over `server.body_limit` it is refused with
+//! 413, and one that takes longer than `server.body_read_timeout` with 408 (`body.rs`). Every
+//! refusal, the framework's own included, answers the JSON error body (`error.rs`).
 
 pub mod auth;
+pub mod body;
 pub mod conflicts;
 pub mod contacts;
 pub mod conversations;
@@ -23,7 +27,9 @@ pub mod health;
 pub mod inbound;
 pub mod metrics;
 pub mod outbox;
+mod paging;
 pub mod retell;
+pub mod store;
 pub mod sync;
 
 use std::sync::Arc;
@@ -31,13 +37,12 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use super::AppState;
 use error::ApiError;
 
 /// The whole router.
-pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+pub fn router(state: Arc<AppState>, body: body::BodyLimits) -> Router {
     let v1 = Router::new()
         .route("/contacts", get(contacts::list_contacts))
         .route(
@@ -48,6 +53,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/sync", post(sync::start).get(sync::status))
         .route("/conflicts", get(conflicts::list))
         .merge(outbox::routes())
+        .route("/store/backup", get(store::backup))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_bearer,
@@ -59,9 +65,13 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/webhooks/retell/inbound", post(inbound::inbound))
         .nest("/v1", v1)
         .fallback(|| async { ApiError::not_found("no such route") })
-        // axum's own 2 MB default would shadow the configured limit; the tower-http layer
-        // answers 413 from Content-Length up front and stops chunked bodies at the limit.
+        // The body arrives whole and within its limits (`body.rs`); axum's own 2 MB default
+        // would shadow the configured limit.
+        .layer(axum::middleware::from_fn_with_state(
+            body,
+            body::read_whole_body,
+        ))
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }

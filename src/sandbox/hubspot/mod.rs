@@ -115,6 +115,7 @@ pub struct Shared {
     pub counters: Counters,
     pub limiter: Mutex<RateLimiter>,
     pub tokens: Mutex<Tokens>,
+    pub tamper: Arc<super::tamper::Tamper>,
 }
 
 impl Shared {
@@ -134,6 +135,7 @@ impl Shared {
                 config.search_per_second,
             )),
             tokens: Mutex::new(Tokens::default()),
+            tamper: Arc::default(),
         }
     }
 }
@@ -181,6 +183,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             pipeline::pipeline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.tamper.clone(),
+            super::tamper::rewrite,
         ))
         .with_state(shared)
 }
@@ -232,6 +238,11 @@ impl HubSpotSandbox {
     /// The live fault knobs. After changing `search_index_lag`, the next write uses it.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// Knobs for dishonest answers: record ids of the wrong shape (`docs/sandbox.md`).
+    pub fn tamper(&self) -> &super::tamper::Tamper {
+        &self.shared.tamper
     }
 
     /// Stops the server and waits for in-flight requests.

@@ -81,6 +81,7 @@ pub struct App {
     pub(crate) prefetch: Mutex<Option<query::Prefetch>>,
     pub(crate) tokens: Mutex<auth::Tokens>,
     pub(crate) faults: Faults,
+    pub(crate) tamper: Arc<super::tamper::Tamper>,
     pub(crate) counters: Counters,
     pub(crate) page_size: usize,
     pub(crate) schema_modified_ms: i64,
@@ -119,6 +120,7 @@ impl SalesforceSandbox {
             prefetch: Mutex::new(None),
             tokens: Mutex::new(auth::Tokens::default()),
             faults: Faults::new(config.faults),
+            tamper: Arc::default(),
             counters: Counters::new(),
             page_size: config.page_size.max(1),
             // Metadata "last changed" long before any seeded record.
@@ -159,6 +161,12 @@ impl SalesforceSandbox {
     /// The live fault knobs (`faults().update(|f| f.server_error_fraction = 0.2)`).
     pub fn faults(&self) -> &Faults {
         &self.app.faults
+    }
+
+    /// Knobs for dishonest answers: a foreign `nextRecordsUrl`, record ids of the wrong shape
+    /// (`docs/sandbox.md`).
+    pub fn tamper(&self) -> &super::tamper::Tamper {
+        &self.app.tamper
     }
 
     pub fn population(&self) -> Population {
@@ -347,6 +355,10 @@ fn instance_router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             pipeline::api_pipeline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.tamper.clone(),
+            super::tamper::rewrite,
         ));
     Router::new()
         .route("/services/data", get(versions))
