@@ -380,3 +380,51 @@ fn broken_rules_print_diagnostics_and_exit_1() {
     assert!(stderr.contains("crm.rules"), "{stderr}");
     assert!(stderr.contains("error"), "{stderr}");
 }
+
+/// Dead letters are retried and discarded from the command line: a mapping that still fails is
+/// not retried (exit 1, the letter stays open); once the contact's value computes, the retry
+/// queues it; a discard keeps its reason, and a resolved letter cannot be acted on again.
+#[test]
+fn outbox_retry_and_discard_act_on_dead_letters() {
+    let ws = Workspace::new();
+    let rules = RULES.replace(
+        "interaction_summary -> Notes__c",
+        "interaction_summary -> Notes__c\n    to_number(interaction_summary) -> Score__c",
+    );
+    assert_ne!(rules, RULES, "the example rules changed: update this test");
+    ws.write("rules/crm.rules", &rules);
+    ws.ok(&["import", "--connection", "salesforce", "salesforce.json"]);
+    ws.ok(&["analyze", "call.json"]);
+    let still_fails = ws.bad(&["outbox", "retry", "1"]);
+    ws.ok(&["contact", "set", "415-555-0101", "interaction_summary=42"]);
+    let retried = ws.ok(&["outbox", "retry", "1"]);
+    ws.ok(&["contact", "set", "415-555-0101", "interaction_summary=n/a"]);
+    let view = ws.json(&["outbox"]);
+    assert_eq!(view["counts"]["dead_letters"], 1, "{view}");
+    assert_eq!(view["dead_letters"][0]["id"], 2, "{view}");
+    let discarded = ws.ok(&["outbox", "discard", "2", "--reason", "n/a is a placeholder"]);
+    let listed = ws.ok(&["outbox"]);
+    insta::assert_snapshot!(format!(
+        "$ crmsync outbox retry 1  (the notes are no number yet)\n{still_fails}\
+         $ crmsync outbox retry 1\n{retried}\
+         $ crmsync outbox discard 2 --reason ...\n{discarded}\
+         $ crmsync outbox\n{listed}"
+    ));
+    let view = ws.json(&["outbox"]);
+    assert_eq!(view["counts"]["dead_letters"], 0, "{view}");
+    let history: Vec<_> = view["pending_writes"].as_array().unwrap().to_vec();
+    assert_eq!(history.len(), 1, "{history:?}");
+
+    let again = ws.bad(&["outbox", "retry", "1"]);
+    assert!(
+        again.contains("dead letter #1 was already retried at"),
+        "{again}"
+    );
+    let again = ws.bad(&["outbox", "discard", "2", "--reason", "twice"]);
+    assert!(again.contains("already discarded"), "{again}");
+    assert!(ws
+        .bad(&["outbox", "retry", "9"])
+        .contains("no dead letter #9"));
+    let none = ws.ok(&["outbox", "retry", "--all"]);
+    assert_eq!(none, "retried 0, not retried 0\n");
+}

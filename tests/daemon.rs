@@ -34,6 +34,9 @@ mod call_outcomes;
 #[path = "daemon/conflicts.rs"]
 mod conflicts;
 
+#[path = "daemon/outbox.rs"]
+mod outbox;
+
 #[path = "daemon/event_ids.rs"]
 mod event_ids;
 

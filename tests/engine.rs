@@ -692,6 +692,7 @@ mod inbound {
             next_attempt_at: now,
             last_error: None,
             created_at: now,
+            deferred_since: None,
         };
         assert!(store
             .write(|tx| tx.enqueue_activity(&intent("first")))

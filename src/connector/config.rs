@@ -14,6 +14,15 @@ use super::ConnectorKind;
 
 /// Default Salesforce REST API version.
 pub const DEFAULT_SALESFORCE_API_VERSION: &str = "v62.0";
+/// How long transient failures are ridden out before an outbox entry is dead-lettered.
+pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The client-side rate limit's admitted range: below one request in 1000 s a connection is
+/// useless (and the wait between tokens stops fitting a timer), above 100 000/s it limits
+/// nothing any CRM serves.
+pub const MIN_REQUESTS_PER_SECOND: f64 = 0.001;
+pub const MAX_REQUESTS_PER_SECOND: f64 = 100_000.0;
+/// The largest token bucket (requests sent at once after a quiet spell).
+pub const MAX_BURST: u32 = 100_000;
 /// Default HubSpot API host.
 pub const DEFAULT_HUBSPOT_BASE_URL: &str = "https://api.hubapi.com";
 /// Default Salesforce login host (client-credentials needs the org's My Domain in practice).
@@ -82,9 +91,19 @@ pub struct ConnectionConfig {
     /// was already read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlap_secs: Option<u64>,
-    /// Dispatch gives up on an outbox entry after this many failed passes (default 5).
+    /// Dispatch gives up on a field write whose write results cannot be read after this many
+    /// passes (default 5). Transient errors are not counted: see `give_up_after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delivery_attempts: Option<u32>,
+    /// How long an outbox entry is kept (deferred, retried with backoff) through transient
+    /// errors — throttling, 5xx, timeouts, connection errors — before it becomes a dead letter
+    /// (default `24h`; `90m`, `2d`, ...).
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub give_up_after: Option<Duration>,
     /// How a CRM edit of a field crmsync has a pending write for is decided: `latest_wins`
     /// (default: the later change wins, per field), `crm_wins` or `crmsync_wins`. Every
     /// conflict is recorded (`crmsync conflicts`).
@@ -167,6 +186,9 @@ pub struct ConnectionSettings {
     pub timeout: Duration,
     pub overlap: Duration,
     pub max_delivery_attempts: u32,
+    /// How long an outbox entry is kept deferred through transient failures (throttling, 5xx,
+    /// timeouts, connection errors) before it becomes a dead letter.
+    pub give_up_after: Duration,
 }
 
 /// A connection config that cannot be used.
@@ -203,6 +225,7 @@ impl ConnectionSettings {
             timeout: Duration::from_secs(30),
             overlap: Duration::from_secs(120),
             max_delivery_attempts: 5,
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
         }
     }
 }
@@ -342,11 +365,24 @@ impl ConnectionConfig {
             s.page_size = p;
         }
         if let Some(r) = self.rate_limit {
-            if r.requests_per_second.is_nan() || r.requests_per_second <= 0.0 || r.burst == 0 {
-                return Err(ConfigError::Invalid {
-                    connection: name.to_string(),
-                    message: "rate_limit needs requests_per_second > 0 and burst ≥ 1".into(),
-                });
+            let invalid = |message: String| ConfigError::Invalid {
+                connection: name.to_string(),
+                message,
+            };
+            // NaN fails the range test too.
+            if !(MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND).contains(&r.requests_per_second)
+            {
+                return Err(invalid(format!(
+                    "rate_limit.requests_per_second {} is out of range \
+                     {MIN_REQUESTS_PER_SECOND}..={MAX_REQUESTS_PER_SECOND}",
+                    r.requests_per_second
+                )));
+            }
+            if !(1..=MAX_BURST).contains(&r.burst) {
+                return Err(invalid(format!(
+                    "rate_limit.burst {} is out of range 1..={MAX_BURST}",
+                    r.burst
+                )));
             }
             s.rate_limit = r;
         }
@@ -367,6 +403,9 @@ impl ConnectionConfig {
         }
         if let Some(n) = self.max_delivery_attempts {
             s.max_delivery_attempts = n.max(1);
+        }
+        if let Some(d) = self.give_up_after {
+            s.give_up_after = d;
         }
         Ok(s)
     }
@@ -451,5 +490,62 @@ mod tests {
             .resolve("hs", ConnectorKind::Hubspot, |_| Some("t".into()))
             .unwrap_err();
         assert!(err.to_string().contains("1..=200"), "{err}");
+    }
+
+    fn resolve_yaml(yaml: &str) -> Result<ConnectionSettings, ConfigError> {
+        let cfg: ConnectionConfig = serde_yaml::from_str(yaml).unwrap();
+        cfg.resolve("hs", ConnectorKind::Hubspot, |_| Some("t".into()))
+    }
+
+    #[test]
+    fn a_rate_limit_out_of_range_is_refused_by_key() {
+        for (yaml, key) in [
+            (
+                "rate_limit: {requests_per_second: 1e-300, burst: 1}",
+                "rate_limit.requests_per_second",
+            ),
+            (
+                "rate_limit: {requests_per_second: 1e300, burst: 1}",
+                "rate_limit.requests_per_second",
+            ),
+            (
+                "rate_limit: {requests_per_second: .inf, burst: 1}",
+                "rate_limit.requests_per_second",
+            ),
+            (
+                "rate_limit: {requests_per_second: 5, burst: 0}",
+                "rate_limit.burst",
+            ),
+            (
+                "rate_limit: {requests_per_second: 5, burst: 4000000000}",
+                "rate_limit.burst",
+            ),
+        ] {
+            let err = resolve_yaml(yaml).unwrap_err().to_string();
+            assert!(err.starts_with("connection `hs`: "), "{yaml}: {err}");
+            assert!(err.contains(key), "{yaml}: {err}");
+            assert!(err.contains("out of range"), "{yaml}: {err}");
+        }
+        let s = resolve_yaml("rate_limit: {requests_per_second: 0.5, burst: 2}").unwrap();
+        assert_eq!(s.rate_limit.requests_per_second, 0.5);
+        // What the range admits, the limiter can hold without panicking.
+        let _ = crate::connector::ratelimit::RateLimiter::new(RateLimitConfig {
+            requests_per_second: MIN_REQUESTS_PER_SECOND,
+            burst: MAX_BURST,
+        });
+    }
+
+    #[test]
+    fn give_up_after_is_a_duration_with_a_long_default() {
+        assert_eq!(
+            resolve_yaml("{}").unwrap().give_up_after,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            resolve_yaml("give_up_after: 90m").unwrap().give_up_after,
+            Duration::from_secs(5_400)
+        );
+        let err = serde_yaml::from_str::<ConnectionConfig>("give_up_after: soon").unwrap_err();
+        assert!(err.to_string().contains("give_up_after"), "{err}");
     }
 }

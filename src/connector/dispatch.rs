@@ -4,11 +4,18 @@
 //! the CRM's limit (200 Salesforce, 100 HubSpot), so N coalesced changes cost ⌈N / limit⌉
 //! write requests. Per record:
 //! - written → `mark_write_sent` (remembers the values for echo detection);
-//! - refused for good → dead letter with the CRM's message;
-//! - refused for now (locked row, throttled, attempts of the request exhausted) → retried in a
-//!   later pass with backoff, dead-lettered after `max_delivery_attempts`;
-//! - an answer that cannot be decoded (a "success" without a record id) → the same as refused
-//!   for now (an activity stays `Sending`, so it is looked up before it is sent again).
+//! - refused for good (the CRM's error about the record itself: validation, bad value, missing
+//!   field, not found) → dead letter with the CRM's message;
+//! - refused for now (throttled, 5xx, locked row, timeout, connection error) → **deferred**:
+//!   kept in the outbox and retried in a later pass with backoff, for as long as the
+//!   connection's `give_up_after` (24 h by default) from the first failure of the spell; only
+//!   past that horizon is it dead-lettered, with the last error. Never counted against an
+//!   attempt limit: a throttling spell of any length short of the horizon loses nothing;
+//! - an answer that cannot be decoded (a "success" without a record id) → deferred too; a field
+//!   write is dead-lettered after `max_delivery_attempts` such answers (an activity stays
+//!   `Sending`, so it is looked up before it is sent again, and is bounded by the horizon).
+//!
+//! Every deferral starting a spell and every dead letter is logged (`tracing` warn).
 //!
 //! Activities are never duplicated: each is marked `Sending` (committed) before its create
 //! request; a create whose outcome is unknown (timeout, 5xx after sending, crash) stays
@@ -106,6 +113,31 @@ pub async fn dispatch_pass<C: Connector>(
     Ok(report)
 }
 
+/// Whether an entry deferred since `since` has waited out the connection's horizon: the first
+/// failure of a spell never gives up (it starts the clock).
+fn past_horizon<C: Connector>(
+    connector: &C,
+    since: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> bool {
+    let horizon = connector.settings().give_up_after;
+    since.is_some_and(|since| (at - since).to_std().is_ok_and(|waited| waited >= horizon))
+}
+
+/// The message of an entry given up on at the horizon.
+fn gave_up(attempts: u32, since: Option<DateTime<Utc>>, at: DateTime<Utc>, last: &str) -> String {
+    let waited = since
+        .and_then(|since| (at - since).to_std().ok())
+        .map(|d| {
+            humantime_serde::re::humantime::format_duration(std::time::Duration::from_secs(
+                d.as_secs(),
+            ))
+            .to_string()
+        })
+        .unwrap_or_else(|| "0s".into());
+    format!("gave up after {waited} of transient errors ({attempts} attempts): {last}")
+}
+
 /// When a failed entry is due again: the connection's backoff base doubled per attempt, at
 /// most its backoff cap.
 pub fn retry_at<C: Connector>(connector: &C, attempts: u32, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -154,8 +186,22 @@ async fn dispatch_writes<C: Connector>(
                     report.written += 1;
                     sent.push((write.record_id.clone(), write.fields.clone()));
                 }
-                Err((message, permanent)) => {
-                    if permanent || write.attempts + 1 >= max_attempts {
+                Err(failure) => {
+                    let attempts = write.attempts + 1;
+                    let give_up = match &failure {
+                        Failure::Refused(message) => Some(message.clone()),
+                        Failure::Undecodable(message) if attempts >= max_attempts => {
+                            Some(format!("gave up after {attempts} attempts: {message}"))
+                        }
+                        Failure::Transient(message) | Failure::Undecodable(message)
+                            if past_horizon(connector, write.deferred_since, at) =>
+                        {
+                            Some(gave_up(attempts, write.deferred_since, at, message))
+                        }
+                        _ => None,
+                    };
+                    if let Some(message) = give_up {
+                        tracing::warn!(connection = conn, record = %write.record_id, %message, "field write dead-lettered");
                         store.dead_letter_write(conn, &write.record_id, &message, at)?;
                         report.dead_lettered.push(DeadLettered {
                             kind: "field_write",
@@ -164,8 +210,17 @@ async fn dispatch_writes<C: Connector>(
                             field: None,
                         });
                     } else {
+                        let message = failure.message();
                         let when = retry_at(connector, write.attempts, at);
-                        store.mark_write_failed(conn, &write.record_id, &message, when)?;
+                        log_deferral(
+                            conn,
+                            "field write",
+                            &write.record_id,
+                            write.deferred_since,
+                            message,
+                            when,
+                        );
+                        store.mark_write_failed(conn, &write.record_id, message, when)?;
                         report.deferred += 1;
                     }
                 }
@@ -219,32 +274,78 @@ async fn send_writes<C: Connector>(
     }
 }
 
+/// Why a field write did not land.
+enum Failure {
+    /// The CRM refused the record for good.
+    Refused(String),
+    /// Throttled, 5xx, timeout, connection error: deferred up to the horizon.
+    Transient(String),
+    /// An answer that cannot be read: setting the same values again is harmless, so it is
+    /// retried, then dead-lettered after `max_delivery_attempts`.
+    Undecodable(String),
+}
+
+impl Failure {
+    fn message(&self) -> &str {
+        match self {
+            Failure::Refused(m) | Failure::Transient(m) | Failure::Undecodable(m) => m,
+        }
+    }
+}
+
+/// Logs a deferral: a warning when it starts a spell of failures, a debug line after that (a
+/// long outage would otherwise repeat the same warning for every entry on every pass).
+fn log_deferral(
+    connection: &str,
+    what: &str,
+    key: &str,
+    deferred_since: Option<DateTime<Utc>>,
+    error: &str,
+    next_attempt: DateTime<Utc>,
+) {
+    if deferred_since.is_none() {
+        tracing::warn!(connection, key, %error, %next_attempt, "{what} deferred: the CRM is unavailable for now");
+    } else {
+        tracing::debug!(connection, key, %error, %next_attempt, "{what} still deferred");
+    }
+}
+
 impl WriteResult {
-    /// For field writes: the record id, or the refusal's (message, permanent). An undecodable
-    /// answer is refused for now: setting the same values again is harmless, so it is retried,
-    /// then dead-lettered with its message.
-    fn field_write_outcome(self) -> Result<String, (String, bool)> {
+    /// For field writes: the record id, or why not. A field write is split before a refusal of
+    /// some of its fields comes here; an activity cannot be created in part.
+    fn field_write_outcome(self) -> Result<String, Failure> {
         match self {
             WriteResult::Written { id } => Ok(id),
-            WriteResult::Rejected { message, permanent } => Err((message, permanent)),
-            WriteResult::Undecodable { message } => Err((message, false)),
-            // An activity cannot be created in part; a field write is split before this.
+            WriteResult::Rejected {
+                message,
+                permanent: true,
+            } => Err(Failure::Refused(message)),
+            WriteResult::Rejected { message, .. } => Err(Failure::Transient(message)),
+            WriteResult::Undecodable { message } => Err(Failure::Undecodable(message)),
             WriteResult::FieldsRejected { fields } => {
-                Err((RejectedField::describe_all(&fields), true))
+                Err(Failure::Refused(RejectedField::describe_all(&fields)))
             }
         }
     }
 }
 
 fn rejection(e: &ConnectorError) -> WriteResult {
-    if let ConnectorError::Api { message, .. } = e {
-        if let Some(fields) = property_errors(message) {
-            return WriteResult::FieldsRejected { fields };
-        }
-    }
-    WriteResult::Rejected {
-        message: e.to_string(),
-        permanent: !e.is_transient(),
+    match e {
+        ConnectorError::Api { message, .. } => match property_errors(message) {
+            Some(fields) => WriteResult::FieldsRejected { fields },
+            None => WriteResult::Rejected {
+                message: e.to_string(),
+                permanent: true,
+            },
+        },
+        // An answer that cannot be read says nothing about the record.
+        ConnectorError::Decode { .. } => WriteResult::Undecodable {
+            message: e.to_string(),
+        },
+        _ => WriteResult::Rejected {
+            message: e.to_string(),
+            permanent: !e.is_transient(),
+        },
     }
 }
 
@@ -349,57 +450,38 @@ async fn dispatch_activities<C: Connector>(
     report: &mut DispatchReport,
 ) -> Result<(), DispatchError> {
     let limit = connector.settings().kind.write_batch_limit();
-    let max_attempts = connector.settings().max_delivery_attempts;
     let conn = target.connection.as_str();
     loop {
         let due = store.due_activities(conn, now, limit)?;
         if due.is_empty() {
             return Ok(());
         }
-        // Outcome unknown: look before sending again.
         let mut to_send: Vec<&ActivityIntent> = Vec::with_capacity(due.len());
         for intent in &due {
-            if matches!(intent.state, ActivityState::Sending { .. }) {
-                match connector.find_activity(&activity_input(intent)).await {
-                    Ok(Some(crm_id)) => {
-                        store.mark_activity_done(conn, &intent.conversation_id, &crm_id)?;
-                        report.activities_found += 1;
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(e @ ConnectorError::Auth { .. }) => {
-                        return Err(DispatchError::Connector(e))
-                    }
-                    Err(e) => {
-                        // Cannot tell whether it exists: sending again could duplicate it.
-                        let when = retry_at(connector, intent.attempts, Utc::now());
-                        store.mark_activity_unknown(
-                            conn,
-                            &intent.conversation_id,
-                            &e.to_string(),
-                            when,
-                        )?;
-                        report.deferred += 1;
-                        continue;
-                    }
-                }
-            }
-            if intent.attempts >= max_attempts {
-                let message = intent
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "too many attempts".into());
-                let message = format!("gave up after {} attempts: {message}", intent.attempts);
-                store.dead_letter_activity(conn, &intent.conversation_id, &message, Utc::now())?;
-                report.dead_lettered.push(DeadLettered {
-                    kind: "activity",
-                    key: intent.conversation_id.clone(),
-                    message,
-                    field: None,
-                });
+            let unknown = matches!(intent.state, ActivityState::Sending { .. });
+            if past_horizon(connector, intent.deferred_since, Utc::now()) {
+                let last = intent.last_error.as_deref().unwrap_or("no answer");
+                let message = gave_up(intent.attempts, intent.deferred_since, Utc::now(), last);
+                dead_letter_activity(store, conn, intent, message, unknown, report)?;
                 continue;
             }
-            to_send.push(intent);
+            if !unknown {
+                to_send.push(intent);
+                continue;
+            }
+            // Outcome unknown: look before sending again.
+            match connector.find_activity(&activity_input(intent)).await {
+                Ok(Some(crm_id)) => {
+                    store.mark_activity_done(conn, &intent.conversation_id, &crm_id)?;
+                    report.activities_found += 1;
+                }
+                Ok(None) => to_send.push(intent),
+                Err(e @ ConnectorError::Auth { .. }) => return Err(DispatchError::Connector(e)),
+                Err(e) => {
+                    // Cannot tell whether it exists: sending again could duplicate it.
+                    defer_activity(connector, store, conn, intent, &e.to_string(), true, report)?;
+                }
+            }
         }
         if to_send.is_empty() {
             continue;
@@ -409,49 +491,40 @@ async fn dispatch_activities<C: Connector>(
         store.mark_activity_sending(conn, &ids)?;
         let inputs: Vec<ActivityInput> = to_send.iter().map(|i| activity_input(i)).collect();
         let outcome = connector.create_activities(&inputs).await;
-        let at = Utc::now();
         match outcome {
             Ok(results) => {
                 for (intent, result) in to_send.iter().zip(results) {
-                    let id = &intent.conversation_id;
-                    let (message, permanent) = match result {
+                    match result {
                         WriteResult::Written { id: crm_id } => {
-                            store.mark_activity_done(conn, id, &crm_id)?;
+                            store.mark_activity_done(conn, &intent.conversation_id, &crm_id)?;
                             report.activities_logged += 1;
-                            continue;
                         }
+                        // It may exist: stay `Sending`, so it is looked up before it is sent
+                        // again.
                         WriteResult::Undecodable { message } => {
-                            // It may exist: stay `Sending`, so it is looked up before it is
-                            // sent again.
-                            let when = retry_at(connector, intent.attempts, at);
-                            store.mark_activity_unknown(conn, id, &message, when)?;
-                            report.deferred += 1;
-                            continue;
+                            defer_activity(connector, store, conn, intent, &message, true, report)?;
                         }
-                        WriteResult::Rejected { message, permanent } => (message, permanent),
+                        // A per-record refusal means the record was not created.
+                        WriteResult::Rejected {
+                            message,
+                            permanent: true,
+                        } => dead_letter_activity(store, conn, intent, message, false, report)?,
+                        WriteResult::Rejected { message, .. } => {
+                            defer_activity(
+                                connector, store, conn, intent, &message, false, report,
+                            )?;
+                        }
                         // An activity cannot be created in part: refused as a whole.
                         WriteResult::FieldsRejected { fields } => {
-                            (RejectedField::describe_all(&fields), true)
+                            let message = RejectedField::describe_all(&fields);
+                            dead_letter_activity(store, conn, intent, message, false, report)?;
                         }
-                    };
-                    // A per-record refusal means the record was not created.
-                    if permanent || intent.attempts + 1 >= max_attempts {
-                        store.dead_letter_activity(conn, id, &message, at)?;
-                        report.dead_lettered.push(DeadLettered {
-                            kind: "activity",
-                            key: id.clone(),
-                            message,
-                            field: None,
-                        });
-                    } else {
-                        let when = retry_at(connector, intent.attempts, at);
-                        store.mark_activity_failed(conn, id, &message, when)?;
-                        report.deferred += 1;
                     }
                 }
             }
             Err(e @ ConnectorError::Auth { .. }) => {
                 // Not sent (a 401 is refused before processing).
+                let at = Utc::now();
                 for id in &ids {
                     store.mark_activity_failed(conn, id, &e.to_string(), at)?;
                 }
@@ -459,36 +532,94 @@ async fn dispatch_activities<C: Connector>(
             }
             Err(e @ ConnectorError::OutcomeUnknown { .. }) => {
                 // Stay `Sending`; due again at once, so the lookup runs in this pass.
-                for id in &ids {
-                    store.mark_activity_unknown(conn, id, &e.to_string(), now)?;
+                for intent in &to_send {
+                    if intent.deferred_since.is_none() {
+                        tracing::warn!(connection = conn, conversation = %intent.conversation_id, error = %e, "activity create outcome unknown; it is looked up before it is sent again");
+                    }
+                    store.mark_activity_unknown(
+                        conn,
+                        &intent.conversation_id,
+                        &e.to_string(),
+                        now,
+                    )?;
+                }
+            }
+            // An answer that cannot be read: the Tasks may exist.
+            Err(e @ ConnectorError::Decode { .. }) => {
+                for intent in &to_send {
+                    defer_activity(connector, store, conn, intent, &e.to_string(), true, report)?;
                 }
             }
             Err(e) if e.is_transient() => {
                 for intent in &to_send {
-                    let when = retry_at(connector, intent.attempts, at);
-                    store.mark_activity_failed(
+                    defer_activity(
+                        connector,
+                        store,
                         conn,
-                        &intent.conversation_id,
+                        intent,
                         &e.to_string(),
-                        when,
+                        false,
+                        report,
                     )?;
-                    report.deferred += 1;
                 }
             }
             Err(e) => {
-                for id in &ids {
-                    let message = e.to_string();
-                    store.dead_letter_activity(conn, id, &message, at)?;
-                    report.dead_lettered.push(DeadLettered {
-                        kind: "activity",
-                        key: id.clone(),
-                        message,
-                        field: None,
-                    });
+                for intent in &to_send {
+                    dead_letter_activity(store, conn, intent, e.to_string(), false, report)?;
                 }
             }
         }
     }
+}
+
+/// Keeps an activity for a later pass: `Sending` (looked up first) when the CRM may have
+/// created it, `Pending` when it surely did not.
+fn defer_activity<C: Connector>(
+    connector: &C,
+    store: &Store,
+    connection: &str,
+    intent: &ActivityIntent,
+    error: &str,
+    may_exist: bool,
+    report: &mut DispatchReport,
+) -> Result<(), DispatchError> {
+    let id = &intent.conversation_id;
+    let when = retry_at(connector, intent.attempts, Utc::now());
+    log_deferral(
+        connection,
+        "activity",
+        id,
+        intent.deferred_since,
+        error,
+        when,
+    );
+    if may_exist {
+        store.mark_activity_unknown(connection, id, error, when)?;
+    } else {
+        store.mark_activity_failed(connection, id, error, when)?;
+    }
+    report.deferred += 1;
+    Ok(())
+}
+
+fn dead_letter_activity(
+    store: &Store,
+    connection: &str,
+    intent: &ActivityIntent,
+    message: String,
+    outcome_unknown: bool,
+    report: &mut DispatchReport,
+) -> Result<(), DispatchError> {
+    let id = &intent.conversation_id;
+    tracing::warn!(connection, conversation = %id, %message, outcome_unknown, "activity dead-lettered");
+    store.dead_letter_activity_as(connection, id, &message, Utc::now(), outcome_unknown)?;
+    report.dead_lettered.push(DeadLettered {
+        kind: "activity",
+        key: id.clone(),
+        message,
+        field: None,
+    });
+    Ok(())
 }
 
 #[cfg(test)]

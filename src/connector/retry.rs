@@ -156,6 +156,13 @@ pub fn classify_hubspot(status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
                 reason: format!("429 {message}"),
             }
         }
+        // A proxy or the API gave up waiting for the request: nothing was done.
+        408 => Verdict::Retry {
+            hint: retry_after(headers),
+            pause_connection: false,
+            sent: false,
+            reason: format!("408 {message}"),
+        },
         423 => Verdict::Retry {
             hint: Some(Duration::from_secs(2)),
             pause_connection: false,
@@ -193,6 +200,14 @@ pub fn classify_salesforce(status: StatusCode, headers: &HeaderMap, body: &[u8])
             pause_connection: true,
             sent: false,
             reason: format!("403 {message}"),
+        },
+        // A proxy in front of Salesforce gave up waiting for the request: nothing was done,
+        // so it is tried again rather than dead-lettered.
+        408 => Verdict::Retry {
+            hint: retry_after(headers),
+            pause_connection: false,
+            sent: false,
+            reason: format!("408 {message}"),
         },
         400 if message.contains("UNABLE_TO_LOCK_ROW") => Verdict::Retry {
             hint: None,
@@ -315,6 +330,23 @@ mod tests {
         assert!(matches!(
             classify_salesforce(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), b""),
             Verdict::Retry { sent: true, .. }
+        ));
+    }
+
+    #[test]
+    fn a_request_timeout_is_retried_not_refused() {
+        for status in [StatusCode::REQUEST_TIMEOUT, StatusCode::TOO_MANY_REQUESTS] {
+            assert!(
+                matches!(
+                    classify_salesforce(status, &HeaderMap::new(), b""),
+                    Verdict::Retry { sent: false, .. }
+                ),
+                "{status}"
+            );
+        }
+        assert!(matches!(
+            classify_hubspot(StatusCode::REQUEST_TIMEOUT, &HeaderMap::new(), b""),
+            Verdict::Retry { sent: false, .. }
         ));
     }
 }

@@ -25,6 +25,7 @@ pub struct Counters {
     crm_problems: Family<Labels, Counter>,
     outbox_depth: Family<Labels, Gauge>,
     dead_letters: Gauge,
+    outbox_deferred: Family<Labels, Gauge>,
     contacts: Gauge,
 }
 
@@ -85,6 +86,12 @@ impl Counters {
             "Outbox entries the CRM rejected for good",
             dead_letters.clone(),
         );
+        let outbox_deferred = Family::<Labels, Gauge>::default();
+        registry.register(
+            "outbox_deferred",
+            "Outbox entries waiting out transient CRM errors (throttling, 5xx, timeouts, connection errors), retried with backoff, by kind (write, activity)",
+            outbox_deferred.clone(),
+        );
         let contacts = Gauge::default();
         registry.register("contacts", "Contacts in the store", contacts.clone());
         Counters {
@@ -97,6 +104,7 @@ impl Counters {
             crm_problems,
             outbox_depth,
             dead_letters,
+            outbox_deferred,
             contacts,
         }
     }
@@ -200,6 +208,16 @@ impl Counters {
             .set(clamp(pending_activities));
         self.dead_letters.set(clamp(dead));
         self.contacts.set(clamp(contacts));
+    }
+
+    /// Sets the deferred gauges (entries riding out transient CRM errors).
+    pub fn set_deferred(&self, writes: u64, activities: u64) {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (kind, n) in [("write", writes), ("activity", activities)] {
+            self.outbox_deferred
+                .get_or_create(&vec![("kind", kind.to_string())])
+                .set(clamp(n));
+        }
     }
 
     /// The OpenMetrics text exposition.

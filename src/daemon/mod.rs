@@ -175,6 +175,8 @@ impl AppState {
             counts.dead_letters,
             contacts,
         );
+        self.counters
+            .set_deferred(counts.deferred_writes, counts.deferred_activities);
         if let Some((connection, snapshot)) = self.scheduler.crm_metrics() {
             self.counters.observe_crm(&connection, &snapshot);
         }

@@ -599,6 +599,7 @@ impl Engine {
             next_attempt_at: now,
             last_error: None,
             created_at: now,
+            deferred_since: None,
         };
         Ok(tx.enqueue_activity(&intent)?)
     }

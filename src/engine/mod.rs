@@ -16,6 +16,7 @@
 
 mod analysis;
 mod chat_contact;
+mod dead_letters;
 mod inbound;
 mod manual;
 mod outbound;
@@ -33,6 +34,7 @@ use crate::value::phone::PhoneError;
 
 pub use analysis::{ConversationInput, ConversationOutcome, ConversationReport, StaleField};
 pub use chat_contact::ResolvedEvent;
+pub use dead_letters::{RefusedRetry, Retried, RetryAllReport};
 pub use inbound::{
     is_record_id, Duplicate, ImportReport, PageBatch, PreparedPage, RecordFieldError, RecordKeys,
     Skipped,

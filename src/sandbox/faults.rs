@@ -56,6 +56,9 @@ pub struct FaultConfig {
     /// Salesforce collection save results), as a misbehaving proxy or an API change could
     /// answer: the client must not take such an answer for a confirmed write.
     pub omit_write_ids: bool,
+    /// API requests numbered `from..=to` are all refused as throttled (as with
+    /// `throttle_fraction`): a throttling spell a test can place by request count.
+    pub throttle_window: Option<(u64, u64)>,
 }
 
 impl Default for FaultConfig {
@@ -72,6 +75,7 @@ impl Default for FaultConfig {
             daily_api_limit: 1_000_000,
             seed: 0,
             omit_write_ids: false,
+            throttle_window: None,
         }
     }
 }
@@ -173,7 +177,10 @@ impl Faults {
         let injected = {
             let mut rng = lock(&self.rng);
             let roll: f64 = rng.gen();
-            if roll < config.throttle_fraction {
+            let in_window = config
+                .throttle_window
+                .is_some_and(|(from, to)| (from..=to).contains(&number));
+            if in_window || roll < config.throttle_fraction {
                 Some(InjectedFault::Throttle)
             } else if roll < config.throttle_fraction + config.server_error_fraction {
                 Some(InjectedFault::ServerError(if rng.gen_bool(0.5) {

@@ -29,22 +29,40 @@ impl Listener {
         let addr = listener
             .local_addr()
             .map_err(|source| SandboxError::Bind { port, source })?;
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(err) = served {
-                tracing::warn!(%addr, error = %err, "sandbox listener stopped");
-            }
-        });
+        let (shutdown, task) = serve(listener, addr, router);
         Ok(Listener {
             addr,
             shutdown: Some(shutdown),
             task: Some(task),
         })
+    }
+
+    /// Stop accepting connections (clients then get "connection refused") and wait for
+    /// in-flight requests, keeping the address for [`Listener::resume`]: a CRM that is
+    /// unreachable for a while.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serve `router` again on the same address after [`Listener::stop`]. A no-op while
+    /// serving.
+    pub async fn resume(&mut self, router: Router) -> Result<(), SandboxError> {
+        if self.task.is_some() {
+            return Ok(());
+        }
+        let port = self.addr.port();
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .map_err(|source| SandboxError::Bind { port, source })?;
+        let (shutdown, task) = serve(listener, self.addr, router);
+        self.shutdown = Some(shutdown);
+        self.task = Some(task);
+        Ok(())
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -65,6 +83,25 @@ impl Listener {
             let _ = task.await;
         }
     }
+}
+
+fn serve(
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    router: Router,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(err) = served {
+            tracing::warn!(%addr, error = %err, "sandbox listener stopped");
+        }
+    });
+    (shutdown, task)
 }
 
 impl Drop for Listener {

@@ -135,6 +135,7 @@ mod tests {
             next_attempt_at: at,
             last_error: None,
             created_at: at,
+            deferred_since: None,
         }
     }
 

@@ -69,8 +69,8 @@ pub use cursors::SyncCursor;
 pub use db::{Health, WRITE_RETRY};
 pub use meta::FORMAT_VERSION;
 pub use outbox::{
-    ActivityIntent, ActivityPayload, ActivityState, ConversationKind, DeadLetter, DeadLetterKind,
-    OutboxCounts, PendingWrite,
+    ActivityIntent, ActivityPayload, ActivityState, ConversationKind, DeadLetter, DeadLetterError,
+    DeadLetterKind, OutboxCounts, PendingWrite, Resolution,
 };
 
 use tables::{decode, encode};
@@ -482,20 +482,11 @@ impl Store {
         })
     }
 
-    /// Every dead letter, oldest first.
+    /// The open dead letters (not retried or discarded), oldest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
-        self.read(|tx| {
-            let mut out = Vec::new();
-            for entry in tx.dead.iter()? {
-                let (key, value) = entry?;
-                out.push(decode::<DeadLetter>(
-                    "dead_letters",
-                    &key.value().to_string(),
-                    value.value(),
-                )?);
-            }
-            Ok(out)
-        })
+        let mut all = self.dead_letter_history()?;
+        all.retain(DeadLetter::is_open);
+        Ok(all)
     }
 
     /// Up to `limit` recorded conflicts with an id above `after`, oldest first (all
@@ -533,16 +524,34 @@ impl Store {
         self.read(|tx| {
             let mut counts = OutboxCounts {
                 pending_writes: tx.pending.len()?,
-                dead_letters: tx.dead.len()?,
                 ..OutboxCounts::default()
             };
+            // Retried and discarded dead letters keep their rows: count the open ones.
+            for entry in tx.dead.iter()? {
+                let (key, value) = entry?;
+                let letter: DeadLetter =
+                    decode("dead_letters", &key.value().to_string(), value.value())?;
+                if letter.is_open() {
+                    counts.dead_letters += 1;
+                }
+            }
             // Only open intents are decoded; every other row is a done one.
+            for entry in tx.pending.iter()? {
+                let (key, value) = entry?;
+                let write: PendingWrite = decode("pending_writes", key.value().1, value.value())?;
+                if write.deferred_since.is_some() {
+                    counts.deferred_writes += 1;
+                }
+            }
             let open = tx.open_activities.len()?;
             counts.done_activities = tx.activities.len()?.saturating_sub(open);
             for entry in tx.open_activities.iter()? {
                 let (key, _) = entry?;
                 let (conn, _, id) = key.value();
                 if let Some(intent) = tx.activity(conn, id)? {
+                    if intent.deferred_since.is_some() {
+                        counts.deferred_activities += 1;
+                    }
                     match intent.state {
                         ActivityState::Pending => counts.pending_activities += 1,
                         ActivityState::Sending { .. } => counts.sending_activities += 1,
@@ -604,6 +613,7 @@ impl Store {
                     write.attempts = 0;
                     write.last_error = None;
                     write.next_attempt_at = at;
+                    write.deferred_since = None;
                     tx.put_pending(&write)?;
                 }
             }
@@ -624,6 +634,7 @@ impl Store {
                 write.attempts += 1;
                 write.last_error = Some(error.to_string());
                 write.next_attempt_at = retry_at;
+                write.deferred_since.get_or_insert_with(Utc::now);
                 tx.put_pending(&write)?;
             }
             Ok(())
@@ -652,6 +663,8 @@ impl Store {
                     attempts: write.attempts + 1,
                     at,
                     field: None,
+                    outcome_unknown: false,
+                    resolution: None,
                 })?;
             }
             Ok(())
@@ -747,6 +760,7 @@ impl Store {
                 intent.state = ActivityState::Pending;
                 intent.last_error = Some(error.to_string());
                 intent.next_attempt_at = retry_at;
+                intent.deferred_since.get_or_insert_with(Utc::now);
             })
         })
     }
@@ -767,6 +781,7 @@ impl Store {
                 }
                 intent.last_error = Some(error.to_string());
                 intent.next_attempt_at = retry_at;
+                intent.deferred_since.get_or_insert_with(Utc::now);
             })
         })
     }
@@ -778,6 +793,19 @@ impl Store {
         conversation_id: &str,
         message: &str,
         at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.dead_letter_activity_as(connection, conversation_id, message, at, false)
+    }
+
+    /// Dead-letters the activity; `outcome_unknown` when its create may have reached the CRM,
+    /// so that a retry looks it up before sending it again.
+    pub fn dead_letter_activity_as(
+        &self,
+        connection: &str,
+        conversation_id: &str,
+        message: &str,
+        at: DateTime<Utc>,
+        outcome_unknown: bool,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
             if let Some(intent) = tx.activity(connection, conversation_id)? {
@@ -796,6 +824,8 @@ impl Store {
                     attempts: intent.attempts,
                     at,
                     field: None,
+                    outcome_unknown,
+                    resolution: None,
                 })?;
             }
             Ok(())
@@ -1043,6 +1073,8 @@ impl<'t> WriteTx<'t> {
             attempts: 0,
             at,
             field: None,
+            outcome_unknown: false,
+            resolution: None,
         })
     }
 

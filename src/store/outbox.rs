@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use crate::event::CallOutcome;
@@ -27,6 +28,11 @@ pub struct PendingWrite {
     pub last_error: Option<String>,
     /// When the oldest still-pending change was enqueued.
     pub enqueued_at: DateTime<Utc>,
+    /// When the current run of transient failures began (`None` while none failed): the entry
+    /// is deferred, and dead-lettered once this is older than the connection's
+    /// `give_up_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_since: Option<DateTime<Utc>>,
 }
 
 /// Where an activity intent stands.
@@ -96,6 +102,9 @@ pub struct ActivityIntent {
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the current run of transient failures began (see [`PendingWrite::deferred_since`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_since: Option<DateTime<Utc>>,
 }
 
 /// What a dead letter was.
@@ -130,6 +139,135 @@ pub struct DeadLetter {
     /// write (its other fields were sent without it); `None` for a whole write or an activity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// An activity whose create may have reached the CRM (its answer never came back): a retry
+    /// looks it up before sending it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
+    /// What became of it: `None` while it is open (listed, counted). A retried or discarded
+    /// dead letter keeps its row and its id, so ids are never reused and a discard's reason
+    /// stays on record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+/// How an operator acted on a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Resolution {
+    /// Queued again in the outbox.
+    Retried { at: DateTime<Utc> },
+    /// Given up on, with the operator's reason.
+    Discarded { at: DateTime<Utc>, reason: String },
+}
+
+impl DeadLetter {
+    /// Still waiting for an operator.
+    pub fn is_open(&self) -> bool {
+        self.resolution.is_none()
+    }
+}
+
+impl super::WriteTx<'_> {
+    /// The dead letter with this id, open or not.
+    pub fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, super::StoreError> {
+        match self.dead.get(id)? {
+            Some(guard) => Ok(Some(super::tables::decode(
+                "dead_letters",
+                &id.to_string(),
+                guard.value(),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records what became of `letter` (it is no longer open).
+    pub fn resolve_dead_letter(
+        &mut self,
+        mut letter: DeadLetter,
+        resolution: Resolution,
+    ) -> Result<(), super::StoreError> {
+        letter.resolution = Some(resolution);
+        let bytes = super::tables::encode(&letter)?;
+        self.dead.insert(letter.id, bytes.as_slice())?;
+        Ok(())
+    }
+}
+
+/// Why a dead letter cannot be acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("no dead letter #{0}")]
+    NotFound(u64),
+    #[error("dead letter #{id} was already {what}")]
+    Resolved { id: u64, what: String },
+    #[error("dead letter #{id}: {reason}")]
+    Invalid { id: u64, reason: String },
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
+}
+
+impl DeadLetterError {
+    /// The open dead letter `id`, or why there is none.
+    pub fn open(tx: &super::WriteTx<'_>, id: u64) -> Result<DeadLetter, DeadLetterError> {
+        let letter = tx.dead_letter(id)?.ok_or(DeadLetterError::NotFound(id))?;
+        match &letter.resolution {
+            None => Ok(letter),
+            Some(Resolution::Retried { at }) => Err(DeadLetterError::Resolved {
+                id,
+                what: format!("retried at {}", at.to_rfc3339()),
+            }),
+            Some(Resolution::Discarded { at, reason }) => Err(DeadLetterError::Resolved {
+                id,
+                what: format!("discarded at {} ({reason})", at.to_rfc3339()),
+            }),
+        }
+    }
+}
+
+impl super::Store {
+    /// Discards the open dead letter `id` with the operator's `reason` (kept on its row).
+    pub fn discard_dead_letter(
+        &self,
+        id: u64,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<DeadLetter, DeadLetterError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(DeadLetterError::Invalid {
+                id,
+                reason: "a discard needs a reason".into(),
+            });
+        }
+        self.write(|tx| {
+            let letter = DeadLetterError::open(tx, id)?;
+            let resolution = Resolution::Discarded {
+                at,
+                reason: reason.to_string(),
+            };
+            tx.resolve_dead_letter(letter.clone(), resolution.clone())?;
+            Ok(DeadLetter {
+                resolution: Some(resolution),
+                ..letter
+            })
+        })
+    }
+
+    /// Every dead letter ever written, open or resolved, oldest first.
+    pub fn dead_letter_history(&self) -> Result<Vec<DeadLetter>, super::StoreError> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.dead.iter()? {
+                let (key, value) = entry?;
+                out.push(super::tables::decode::<DeadLetter>(
+                    "dead_letters",
+                    &key.value().to_string(),
+                    value.value(),
+                )?);
+            }
+            Ok(out)
+        })
+    }
 }
 
 impl super::Store {
@@ -169,6 +307,8 @@ impl super::Store {
                     attempts: write.attempts + 1,
                     at,
                     field: Some(field.clone()),
+                    outcome_unknown: false,
+                    resolution: None,
                 })?;
                 if let Some(contact) = contact.as_mut() {
                     contact
@@ -207,6 +347,12 @@ pub struct OutboxCounts {
     pub sending_activities: u64,
     pub done_activities: u64,
     pub dead_letters: u64,
+    /// Pending writes waiting out transient failures (throttling, 5xx, timeouts, connection
+    /// errors), and the same for activities.
+    #[serde(default)]
+    pub deferred_writes: u64,
+    #[serde(default)]
+    pub deferred_activities: u64,
 }
 
 /// Merges `fields` into a pending write (latest value per CRM field wins).
@@ -233,6 +379,7 @@ pub(crate) fn coalesce(
             next_attempt_at: now,
             last_error: None,
             enqueued_at: now,
+            deferred_since: None,
         },
     }
 }

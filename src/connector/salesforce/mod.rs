@@ -98,7 +98,7 @@ impl SalesforceConnector {
         let mut t = Map::new();
         t.insert("attributes".into(), json!({"type": "Task"}));
         t.insert("WhoId".into(), json!(a.contact_record_id));
-        t.insert("Subject".into(), json!(a.subject()));
+        t.insert("Subject".into(), json!(task_subject(a)));
         t.insert("Status".into(), json!("Completed"));
         t.insert("Priority".into(), json!("Normal"));
         t.insert(
@@ -211,6 +211,12 @@ fn rejected_fields(errors: &[SaveError]) -> Option<Vec<RejectedField>> {
             })
             .collect()
     })
+}
+
+/// The Task `Subject`, cut to the field's 255 characters (a longer one is refused with
+/// `STRING_TOO_LONG`, which would dead-letter the activity); a lookup uses the same cut text.
+fn task_subject(a: &ActivityInput) -> String {
+    truncate(&a.subject(), 255)
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -461,7 +467,7 @@ impl Connector for SalesforceConnector {
         let q = format!(
             "SELECT Id FROM Task WHERE WhoId = {} AND Subject = {} ORDER BY Id LIMIT 1",
             soql_string(&a.contact_record_id),
-            soql_string(&a.subject())
+            soql_string(&task_subject(a))
         );
         let path = self.data_path("/query");
         let resp = self

@@ -8,6 +8,7 @@
 //! | `GET /v1/contacts`, `GET/PATCH /v1/contacts/{phone}` | bearer |
 //! | `POST/GET /v1/sync` | bearer |
 //! | `GET /v1/conflicts` | bearer |
+//! | `GET /v1/outbox`, `POST /v1/outbox/dead-letters/...` (retry, retry-all, discard) | bearer |
 //! | `GET /v1/store/backup` | bearer |
 //! | `GET /healthz`, `GET /metrics` | none |
 //!
@@ -25,6 +26,7 @@ pub mod events;
 pub mod health;
 pub mod inbound;
 pub mod metrics;
+pub mod outbox;
 mod paging;
 pub mod retell;
 pub mod store;
@@ -50,6 +52,7 @@ pub fn router(state: Arc<AppState>, body: body::BodyLimits) -> Router {
         .route("/conversations", post(conversations::post))
         .route("/sync", post(sync::start).get(sync::status))
         .route("/conflicts", get(conflicts::list))
+        .merge(outbox::routes())
         .route("/store/backup", get(store::backup))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -259,6 +259,22 @@ impl SalesforceSandbox {
         lock(&self.app.org).advance_clock(ms);
     }
 
+    /// The CRM becomes unreachable: both listeners stop accepting connections (clients get
+    /// "connection refused") until [`SalesforceSandbox::accept_connections`]. State, tokens and
+    /// addresses are kept.
+    pub async fn refuse_connections(&mut self) {
+        self.login.stop().await;
+        self.instance.stop().await;
+    }
+
+    /// Serve again on the same addresses after [`SalesforceSandbox::refuse_connections`].
+    pub async fn accept_connections(&mut self) -> Result<(), SandboxError> {
+        self.instance
+            .resume(instance_router(self.app.clone()))
+            .await?;
+        self.login.resume(login_router(self.app.clone())).await
+    }
+
     /// Stop both listeners, waiting for in-flight requests.
     pub async fn shutdown(self) {
         self.login.shutdown().await;
