@@ -457,29 +457,50 @@ async fn dispatch_activities<C: Connector>(
             return Ok(());
         }
         let mut to_send: Vec<&ActivityIntent> = Vec::with_capacity(due.len());
+        let mut unknown: Vec<&ActivityIntent> = Vec::new();
         for intent in &due {
-            let unknown = matches!(intent.state, ActivityState::Sending { .. });
+            let sending = matches!(intent.state, ActivityState::Sending { .. });
             if past_horizon(connector, intent.deferred_since, Utc::now()) {
                 let last = intent.last_error.as_deref().unwrap_or("no answer");
                 let message = gave_up(intent.attempts, intent.deferred_since, Utc::now(), last);
-                dead_letter_activity(store, conn, intent, message, unknown, report)?;
-                continue;
-            }
-            if !unknown {
+                dead_letter_activity(store, conn, intent, message, sending, report)?;
+            } else if sending {
+                unknown.push(intent);
+            } else {
                 to_send.push(intent);
-                continue;
             }
-            // Outcome unknown: look before sending again.
-            match connector.find_activity(&activity_input(intent)).await {
-                Ok(Some(crm_id)) => {
-                    store.mark_activity_done(conn, &intent.conversation_id, &crm_id)?;
-                    report.activities_found += 1;
+        }
+        // Outcome unknown: look before sending again, all of them at once (a failed batch
+        // leaves up to a whole batch unknown; one lookup each fell behind for good under
+        // sustained CRM faults).
+        if !unknown.is_empty() {
+            let inputs: Vec<ActivityInput> = unknown.iter().map(|i| activity_input(i)).collect();
+            match connector.find_activities(&inputs).await {
+                Ok(found) => {
+                    for (intent, found) in unknown.into_iter().zip(found) {
+                        match found {
+                            Some(crm_id) => {
+                                store.mark_activity_done(conn, &intent.conversation_id, &crm_id)?;
+                                report.activities_found += 1;
+                            }
+                            None => to_send.push(intent),
+                        }
+                    }
                 }
-                Ok(None) => to_send.push(intent),
                 Err(e @ ConnectorError::Auth { .. }) => return Err(DispatchError::Connector(e)),
                 Err(e) => {
-                    // Cannot tell whether it exists: sending again could duplicate it.
-                    defer_activity(connector, store, conn, intent, &e.to_string(), true, report)?;
+                    // Cannot tell whether they exist: sending again could duplicate them.
+                    for intent in unknown {
+                        defer_activity(
+                            connector,
+                            store,
+                            conn,
+                            intent,
+                            &e.to_string(),
+                            true,
+                            report,
+                        )?;
+                    }
                 }
             }
         }

@@ -223,11 +223,30 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
-/// Quote a SOQL string literal.
-/// Activities looked up by one query: at most this many subjects and contact ids in its `IN`
-/// lists keeps the query's URL well under Salesforce's 16,384-character limit for a GET.
-const FIND_ACTIVITIES_CHUNK: usize = 100;
+/// The most characters of subjects and contact ids one lookup query carries in its `IN` lists:
+/// with the rest of the query and URL encoding it stays well under Salesforce's 16,384-character
+/// limit for a GET URL (a subject may be up to 255 characters).
+const FIND_ACTIVITIES_QUERY_CHARS: usize = 6_000;
 
+/// `batch` cut into runs whose subjects and contact ids fit one lookup query.
+fn lookup_chunks(batch: &[ActivityInput]) -> Vec<&[ActivityInput]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut chars) = (0, 0);
+    for (i, a) in batch.iter().enumerate() {
+        let size = task_subject(a).len() + a.contact_record_id.len() + 8;
+        if i > start && chars + size > FIND_ACTIVITIES_QUERY_CHARS {
+            chunks.push(&batch[start..i]);
+            (start, chars) = (i, 0);
+        }
+        chars += size;
+    }
+    if start < batch.len() {
+        chunks.push(&batch[start..]);
+    }
+    chunks
+}
+
+/// Quote a SOQL string literal.
 fn soql_string(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
@@ -419,15 +438,19 @@ impl Connector for SalesforceConnector {
         self.results_of("composite_create", &resp.body, batch.len())
     }
 
-    /// One query per [`FIND_ACTIVITIES_CHUNK`] activities (`Subject IN (...)`), matched back
-    /// by contact and subject.
+    /// One query per run of activities that fits a GET URL ([`lookup_chunks`]; about 100 with
+    /// ordinary conversation ids): `Subject IN (...) AND WhoId IN (...)`, matched back by
+    /// contact and subject.
     async fn find_activities(
         &self,
         batch: &[ActivityInput],
     ) -> Result<Vec<Option<String>>, ConnectorError> {
         let mut found = Vec::with_capacity(batch.len());
-        for chunk in batch.chunks(FIND_ACTIVITIES_CHUNK) {
-            let subjects: Vec<String> = chunk.iter().map(|a| soql_string(&a.subject())).collect();
+        for chunk in lookup_chunks(batch) {
+            let subjects: Vec<String> = chunk
+                .iter()
+                .map(|a| soql_string(&task_subject(a)))
+                .collect();
             let who: Vec<String> = chunk
                 .iter()
                 .map(|a| soql_string(&a.contact_record_id))
@@ -445,7 +468,7 @@ impl Connector for SalesforceConnector {
                 .await?;
             let r: QueryResponse = resp.json(&self.settings.name, "task_query")?;
             for a in chunk {
-                let subject = a.subject();
+                let subject = task_subject(a);
                 found.push(
                     r.records
                         .iter()
@@ -547,6 +570,40 @@ mod tests {
                 }
             );
         }
+    }
+
+    #[test]
+    fn lookup_queries_stay_short_and_cover_every_activity_once() {
+        let call = |id: String| ActivityInput {
+            conversation_id: id,
+            kind: crate::connector::ActivityKind::Call,
+            contact_record_id: "003000000000001AAA".into(),
+            direction: None,
+            from_number: None,
+            to_number: None,
+            start_time: None,
+            end_time: None,
+            duration_ms: None,
+            summary: None,
+            disconnection_reason: None,
+            outcome: None,
+        };
+        let short: Vec<_> = (0..200).map(|i| call(format!("call_{i:020}"))).collect();
+        let long: Vec<_> = (0..200)
+            .map(|i| call(format!("{i}{}", "9".repeat(300))))
+            .collect();
+        for batch in [short, long] {
+            let chunks = lookup_chunks(&batch);
+            assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), batch.len());
+            for chunk in &chunks {
+                let chars: usize = chunk
+                    .iter()
+                    .map(|a| task_subject(a).len() + a.contact_record_id.len() + 8)
+                    .sum();
+                assert!(chunk.len() == 1 || chars <= FIND_ACTIVITIES_QUERY_CHARS);
+            }
+        }
+        assert_eq!(lookup_chunks(&[]).len(), 0);
     }
 
     #[test]
