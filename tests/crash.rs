@@ -511,11 +511,17 @@ fn sigkill_at_random_moments_leaves_only_whole_events() {
         } else {
             KILLS_PER_EVENT
         };
+        // Up to 95% of the clean run's duration: most attempts are killed, some finish. WHY it
+        // shrinks: on a shared machine the clean run may have been slowed by other load, so
+        // its duration overstates a later run's; each attempt that finished before its kill
+        // halves the window, so the kills keep landing while the step runs.
+        let mut budget = durations[step].mul_f64(0.95).as_micros() as u64;
         for _ in 0..attempts {
-            // Up to 95% of the clean run's duration: most attempts are killed, some finish.
-            let budget = durations[step].mul_f64(0.95).as_micros() as u64;
             let delay = Duration::from_micros(rng.gen_range(0..=budget));
             let completed = ws.run_and_kill(&store, work, delay);
+            if completed {
+                budget /= 2;
+            }
             let snap = snapshot(&store);
             check_invariants(&snap);
             let state = if step == 0 {
