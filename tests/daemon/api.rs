@@ -102,15 +102,7 @@ async fn concurrent_posts(setup: Setup) {
         .collect();
     assert_eq!(before, after);
 
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     for line in [
         "crmsync_events_total{source=\"api\",outcome=\"applied\"} 200",
         "crmsync_events_total{source=\"api\",outcome=\"duplicate\"} 200",
@@ -368,15 +360,7 @@ async fn sync_patch_and_webhook_reach_the_crm_once() {
     assert_eq!(task["Subject"], "Call call_daemon_test_1");
     assert_eq!(task["Status"], "Completed");
 
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     assert!(
         metrics.lines().any(|l| l.starts_with(
             "crmsync_crm_requests_total{connection=\"salesforce\",endpoint=\"query\"}"
@@ -544,15 +528,7 @@ async fn an_outbound_value_that_cannot_be_computed_shows_in_metrics() {
     assert_eq!(response.status(), StatusCode::OK);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["report"]["outcome"], "applied", "{answer}");
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     assert!(
         metrics.lines().any(|l| l == "crmsync_dead_letters 1"),
         "{metrics}"

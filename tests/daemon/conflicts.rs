@@ -125,15 +125,7 @@ async fn a_conflict_shows_in_the_api_the_sync_status_and_metrics() {
     );
     assert_eq!(store.pending_writes(None).unwrap(), vec![]);
 
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     let line = "crmsync_conflicts_total{connection=\"salesforce\",winner=\"crm\"} 1";
     assert!(metrics.lines().any(|l| l == line), "{metrics}");
 }

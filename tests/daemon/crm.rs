@@ -150,18 +150,6 @@ pub async fn contact(t: &TestDaemon, phone: &str) -> Value {
         .unwrap()
 }
 
-/// `/metrics` as text.
-pub async fn metrics(t: &TestDaemon) -> String {
-    t.http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// POSTs a signed Retell body to `path`; asserts 200 and returns the answer.
 pub async fn post_signed(t: &TestDaemon, path: &str, body: &Value) -> Value {
     let response = t.signed(path, &body.to_string()).send().await.unwrap();

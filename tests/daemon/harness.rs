@@ -125,6 +125,16 @@ impl TestDaemon {
         }
     }
 
+    /// `/metrics` as text (no token needed).
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await;
+        response
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.daemon.base_url(), path)
     }

@@ -70,17 +70,6 @@ async fn outbox(t: &TestDaemon) -> Value {
     body
 }
 
-async fn metrics(t: &TestDaemon) -> String {
-    t.http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Sets the linked contact's notes through the API (which wakes the dispatcher).
 async fn set_notes(t: &TestDaemon, phone: &str, notes: &str) {
     let (status, body) = send(
@@ -147,7 +136,7 @@ async fn deferred_entries_show_and_dead_letters_are_retried_and_discarded_over_h
     );
     assert!(deferred["next_attempt_at"].is_string(), "{view}");
     assert_eq!(view["counts"]["dead_letters"], 0, "{view}");
-    let text = metrics(&t).await;
+    let text = t.metrics().await;
     assert!(
         text.lines()
             .any(|l| l == "crmsync_outbox_deferred{kind=\"write\"} 1"),

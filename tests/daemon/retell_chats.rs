@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::crm::{contact, hubspot_daemon, metrics, post_signed, rules_logging_hubspot_chats};
+use crate::crm::{contact, hubspot_daemon, post_signed, rules_logging_hubspot_chats};
 use crate::harness::{eventually, Setup, TestDaemon};
 
 /// A `chat_analyzed` body in the shape of Retell's `ChatResponse` (no numbers, no direction).
@@ -202,7 +202,7 @@ async fn a_chat_without_a_number_is_reported_and_counted_not_dropped() {
         .store()
         .conversation_applied("chat_lost_1")
         .unwrap());
-    let metrics = metrics(&t).await;
+    let metrics = t.metrics().await;
     assert!(
         metrics
             .lines()

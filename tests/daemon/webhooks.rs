@@ -99,15 +99,7 @@ async fn unsigned_stale_and_wrong_signatures_are_refused_and_apply_nothing() {
     }
     assert_eq!(t.engine.store().contact_count().unwrap(), 0);
     assert!(!t.engine.store().conversation_applied(CALL_ID).unwrap());
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     assert!(
         metrics
             .lines()
@@ -276,15 +268,7 @@ async fn a_withheld_or_invalid_caller_is_answered_no_number() {
         answers[1]
     );
     assert_eq!(t.engine.store().contact_count().unwrap(), 0);
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics().await;
     assert!(
         metrics
             .lines()
