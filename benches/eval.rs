@@ -87,8 +87,8 @@ fn record() -> serde_json::Value {
 }
 
 /// The same mapping written by hand against the same primitives (E.164 normalizer, strict
-/// parsers), producing the same changes, with the rule language's semantics (DESIGN.md §2, as
-/// `docs/evaluation.md` describes them) so the comparison is like for like: a missing field
+/// parsers), producing the same changes, with the rule language's semantics (as `docs/rule-language.md`
+/// and `docs/evaluation.md` describe them) so the comparison is like for like: a missing field
 /// changes nothing, a CRM `null` clears the field, blank text is "no value" for every type but
 /// string, numbers and booleans read from text too, picklist values match exactly and then
 /// case-insensitively after trimming, `fill_if_empty` writes only into an empty field.

@@ -1,4 +1,4 @@
-//! The generic conversation event (DESIGN.md §4): what `crmsync analyze`, `POST
+//! The generic conversation event (README "HTTP API"): what `crmsync analyze`, `POST
 //! /v1/conversations` and the Retell webhook (after mapping) hand to analysis evaluation.
 //!
 //! Times accept RFC 3339 text or epoch milliseconds; `successful`/`in_voicemail` accept

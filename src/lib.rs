@@ -1,7 +1,7 @@
 //! crmsync: keep an AI voice/chat agent platform's contacts in two-way sync with Salesforce and
 //! HubSpot, driven by a small typed rule language.
 //!
-//! The data path, one module per stage (see DESIGN.md §1):
+//! The data path, one module per stage (see `docs/ARCHITECTURE.md`):
 //!
 //! ```text
 //! rule files ─► lang (parse ─► check ─► compiled Ruleset ─► pure evaluation)

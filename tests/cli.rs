@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The example rule set from `rules/` (the DESIGN.md §2 example, split into files).
+/// The example rule set from `rules/` (the example of `docs/rule-language.md`, split into files).
 const RULES: &str = concat!(
     include_str!("../rules/fields.rules"),
     "\n",

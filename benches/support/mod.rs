@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 pub mod daemon_process;
 pub mod sandbox_crm;
 
-/// The rule set the benchmarks run: the DESIGN.md §2 example (Salesforce connection active).
+/// The rule set the benchmarks run: the example rule set of `docs/rule-language.md` (Salesforce connection active).
 pub const RULES: &str = r#"
 field email: string
 field lead_status: enum [new, working, qualified, unqualified]
@@ -165,7 +165,7 @@ pub fn write_salesforce_file(path: &Path, count: u64) -> io::Result<()> {
         .sync_all()
 }
 
-/// A generic conversation event (DESIGN.md §4) for contact `contact_index`, with id
+/// A generic conversation event (`src/event.rs`, `docs/sync-semantics.md`) for contact `contact_index`, with id
 /// `conv-{serial}`.
 pub fn conversation_event(serial: u64, contact_index: u64) -> Value {
     let direction = if serial.is_multiple_of(2) {

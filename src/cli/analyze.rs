@@ -1,5 +1,5 @@
 //! `crmsync analyze FILE.json`: apply one conversation event (a Retell `call_analyzed` /
-//! `chat_analyzed` webhook body, or the generic event of DESIGN.md §4).
+//! `chat_analyzed` webhook body, or the generic event of `src/event.rs`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The `crmsync` command line: argument parsing and dispatch to one module per subcommand.
 //!
-//! Exit codes (DESIGN.md §4): 0 ok, 1 bad input, 2 usage, 3 runtime failure.
+//! Exit codes (README "CLI reference"): 0 ok, 1 bad input, 2 usage, 3 runtime failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -92,7 +92,7 @@ pub fn run(global: &GlobalOpts, args: SyncArgs) -> CliResult {
         .map_err(|e| CliError::input(format!("config: connections.{name}: {e}")))?;
     let connector =
         Arc::new(AnyConnector::new(settings).map_err(|e| CliError::runtime(e.to_string()))?);
-    // Outbound writes and activities only ever go to the active connection (DESIGN.md §3).
+    // Outbound writes and activities only ever go to the active connection (`docs/sync-semantics.md`).
     let target = (engine.active_connection() == Some(name.as_str())).then(|| DispatchTarget {
         connection: name.clone(),
         object: plan.object.clone(),

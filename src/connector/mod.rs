@@ -4,7 +4,7 @@
 //! fields, list deletions, write a batch of field updates, write a batch of activities, find an
 //! activity whose outcome is unknown). [`salesforce::SalesforceConnector`] and
 //! [`hubspot::HubspotConnector`] implement it over the wire contracts of
-//! `reference/crm_apis.md`; [`AnyConnector`] picks one at run time.
+//! `docs/sandbox.md`; [`AnyConnector`] picks one at run time.
 //!
 //! Around them: [`sync`] runs one inbound sync into the store, [`dispatch`] drains the outbox,
 //! [`report`] is what both return. [`client`] sends each request with the rate limiter
@@ -52,7 +52,7 @@ impl ConnectorKind {
         }
     }
 
-    /// Most records one write request may carry (DESIGN.md §3 Delivery).
+    /// Most records one write request may carry (README "How it works", Delivery).
     pub fn write_batch_limit(self) -> usize {
         match self {
             ConnectorKind::Salesforce => 200,

@@ -1,4 +1,4 @@
-//! One inbound sync of a connection into the store (DESIGN.md §3 "Inbound sync").
+//! One inbound sync of a connection into the store (README "How it works", `docs/sync-semantics.md`).
 //!
 //! 1. Schema check: describe the CRM object; every CRM field the connection's mappings read or
 //!    write must exist (and be writable when written), else the sync fails naming the field and

@@ -1,4 +1,4 @@
-//! Dynamic variables: a contact's fields as strings for an agent (DESIGN.md §3).
+//! Dynamic variables: a contact's fields as strings for an agent (`docs/sync-semantics.md`).
 
 use std::collections::BTreeMap;
 

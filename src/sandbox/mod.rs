@@ -1,5 +1,5 @@
 //! Loopback servers that speak the Salesforce and HubSpot wire contracts
-//! (`reference/crm_apis.md` §4), so the real connectors can be tested and benchmarked
+//! (`docs/sandbox.md`), so the real connectors can be tested and benchmarked
 //! without a CRM account.
 //!
 //! Shared parts: [`clock`] (real time, as the CRMs stamp writes, plus an offset tests can
@@ -22,7 +22,7 @@ pub use seed::{LeadStage, Person, Population};
 pub use server::Listener;
 pub use tamper::{Tamper, TamperConfig};
 
-/// Credentials the sandboxes accept (DESIGN.md §4).
+/// Credentials the sandboxes accept (`docs/sandbox.md`).
 pub mod credentials {
     /// HubSpot private-app token.
     pub const HUBSPOT_TOKEN: &str = "sandbox-token";

@@ -65,7 +65,7 @@ impl ConversationKind {
     }
 }
 
-/// What a CRM activity record needs to say about the conversation (DESIGN.md §3).
+/// What a CRM activity record needs to say about the conversation (`docs/sync-semantics.md`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityPayload {
     pub conversation_id: String,

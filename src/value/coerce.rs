@@ -1,4 +1,4 @@
-//! Strict coercion of input values to a contact field's type (DESIGN.md §2).
+//! Strict coercion of input values to a contact field's type (`docs/rule-language.md`).
 //!
 //! Accepted: numeric strings to numbers; `true/false/yes/no/1/0` (any case, surrounding blanks
 //! ignored) to booleans; ISO-8601 dates and datetimes and epoch milliseconds to date/datetime

@@ -2,7 +2,7 @@
 //! numbers written without a country code.
 //!
 //! Parsing and validation use the `phonenumber` crate (Google libphonenumber metadata). It has
-//! known defects (sync_anchors.md §5.4, whisperfish/rust-phonenumber #100, #31, #30, #29), so
+//! known defects (whisperfish/rust-phonenumber #100, #31, #30, #29), so
 //! this module guards it on both sides rather than trusting its output:
 //! - letters are refused up front (the crate maps `a` to `2` like a keypad, #100): a CRM value
 //!   with letters is a typo or a vanity number, and a key must never be guessed;

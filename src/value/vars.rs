@@ -1,4 +1,4 @@
-//! Dynamic variables (DESIGN.md §3): every contact field as a string, for an agent's prompt.
+//! Dynamic variables (`docs/sync-semantics.md`): every contact field as a string, for an agent's prompt.
 //!
 //! Numbers in plain decimal (never `1e21`, integers without `.0`), booleans `true`/`false`,
 //! dates `YYYY-MM-DD`, datetimes RFC 3339 in UTC; null fields are absent, like missing ones.

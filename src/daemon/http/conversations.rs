@@ -1,4 +1,4 @@
-//! `POST /v1/conversations`: one conversation event in the generic form of DESIGN.md §4
+//! `POST /v1/conversations`: one conversation event in the generic form of `src/event.rs`
 //! (`{"id", "kind", "direction", "from_number", "to_number", ..., "analysis": {...}}`). A Retell
 //! `call_analyzed`/`chat_analyzed` body is accepted here too (without a signature, since the
 //! bearer token already authenticates the caller), for replaying captured events.

@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN.md §4), one file per route group.
+//! The HTTP API (README "HTTP API"), one file per route group.
 //!
 //! | route | auth |
 //! | --- | --- |

@@ -1,4 +1,4 @@
-//! The compiled `Ruleset` and pure evaluation (DESIGN.md §1–§3).
+//! The compiled `Ruleset` and pure evaluation (`docs/rule-language.md`, `docs/evaluation.md`).
 //!
 //! `Ruleset::build` turns a [`CheckedProgram`] into trees of resolved nodes once (paths split,
 //! functions bound to function pointers, value maps and field types attached to each mapping);

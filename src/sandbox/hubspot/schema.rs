@@ -268,7 +268,7 @@ impl ObjectSchema {
 }
 
 /// hs_lead_status options: HubSpot's defaults plus `QUALIFIED`, which the example rules map
-/// (DESIGN.md §2 calls it illustrative; the sandbox portal defines it so the example works).
+/// (the example rules use it; the sandbox portal defines it so the example works).
 const LEAD_STATUS_OPTIONS: &[(&str, &str)] = &[
     ("NEW", "New"),
     ("OPEN", "Open"),

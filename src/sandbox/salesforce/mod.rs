@@ -4,7 +4,7 @@
 //!
 //! Start it in-process with [`SalesforceSandbox::start`]; the handle exposes the URLs, test
 //! hooks (read, edit, create and delete contacts as a CRM user would, list tasks), the fault
-//! knobs and the request counters. Wire contract: `reference/crm_apis.md` §2; what is modelled
+//! knobs and the request counters. Wire contract: `docs/sandbox.md`; what is modelled
 //! and what is not: `docs/sandbox.md`.
 
 pub mod auth;
