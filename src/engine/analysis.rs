@@ -523,7 +523,7 @@ impl Engine {
             .ruleset
             .analysis_target_fields()
             .filter(|f| !touched.iter().any(|t| t == f))
-            .filter(|f| contact.fields.get(*f).is_some_and(|v| !is_blank(v)))
+            .filter(|f| contact.fields.get(*f).is_some_and(|v| !v.is_blank()))
             .filter(|f| contact.field_basis(f).is_some_and(|basis| basis < happened))
             .collect();
         if candidates.is_empty() {
@@ -641,7 +641,7 @@ fn stale_overwrite(
     is_set: bool,
 ) -> Option<StaleField> {
     let happened = happened?;
-    if !is_set || contact.fields.get(field).is_none_or(is_blank) {
+    if !is_set || contact.fields.get(field).is_none_or(Value::is_blank) {
         return None;
     }
     let basis = contact.field_basis(field)?;
@@ -655,15 +655,6 @@ fn stale_overwrite(
             .map(|p| p.source.label())
             .unwrap_or_default(),
     })
-}
-
-/// Null or blank text: what `fill_if_empty` fills.
-fn is_blank(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        _ => false,
-    }
 }
 
 /// Words telephony providers send in place of a withheld caller id.

@@ -692,14 +692,10 @@ impl Engine {
             if field == "phone_number" || guarded.contains(field) {
                 continue;
             }
-            let local_set = contact
-                .fields
-                .get(field)
-                .is_some_and(|v| !reconcile::is_blank(v));
+            let local_set = contact.fields.get(field).is_some_and(|v| !v.is_blank());
             if local_set
                 && first_link
-                && (reconcile::is_blank(&value)
-                    || self.record_empty_for(connection, candidate.body, field))
+                && (value.is_blank() || self.record_empty_for(connection, candidate.body, field))
             {
                 // What a conversation captured is not wiped by a record that has nothing
                 // there (nor by what a value map's `else` makes of nothing).
@@ -708,8 +704,7 @@ impl Engine {
             }
             if local_set
                 && reconcile::captured_locally(&contact, field, links)
-                && (reconcile::is_blank(&value)
-                    || self.record_empty_for(connection, candidate.body, field))
+                && (value.is_blank() || self.record_empty_for(connection, candidate.body, field))
             {
                 continue;
             }
@@ -786,7 +781,7 @@ impl Engine {
                     && contact
                         .fields
                         .get(field.as_str())
-                        .is_some_and(|v| !reconcile::is_blank(v))
+                        .is_some_and(|v| !v.is_blank())
             })
             .map(|(field, _)| field.clone())
             .collect();

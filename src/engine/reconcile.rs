@@ -32,7 +32,6 @@ use crate::store::{
     crm_fingerprint, Conflict, ConflictPolicy, ConflictWinner, ContactRecord, CrmTimeSource,
     Source, WriteTx,
 };
-use crate::value::Value;
 
 /// An existing contact linked to a CRM record for the first time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,15 +55,6 @@ pub(super) struct Decide<'a> {
     pub modstamp: Option<DateTime<Utc>>,
     pub policy: ConflictPolicy,
     pub now: DateTime<Utc>,
-}
-
-/// Null, or text that is empty or blank: what a CRM returns for a field nobody filled in.
-pub(super) fn is_blank(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        _ => false,
-    }
 }
 
 /// Whether a record path (`Email`, `Account.Name`) holds nothing: missing, null or blank text.

@@ -59,5 +59,17 @@ pub enum Value {
     Enum(String),
 }
 
+impl Value {
+    /// Null, or text that is empty or only white space: no value, as `fill_if_empty` and a
+    /// first link see it (a CRM answers `""` for a property set and then cleared).
+    pub fn is_blank(&self) -> bool {
+        match self {
+            Value::Null => true,
+            Value::String(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+}
+
 /// A contact's fields by name (built-ins and custom fields alike).
 pub type Fields = BTreeMap<String, Value>;
